@@ -1,0 +1,740 @@
+/*
+ * msg: judging one MQTT message (topic, payload, receive time) against the
+ * configuration, producing either an event record or a rejection reason with
+ * a short human detail.
+ *
+ * Everything here treats the device as hostile: the topic may be any bytes,
+ * the payload may be binary, oversized, deeply nested or crafted to trip a
+ * parser. JSON is parsed by jansson (strict UTF-8, duplicate keys rejected,
+ * error positions); this file adds the field rules and the time rules of the
+ * product contract (SPEC.md, "MQTT input"). Checks run in the order promised
+ * by include/msg.h, so that the cheapest and least ambiguous reason wins.
+ *
+ * Detail strings are logged and stored in the database, so they are always
+ * valid UTF-8 and never carry raw payload bytes: the only device-derived text
+ * they contain is either validated (topic segments) or jansson's error text
+ * passed through an escaper. Pure: no I/O, no logging, no global state.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "msg.h"
+#include "sha256.h"
+
+/* 10000-01-01T00:00:00Z: RFC 3339 years have four digits, and a bound keeps
+ * all later arithmetic far from int64 overflow. */
+#define TS_LIMIT INT64_C(253402300800)
+#define ID_MAX_CHARS 128
+
+/* ---------------------------------------------------------------- detail */
+
+/* Length of the longest prefix of buf[0..n) that does not end inside a
+ * UTF-8 sequence; buf is known to be a prefix of valid UTF-8. */
+static size_t
+utf8_trim(const char *buf, size_t n)
+{
+	size_t j = n;
+	unsigned char lead;
+	size_t want;
+
+	while (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0x80)
+		j--;
+	if (j == 0)
+		return 0;
+	lead = (unsigned char)buf[j - 1];
+	want = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+	return n - (j - 1) < want ? j - 1 : n;
+}
+
+static void set_detail(char *d, size_t dlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* All arguments must already be valid UTF-8; truncation keeps it so. */
+static void
+set_detail(char *d, size_t dlen, const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+	int n;
+	size_t len;
+
+	if (d == NULL || dlen == 0)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		d[0] = '\0';
+		return;
+	}
+	len = (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1;
+	if (len > dlen - 1)
+		len = dlen - 1;
+	len = utf8_trim(tmp, len);
+	memcpy(d, tmp, len);
+	d[len] = '\0';
+}
+
+/* Decode one strictly valid UTF-8 sequence (no overlongs, no surrogates,
+ * at most U+10FFFF). Returns its length, or 0 if s does not start one. */
+static size_t
+utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	uint32_t c;
+	size_t n;
+
+	if (len == 0)
+		return 0;
+	if (s[0] < 0x80) {
+		*cp = s[0];
+		return 1;
+	} else if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+		c = s[0] & 0x1F;
+		n = 2;
+	} else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+		c = s[0] & 0x0F;
+		n = 3;
+	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+		c = s[0] & 0x07;
+		n = 4;
+	} else {
+		return 0;
+	}
+	if (len < n)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3F);
+	}
+	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
+	    (c >= 0xD800 && c <= 0xDFFF))
+		return 0;
+	*cp = c;
+	return n;
+}
+
+/* Code points that would let text rearrange or split a log line. */
+static int
+cp_is_invisible(uint32_t c)
+{
+	return (c >= 0x80 && c <= 0x9F) || c == 0x200E || c == 0x200F ||
+	       (c >= 0x2028 && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) ||
+	       c == 0xFEFF;
+}
+
+/* Make jansson's error text (which quotes the offending token from the
+ * payload) safe to log and store: printable text passes, control and
+ * layout characters become \uXXXX, bytes that are not UTF-8 become \xNN. */
+static void
+escape_text(const char *in, char *out, size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t len = strlen(in), o = 0;
+
+	if (outlen == 0)
+		return;
+	for (size_t i = 0; i < len;) {
+		char esc[12];
+		uint32_t cp = 0;
+		size_t n = utf8_decode(s + i, len - i, &cp);
+		const char *piece;
+		size_t plen;
+
+		if (n == 0) {
+			snprintf(esc, sizeof(esc), "\\x%02X", s[i]);
+			piece = esc;
+			plen = strlen(esc);
+			n = 1;
+		} else if (cp < 0x20 || cp == 0x7F || cp_is_invisible(cp)) {
+			snprintf(esc, sizeof(esc), "\\u%04" PRIX32, cp);
+			piece = esc;
+			plen = strlen(esc);
+		} else {
+			piece = in + i;
+			plen = n;
+		}
+		if (o + plen >= outlen)
+			break;
+		memcpy(out + o, piece, plen);
+		o += plen;
+		i += n;
+	}
+	out[o] = '\0';
+}
+
+/* ------------------------------------------------------------- RFC 3339 */
+
+static int
+digits(const char *s, size_t n, int *out)
+{
+	int v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int
+is_leap(int y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int
+days_in_month(int y, int m)
+{
+	static const int dm[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+
+	return m == 2 && is_leap(y) ? 29 : dm[m - 1];
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (the era-based
+ * algorithm from Howard Hinnant's "chrono-compatible low-level date
+ * algorithms"); avoids timegm() and any dependence on TZ. */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+int
+msg_parse_rfc3339(const char *s, size_t len, int64_t *out)
+{
+	int Y, M, D, h, m, sec, oh = 0, om = 0, sign = 0;
+	size_t i;
+
+	if (s == NULL || out == NULL || len < 20)
+		return -1;
+	if (digits(s, 4, &Y) < 0 || s[4] != '-' || digits(s + 5, 2, &M) < 0 ||
+	    s[7] != '-' || digits(s + 8, 2, &D) < 0 ||
+	    (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) < 0 ||
+	    s[13] != ':' || digits(s + 14, 2, &m) < 0 || s[16] != ':' ||
+	    digits(s + 17, 2, &sec) < 0)
+		return -1;
+	i = 19;
+	if (s[i] == '.') {
+		size_t start = ++i;
+
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == start)
+			return -1;
+	}
+	if (i >= len)
+		return -1;
+	if (s[i] == 'Z' || s[i] == 'z') {
+		i++;
+	} else if (s[i] == '+' || s[i] == '-') {
+		sign = s[i] == '+' ? 1 : -1;
+		if (len - i != 6 || digits(s + i + 1, 2, &oh) < 0 ||
+		    s[i + 3] != ':' || digits(s + i + 4, 2, &om) < 0)
+			return -1;
+		i += 6;
+	} else {
+		return -1;
+	}
+	if (i != len)
+		return -1;
+	/* Leap seconds (:60) are refused: no device clock produces them and
+	 * Unix time cannot represent them. */
+	if (M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 ||
+	    m > 59 || sec > 59 || oh > 23 || om > 59)
+		return -1;
+	*out = days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec -
+	       (int64_t)sign * (oh * 3600 + om * 60);
+	return 0;
+}
+
+/* ------------------------------------------------------------ small API */
+
+const char *
+msg_reason_name(enum msg_reason r)
+{
+	switch (r) {
+	case MSG_OK: return "ok";
+	case MSG_BAD_JSON: return "bad_json";
+	case MSG_BAD_FIELD: return "bad_field";
+	case MSG_BAD_TOPIC: return "bad_topic";
+	case MSG_UNKNOWN_CELL: return "unknown_cell";
+	case MSG_UNKNOWN_EVENT: return "unknown_event";
+	case MSG_TOO_LARGE: return "too_large";
+	case MSG_TOO_OLD: return "too_old";
+	}
+	return "unknown";
+}
+
+void
+msg_flags_format(unsigned flags, char *buf, size_t len)
+{
+	const char *late = (flags & MSG_FLAG_LATE) ? "late" : "";
+	const char *skew = (flags & MSG_FLAG_CLOCK_SKEW) ? "clock_skew" : "";
+	const char *sep = (*late != '\0' && *skew != '\0') ? "," : "";
+
+	if (buf == NULL || len == 0)
+		return;
+	snprintf(buf, len, "%s%s%s", late, sep, skew);
+}
+
+/* --------------------------------------------------------------- parsing */
+
+static int
+is_hex(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F');
+}
+
+/* Does jansson's "invalid escape" at byte offset pos come from a \u escape
+ * (as opposed to, say, \q)? jansson stops right after the offending byte
+ * (or at the end of input), so the escape starts with a backslash and a 'u'
+ * at most five bytes earlier, followed only by hex digits up to the
+ * offending byte. jansson quotes the token in its text only when it is
+ * short, so the payload itself is inspected. */
+static bool
+bad_u_escape_at(const unsigned char *p, size_t len, int pos)
+{
+	size_t end = pos < 0 ? 0 : (size_t)pos > len ? len : (size_t)pos;
+
+	for (size_t back = 2; back <= 6 && back <= end; back++) {
+		size_t start = end - back, nbs = 0, i;
+
+		if (p[start] != '\\' || p[start + 1] != 'u')
+			continue;
+		for (i = start + 2; i + 1 < end && is_hex(p[i]); i++)
+			;
+		if (i + 1 < end)
+			continue;
+		/* An escaped backslash ("\\u") does not start an escape. */
+		while (nbs < start && p[start - 1 - nbs] == '\\')
+			nbs++;
+		if (nbs % 2 == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Classify a jansson failure. Bad escapes inside an object are reported as
+ * bad_field, as SPEC.md lists "an unpaired surrogate" and "NUL" among field
+ * problems: the document is an object whose string holds something we
+ * refuse. jansson has no dedicated error code for these, so: the text
+ * "invalid Unicode '\uD800'" (lone or mismatched surrogate), an "invalid
+ * escape" located in a \u escape (not four hex digits; other invalid escapes
+ * such as \q stay bad_json, being plain syntax), and the NUL-in-key code.
+ * Everything else (syntax, encoding, duplicates, overflow, depth) is
+ * bad_json. */
+static enum msg_reason
+classify_json_error(const json_error_t *e, const unsigned char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
+	                   p[i] == '\r'))
+		i++;
+	if (i == len || p[i] != '{')
+		return MSG_BAD_JSON;
+	if (json_error_code(e) == json_error_null_byte_in_key)
+		return MSG_BAD_FIELD;
+	if (json_error_code(e) != json_error_invalid_syntax)
+		return MSG_BAD_JSON;
+	if (strncmp(e->text, "invalid Unicode '", 17) == 0)
+		return MSG_BAD_FIELD;
+	if (strncmp(e->text, "invalid escape", 14) == 0 &&
+	    bad_u_escape_at(p, len, e->position))
+		return MSG_BAD_FIELD;
+	return MSG_BAD_JSON;
+}
+
+/* A JSON string field: NULL if absent; -1 (with detail) if present but not
+ * an acceptable string. */
+static int
+get_string(json_t *obj, const char *name, const char **val, size_t *vlen,
+           char *detail, size_t dlen)
+{
+	json_t *j = json_object_get(obj, name);
+
+	*val = NULL;
+	*vlen = 0;
+	if (j == NULL)
+		return 0;
+	if (!json_is_string(j)) {
+		set_detail(detail, dlen, "%s must be a string", name);
+		return -1;
+	}
+	*val = json_string_value(j);
+	*vlen = json_string_length(j);
+	/* JSON_ALLOW_NUL lets "\u0000" through the parser so that it can be
+	 * reported as a field problem; nothing downstream takes such text. */
+	if (memchr(*val, '\0', *vlen) != NULL) {
+		set_detail(detail, dlen, "%s contains a NUL character", name);
+		return -1;
+	}
+	return 0;
+}
+
+/* A JSON number field; *has false if absent; -1 if not a finite number. */
+static int
+get_number(json_t *obj, const char *name, bool *has, double *val,
+           char *detail, size_t dlen)
+{
+	json_t *j = json_object_get(obj, name);
+
+	*has = false;
+	if (j == NULL)
+		return 0;
+	if (!json_is_number(j) || !isfinite(json_number_value(j))) {
+		set_detail(detail, dlen, "%s must be a finite number", name);
+		return -1;
+	}
+	*has = true;
+	*val = json_number_value(j);
+	return 0;
+}
+
+static size_t
+utf8_count(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+/* Parsed-but-not-yet-judged payload fields. */
+struct fields {
+	const char *id;
+	size_t id_len;
+	bool has_ts;
+	int64_t ts;
+	const char *event;
+	size_t event_len;
+};
+
+static enum msg_reason
+parse_fields(json_t *obj, const struct topic_template *tmpl,
+             const struct topic_fields *tf, struct fields *f,
+             struct msg_record *r, char *detail, size_t dlen)
+{
+	const char *s;
+	size_t slen;
+	json_t *j;
+	bool has_lat, has_lon;
+
+	if (get_string(obj, "id", &f->id, &f->id_len, detail, dlen) < 0)
+		return MSG_BAD_FIELD;
+	if (f->id != NULL) {
+		size_t chars = utf8_count(f->id, f->id_len);
+
+		if (chars < 1 || chars > ID_MAX_CHARS) {
+			set_detail(detail, dlen, "id has %zu characters, must "
+			           "have 1 to %d", chars, ID_MAX_CHARS);
+			return MSG_BAD_FIELD;
+		}
+	}
+
+	j = json_object_get(obj, "ts");
+	if (j != NULL) {
+		if (json_is_integer(j)) {
+			f->ts = json_integer_value(j);
+		} else if (json_is_string(j)) {
+			if (get_string(obj, "ts", &s, &slen, detail, dlen) < 0)
+				return MSG_BAD_FIELD;
+			if (msg_parse_rfc3339(s, slen, &f->ts) < 0) {
+				set_detail(detail, dlen, "ts is not a valid RFC 3339 "
+				           "time (YYYY-MM-DDTHH:MM:SS[.frac] with Z "
+				           "or ±HH:MM)");
+				return MSG_BAD_FIELD;
+			}
+		} else {
+			set_detail(detail, dlen, "ts must be integer Unix seconds "
+			           "or an RFC 3339 string");
+			return MSG_BAD_FIELD;
+		}
+		if (f->ts <= 0 || f->ts >= TS_LIMIT) {
+			set_detail(detail, dlen, "ts is out of range");
+			return MSG_BAD_FIELD;
+		}
+		f->has_ts = true;
+	}
+
+	if (get_number(obj, "lat", &has_lat, &r->lat, detail, dlen) < 0 ||
+	    get_number(obj, "lon", &has_lon, &r->lon, detail, dlen) < 0)
+		return MSG_BAD_FIELD;
+	if (has_lat != has_lon) {
+		set_detail(detail, dlen, "%s given without %s",
+		           has_lat ? "lat" : "lon", has_lat ? "lon" : "lat");
+		return MSG_BAD_FIELD;
+	}
+	if (has_lat) {
+		if (r->lat < -90.0 || r->lat > 90.0) {
+			set_detail(detail, dlen, "lat %g is outside -90..90", r->lat);
+			return MSG_BAD_FIELD;
+		}
+		if (r->lon < -180.0 || r->lon > 180.0) {
+			set_detail(detail, dlen, "lon %g is outside -180..180",
+			           r->lon);
+			return MSG_BAD_FIELD;
+		}
+		r->has_pos = true;
+	}
+
+	if (get_number(obj, "value", &r->has_value, &r->value, detail, dlen) < 0)
+		return MSG_BAD_FIELD;
+
+	if (get_string(obj, "note", &s, &slen, detail, dlen) < 0)
+		return MSG_BAD_FIELD;
+	if (s != NULL) {
+		if (slen > MSG_NOTE_MAX) {
+			set_detail(detail, dlen, "note is %zu bytes, at most %d",
+			           slen, MSG_NOTE_MAX);
+			return MSG_BAD_FIELD;
+		}
+		memcpy(r->note, s, slen);
+		r->note[slen] = '\0';
+		r->has_note = true;
+	}
+	if (get_string(obj, "photo", &s, &slen, detail, dlen) < 0)
+		return MSG_BAD_FIELD;
+	if (s != NULL) {
+		if (slen > MSG_PHOTO_MAX) {
+			set_detail(detail, dlen, "photo is %zu bytes, at most %d",
+			           slen, MSG_PHOTO_MAX);
+			return MSG_BAD_FIELD;
+		}
+		memcpy(r->photo, s, slen);
+		r->photo[slen] = '\0';
+		r->has_photo = true;
+	}
+
+	if (get_string(obj, "event", &f->event, &f->event_len, detail, dlen) < 0)
+		return MSG_BAD_FIELD;
+	if (tmpl->event_idx >= 0) {
+		/* The topic decides; a payload that says otherwise is
+		 * ambiguous, and guessing would file it under the wrong type. */
+		if (f->event != NULL && (strlen(tf->event) != f->event_len ||
+		    memcmp(tf->event, f->event, f->event_len) != 0)) {
+			set_detail(detail, dlen, "event field contradicts topic");
+			return MSG_BAD_FIELD;
+		}
+	} else {
+		if (f->event == NULL) {
+			set_detail(detail, dlen, "event field required");
+			return MSG_BAD_FIELD;
+		}
+		/* Same alphabet as a topic level, so it can be echoed in the
+		 * detail and stored in the record's fixed buffer. */
+		if (!topic_segment_valid(f->event, f->event_len)) {
+			set_detail(detail, dlen, "event must be 1 to %d characters "
+			           "of A-Z a-z 0-9 _ . -", TOPIC_SEGMENT_MAX);
+			return MSG_BAD_FIELD;
+		}
+	}
+	return MSG_OK;
+}
+
+static void
+hash_key(const char *topic, const void *payload, size_t len, char *out)
+{
+	static const char hexd[] = "0123456789abcdef";
+	struct sha256 s;
+	uint8_t d[32];
+
+	sha256_init(&s);
+	sha256_update(&s, topic, strlen(topic));
+	sha256_update(&s, "\n", 1);
+	sha256_update(&s, payload, len);
+	sha256_final(&s, d);
+	out[0] = '~';
+	for (int i = 0; i < 16; i++) {
+		out[1 + 2 * i] = hexd[d[i] >> 4];
+		out[2 + 2 * i] = hexd[d[i] & 0x0F];
+	}
+	out[33] = '\0';
+}
+
+/* Value-bearing types cannot be recorded without their reading: an empty
+ * flood report would raise neither a reading alert nor a useful row. */
+static enum msg_reason
+check_value_required(const struct msg_record *r, char *detail, size_t dlen)
+{
+	if (r->event_cfg->has_value && !r->has_value) {
+		set_detail(detail, dlen, "event type \"%s\" requires a value",
+		           r->type);
+		return MSG_BAD_FIELD;
+	}
+	return MSG_OK;
+}
+
+enum msg_reason
+msg_parse(const struct config *cfg, const char *topic, const void *payload,
+          size_t len, int64_t recv_ms, struct msg_record *out, char *detail,
+          size_t detail_len)
+{
+	struct msg_record scratch;
+	struct msg_record *r = out != NULL ? out : &scratch;
+	struct topic_fields tf;
+	struct fields f = { 0 };
+	const struct topic_template *tmpl;
+	char err[MSG_DETAIL_MAX];
+	json_error_t jerr;
+	json_t *root = NULL;
+	enum msg_reason rc;
+	int64_t recv_s, diff;
+
+	memset(r, 0, sizeof(*r));
+	if (detail != NULL && detail_len > 0)
+		detail[0] = '\0';
+	if (cfg == NULL) {
+		set_detail(detail, detail_len, "no configuration");
+		return MSG_BAD_TOPIC;
+	}
+	tmpl = &cfg->mqtt.tmpl;
+
+	if (cfg->limits.max_payload >= 0 &&
+	    (uint64_t)len > (uint64_t)cfg->limits.max_payload) {
+		set_detail(detail, detail_len, "payload is %zu bytes, limit is %"
+		           PRId64, len, cfg->limits.max_payload);
+		return MSG_TOO_LARGE;
+	}
+	if (payload == NULL && len > 0) {
+		set_detail(detail, detail_len, "payload missing");
+		return MSG_BAD_JSON;
+	}
+
+	if (topic == NULL) {
+		set_detail(detail, detail_len, "no topic");
+		return MSG_BAD_TOPIC;
+	}
+	if (topic_match(tmpl, topic, &tf, err, sizeof(err)) < 0) {
+		set_detail(detail, detail_len, "%s", err);
+		return MSG_BAD_TOPIC;
+	}
+	r->cell_cfg = config_cell_find(cfg, tf.cell);
+	if (r->cell_cfg == NULL) {
+		set_detail(detail, detail_len, "cell \"%s\" is not configured",
+		           tf.cell);
+		return MSG_UNKNOWN_CELL;
+	}
+	if (tmpl->event_idx >= 0) {
+		r->event_cfg = config_event_find(cfg, tf.event);
+		if (r->event_cfg == NULL) {
+			set_detail(detail, detail_len, "event type \"%s\" is not "
+			           "configured", tf.event);
+			return MSG_UNKNOWN_EVENT;
+		}
+	}
+	memcpy(r->cell, tf.cell, sizeof(r->cell));
+	memcpy(r->worker, tf.worker, sizeof(r->worker));
+	memcpy(r->type, tf.event, sizeof(r->type));
+	r->raw = payload;
+	r->raw_len = len;
+	r->recv_ms = recv_ms;
+	/* Floor, not truncation, so that pre-1970 test clocks stay monotone. */
+	recv_s = recv_ms / 1000 - (recv_ms % 1000 < 0);
+
+	if (len == 0) {
+		/* An empty payload is "this event, now": the cheapest possible
+		 * check-in button. It has nothing to deduplicate on. */
+		if (tmpl->event_idx < 0) {
+			set_detail(detail, detail_len, "event field required");
+			return MSG_BAD_FIELD;
+		}
+		rc = check_value_required(r, detail, detail_len);
+		if (rc != MSG_OK)
+			return rc;
+		r->ts = recv_s;
+		return MSG_OK;
+	}
+
+	root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+	                  &jerr);
+	if (root == NULL) {
+		char text[sizeof(jerr.text) * 2];
+
+		escape_text(jerr.text, text, sizeof(text));
+		rc = classify_json_error(&jerr, payload, len);
+		set_detail(detail, detail_len, "%s at line %d column %d (byte "
+		           "%d): %s", rc == MSG_BAD_FIELD ? "bad string escape" :
+		           "invalid JSON", jerr.line, jerr.column, jerr.position,
+		           text);
+		return rc;
+	}
+	if (!json_is_object(root)) {
+		set_detail(detail, detail_len, "payload is a JSON %s, not an "
+		           "object", json_is_array(root) ? "array" : "value");
+		rc = MSG_BAD_JSON;
+		goto done;
+	}
+
+	rc = parse_fields(root, tmpl, &tf, &f, r, detail, detail_len);
+	if (rc != MSG_OK)
+		goto done;
+	if (tmpl->event_idx < 0) {
+		memcpy(r->type, f.event, f.event_len);
+		r->type[f.event_len] = '\0';
+		r->event_cfg = config_event_find(cfg, r->type);
+	}
+	if (r->event_cfg != NULL) {
+		rc = check_value_required(r, detail, detail_len);
+		if (rc != MSG_OK)
+			goto done;
+	} else {
+		set_detail(detail, detail_len, "event type \"%s\" is not "
+		           "configured", r->type);
+		rc = MSG_UNKNOWN_EVENT;
+		goto done;
+	}
+
+	r->ts = recv_s;
+	if (f.has_ts) {
+		r->has_device_ts = true;
+		r->device_ts = f.ts;
+		r->ts = f.ts;
+		/* ts is bounded to (0, TS_LIMIT) and recv_s to |INT64|/1000,
+		 * so the difference cannot overflow; the limits are
+		 * non-negative durations from the configuration. */
+		diff = f.ts - recv_s;
+		if (diff > cfg->limits.max_clock_skew_s) {
+			r->ts = recv_s;
+			r->flags |= MSG_FLAG_CLOCK_SKEW;
+		} else if (diff < -cfg->limits.max_backfill_s) {
+			set_detail(detail, detail_len, "ts is %" PRId64 " s before "
+			           "receive time, limit is %" PRId64 " s", -diff,
+			           cfg->limits.max_backfill_s);
+			rc = MSG_TOO_OLD;
+			goto done;
+		}
+		if (recv_s - r->ts > cfg->limits.late_after_s)
+			r->flags |= MSG_FLAG_LATE;
+	}
+
+	if (f.id != NULL) {
+		memcpy(r->msg_id, f.id, f.id_len);
+		r->msg_id[f.id_len] = '\0';
+	} else if (f.has_ts) {
+		hash_key(topic, payload, len, r->msg_id);
+	}
+	rc = MSG_OK;
+
+done:
+	json_decref(root);
+	return rc;
+}
