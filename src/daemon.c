@@ -1,0 +1,392 @@
+/*
+ * daemon: the ingest pipeline.
+ *
+ * Per wake-up: the MQTT fd callback reads a bounded burst of messages; each
+ * is judged by msg_parse and written into one open transaction (accepted to
+ * `event`, the rest to `rejected`). The check hook then commits and only on
+ * success lets the acks out. If the database cannot be written, the batch is
+ * rolled back, the connection is dropped with its acks unsent (the broker
+ * keeps the messages), and consuming resumes after a backoff.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#include "build-config.h"
+#include "log.h"
+#include "loop.h"
+#include "mqtt.h"
+#include "msg.h"
+#include "store.h"
+
+#define STORAGE_BACKOFF_MIN_MS 1000
+#define STORAGE_BACKOFF_MAX_MS 30000
+/* A nearly full database still takes the odd small batch; call it healthy
+ * only after this long without a failure, so the log says "not writable"
+ * once per outage instead of flapping with every batch that happens to fit. */
+#define STORAGE_CONFIRM_MS 10000
+#define STATUS_INTERVAL_MS 60000
+#define HOUSEKEEPING_MS 5000
+
+struct daemon_stats {
+	uint64_t received, stored, duplicates, rejected, batches, storage_failures;
+};
+
+struct daemon {
+	const char *config_path;
+	struct config *boot_cfg;   /* owned; the MQTT client keeps pointing here */
+	struct config *cfg;        /* current (== boot_cfg until a reload) */
+	struct loop *loop;
+	struct store *store;
+	struct mqtt *mqtt;
+	int exit_status;
+
+	/* The open batch. Counters move to `stats` only once it commits. */
+	bool batch_failed;
+	enum store_status batch_status;
+	struct daemon_stats pending, stats;
+
+	bool storage_down;
+	int64_t storage_failed_at_ms; /* monotonic, last failure */
+	bool storage_committed;       /* a batch committed since that failure */
+	int64_t storage_backoff_ms;
+	struct loop_timer storage_timer, status_timer, housekeeping_timer;
+	int64_t watchdog_ms;
+	struct loop_timer watchdog_timer;
+};
+
+static void daemon_notify(const char *state)
+{
+#ifdef HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+static void daemon_storage_failed(struct daemon *d, enum store_status st)
+{
+	store_rollback(d->store);
+	if (st == STORE_FATAL) {
+		log_errx("database %s: %s; stopping without acknowledging the batch",
+		         d->cfg->storage.path, store_errmsg(d->store));
+		mqtt_abort(d->mqtt, 0);
+		d->exit_status = 1;
+		loop_stop(d->loop);
+		return;
+	}
+	d->stats.storage_failures++;
+	d->storage_failed_at_ms = loop_now_ms(d->loop);
+	d->storage_committed = false;
+	if (!d->storage_down) {
+		log_errx("DATABASE NOT WRITABLE (%s): %s; stopped consuming from the broker, "
+		         "nothing was acknowledged, will retry", d->cfg->storage.path,
+		         store_errmsg(d->store));
+		daemon_notify("STATUS=database not writable; consuming paused");
+		d->storage_down = true;
+	} else {
+		log_debug("database still not writable: %s", store_errmsg(d->store));
+	}
+	mqtt_abort(d->mqtt, 0);
+	mqtt_hold(d->mqtt, true);
+	loop_timer_arm(d->loop, &d->storage_timer, d->storage_backoff_ms);
+	d->storage_backoff_ms *= 2;
+	if (d->storage_backoff_ms > STORAGE_BACKOFF_MAX_MS)
+		d->storage_backoff_ms = STORAGE_BACKOFF_MAX_MS;
+}
+
+static void daemon_storage_confirm(struct daemon *d)
+{
+	if (d->storage_down && d->storage_committed &&
+	    loop_now_ms(d->loop) - d->storage_failed_at_ms >= STORAGE_CONFIRM_MS) {
+		log_notice("database writable again; consuming resumed");
+		daemon_notify("STATUS=running");
+		d->storage_down = false;
+		d->storage_backoff_ms = STORAGE_BACKOFF_MIN_MS;
+	}
+}
+
+static void daemon_storage_retry(void *arg)
+{
+	struct daemon *d = arg;
+	/* The real test of writability is the next batch: reconnect and let
+	 * the broker redeliver. If it fails again we are back here later. */
+	mqtt_hold(d->mqtt, false);
+}
+
+static void daemon_on_message(void *arg, const char *topic, const void *payload, size_t len)
+{
+	struct daemon *d = arg;
+	struct msg_record rec;
+	char detail[MSG_DETAIL_MAX];
+	enum store_status st;
+	bool dup = false;
+
+	d->pending.received++;
+	if (d->batch_failed)
+		return; /* unacked: the broker redelivers it after we reconnect */
+
+	st = store_begin(d->store);
+	if (st == STORE_OK) {
+		enum msg_reason r = msg_parse(d->cfg, topic, payload, len, loop_wall_ms(),
+		                              &rec, detail, sizeof(detail));
+		if (r == MSG_OK) {
+			st = store_put_event(d->store, &rec, &dup);
+			if (dup)
+				d->pending.duplicates++;
+			else
+				d->pending.stored++;
+		} else {
+			log_warnx("rejected message on %.200s: %s: %s", topic,
+			          msg_reason_name(r), detail);
+			st = store_put_rejected(d->store, loop_wall_ms(), topic, payload, len,
+			                        msg_reason_name(r), detail);
+			d->pending.rejected++;
+		}
+	}
+	if (st != STORE_OK) {
+		d->batch_failed = true;
+		d->batch_status = st;
+	}
+}
+
+static void daemon_stats_add(struct daemon_stats *to, struct daemon_stats *from)
+{
+	to->received += from->received;
+	to->stored += from->stored;
+	to->duplicates += from->duplicates;
+	to->rejected += from->rejected;
+	memset(from, 0, sizeof(*from));
+}
+
+/* After every wake-up: commit, then (and only then) let the acks out. */
+static void daemon_check(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->batch_failed) {
+		d->batch_failed = false;
+		memset(&d->pending, 0, sizeof(d->pending));
+		daemon_storage_failed(d, d->batch_status);
+		return;
+	}
+	if (store_in_batch(d->store)) {
+		enum store_status st = store_commit(d->store);
+		if (st != STORE_OK) {
+			memset(&d->pending, 0, sizeof(d->pending));
+			daemon_storage_failed(d, st);
+			return;
+		}
+		d->stats.batches++;
+		d->storage_committed = true;
+		daemon_storage_confirm(d);
+	}
+	daemon_stats_add(&d->stats, &d->pending);
+	mqtt_flush(d->mqtt);
+}
+
+static void daemon_publish_status(struct daemon *d, const char *state)
+{
+	json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
+	                        "state", state,
+	                        "version", GRIDPATROL_VERSION,
+	                        "received", (json_int_t)d->stats.received,
+	                        "stored", (json_int_t)d->stats.stored,
+	                        "duplicates", (json_int_t)d->stats.duplicates,
+	                        "rejected", (json_int_t)d->stats.rejected,
+	                        "storage_failures", (json_int_t)d->stats.storage_failures,
+	                        "storage", d->storage_down ? "failing" : "ok");
+	if (!doc)
+		return;
+	char *s = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (!s)
+		return;
+	if (mqtt_connected(d->mqtt))
+		mqtt_publish(d->mqtt, mqtt_status_topic(d->mqtt), s, strlen(s), 1, true);
+	free(s);
+}
+
+static void daemon_status_cb(void *arg)
+{
+	struct daemon *d = arg;
+	char buf[256];
+	daemon_publish_status(d, "online");
+	snprintf(buf, sizeof(buf), "STATUS=%s; stored %llu, duplicates %llu, rejected %llu",
+	         d->storage_down ? "database not writable" :
+	         mqtt_connected(d->mqtt) ? "connected" : "broker unreachable",
+	         (unsigned long long)d->stats.stored, (unsigned long long)d->stats.duplicates,
+	         (unsigned long long)d->stats.rejected);
+	daemon_notify(buf);
+	loop_timer_arm(d->loop, &d->status_timer, STATUS_INTERVAL_MS);
+}
+
+static void daemon_housekeeping_cb(void *arg)
+{
+	struct daemon *d = arg;
+	log_flush_suppressed();
+	daemon_storage_confirm(d);
+	loop_timer_arm(d->loop, &d->housekeeping_timer, HOUSEKEEPING_MS);
+}
+
+static void daemon_watchdog_cb(void *arg)
+{
+	struct daemon *d = arg;
+	daemon_notify("WATCHDOG=1");
+	loop_timer_arm(d->loop, &d->watchdog_timer, d->watchdog_ms);
+}
+
+static void daemon_on_connected(void *arg)
+{
+	daemon_status_cb(arg);
+}
+
+static void daemon_on_disconnected(void *arg)
+{
+	(void)arg;
+}
+
+static void daemon_on_term(void *arg)
+{
+	struct daemon *d = arg;
+	log_info("stopping");
+	daemon_notify("STOPPING=1");
+	loop_stop(d->loop);
+}
+
+static void daemon_on_hup(void *arg)
+{
+	struct daemon *d = arg;
+	struct config *ncfg = NULL;
+	struct config_errors errs = { 0 };
+
+	daemon_notify("RELOADING=1");
+	if (config_load(d->config_path, &ncfg, &errs) < 0) {
+		for (size_t i = 0; i < errs.n; i++)
+			log_errx("%s", errs.v[i]);
+		log_errx("reload: %s has errors; keeping the running configuration",
+		         d->config_path);
+		config_errors_free(&errs);
+		daemon_notify("READY=1");
+		return;
+	}
+	config_errors_free(&errs);
+	/* The broker connection keeps its boot-time settings: changing them
+	 * means a new session, which is a restart's job. */
+	if (strcmp(ncfg->mqtt.host, d->boot_cfg->mqtt.host) != 0 ||
+	    ncfg->mqtt.port != d->boot_cfg->mqtt.port ||
+	    strcmp(ncfg->mqtt.client_id, d->boot_cfg->mqtt.client_id) != 0 ||
+	    strcmp(ncfg->mqtt.topic, d->boot_cfg->mqtt.topic) != 0 ||
+	    strcmp(ncfg->storage.path, d->boot_cfg->storage.path) != 0)
+		log_warnx("reload: changes to mqtt connection settings or storage.path take "
+		          "effect only after a restart");
+	enum store_status st = store_sync_cells(d->store, ncfg, loop_wall_ms() / 1000);
+	if (st != STORE_OK)
+		log_warnx("reload: recording new cells: %s", store_errmsg(d->store));
+	store_set_max_size(d->store, ncfg->storage.max_size);
+	if (d->cfg != d->boot_cfg)
+		config_free(d->cfg);
+	d->cfg = ncfg;
+	log_info("configuration reloaded: %zu cells, %zu event types", ncfg->n_cells,
+	         ncfg->n_events);
+	daemon_notify("READY=1");
+}
+
+int daemon_run(const char *config_path, struct config *cfg)
+{
+	struct daemon d = { 0 };
+	char err[1024];
+	static const struct mqtt_handlers handlers = {
+		.message = daemon_on_message,
+		.connected = daemon_on_connected,
+		.disconnected = daemon_on_disconnected,
+	};
+
+	d.config_path = config_path;
+	d.boot_cfg = d.cfg = cfg;
+	d.storage_backoff_ms = STORAGE_BACKOFF_MIN_MS;
+
+	if (geteuid() == 0)
+		log_warnx("running as root; gridpatrold needs no privileges — "
+		          "run it as its own user (see systemd/gridpatrold.service)");
+
+	d.loop = loop_new();
+	if (!d.loop)
+		fatal("loop");
+	if (loop_signal(d.loop, SIGTERM, daemon_on_term, &d) < 0 ||
+	    loop_signal(d.loop, SIGINT, daemon_on_term, &d) < 0 ||
+	    loop_signal(d.loop, SIGHUP, daemon_on_hup, &d) < 0)
+		fatal("signals");
+	signal(SIGPIPE, SIG_IGN);
+
+	d.store = store_open(cfg->storage.path, cfg->storage.max_size, err, sizeof(err));
+	if (!d.store) {
+		log_errx("%s", err);
+		d.exit_status = 1;
+		goto out;
+	}
+	if (store_sync_cells(d.store, cfg, loop_wall_ms() / 1000) != STORE_OK)
+		log_warnx("recording cells: %s", store_errmsg(d.store));
+
+	d.mqtt = mqtt_new(cfg, d.loop, &handlers, &d, err, sizeof(err));
+	if (!d.mqtt) {
+		log_errx("mqtt: %s", err);
+		d.exit_status = 1;
+		goto out;
+	}
+	if (loop_on_check(d.loop, daemon_check, &d) < 0)
+		fatal("loop");
+
+	loop_timer_init(&d.storage_timer, daemon_storage_retry, &d);
+	loop_timer_init(&d.status_timer, daemon_status_cb, &d);
+	loop_timer_init(&d.housekeeping_timer, daemon_housekeeping_cb, &d);
+	loop_timer_init(&d.watchdog_timer, daemon_watchdog_cb, &d);
+	loop_timer_arm(d.loop, &d.housekeeping_timer, HOUSEKEEPING_MS);
+	loop_timer_arm(d.loop, &d.status_timer, STATUS_INTERVAL_MS);
+#ifdef HAVE_SYSTEMD
+	uint64_t usec;
+	if (sd_watchdog_enabled(0, &usec) > 0) {
+		d.watchdog_ms = (int64_t)(usec / 2000);
+		loop_timer_arm(d.loop, &d.watchdog_timer, d.watchdog_ms);
+	}
+#endif
+
+	log_info("gridpatrold %s: %zu cells, %zu event types, database %s, broker %s:%d",
+	         GRIDPATROL_VERSION, cfg->n_cells, cfg->n_events, cfg->storage.path,
+	         cfg->mqtt.host, cfg->mqtt.port);
+	mqtt_start(d.mqtt);
+	daemon_notify("READY=1\nSTATUS=running");
+
+	if (loop_run(d.loop) < 0) {
+		log_err("poll");
+		d.exit_status = 1;
+	}
+
+	/* The last pass's check hook has committed and flushed; say goodbye
+	 * so the retained status is accurate, then close the session. */
+	if (d.exit_status == 0) {
+		daemon_publish_status(&d, "offline");
+		mqtt_shutdown(d.mqtt, 2000);
+	}
+	log_info("stopped: %llu stored, %llu duplicates, %llu rejected",
+	         (unsigned long long)d.stats.stored, (unsigned long long)d.stats.duplicates,
+	         (unsigned long long)d.stats.rejected);
+out:
+	mqtt_free(d.mqtt);
+	store_close(d.store);
+	loop_free(d.loop);
+	if (d.cfg != d.boot_cfg)
+		config_free(d.cfg);
+	config_free(d.boot_cfg);
+	return d.exit_status;
+}

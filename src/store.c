@@ -1,0 +1,504 @@
+/*
+ * store: SQLite behind a narrow interface.
+ *
+ * Durability model: WAL with synchronous=NORMAL. A committed transaction
+ * survives a crash of this process (the WAL is written before COMMIT
+ * returns); a power cut may lose the last moments, which the broker then
+ * redelivers because their acks never left. The schema is versioned with
+ * PRAGMA user_version and migrated forward inside one transaction.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+struct store {
+	sqlite3 *db;
+	int lock_fd;
+	bool in_batch;
+	sqlite3_stmt *begin, *commit, *rollback;
+	sqlite3_stmt *put_event, *put_rejected, *cell_known, *count_events;
+	char err[512];
+};
+
+/* Migration N brings the schema from user_version N to N+1. Append only:
+ * a released migration is never edited. */
+static const char *const store_migrations[] = {
+	/* 0 -> 1: ingest */
+	"CREATE TABLE event ("
+	"  id INTEGER PRIMARY KEY,"
+	"  worker TEXT NOT NULL,"
+	"  msg_id TEXT,"
+	"  cell TEXT NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  ts INTEGER NOT NULL,"
+	"  device_ts INTEGER,"
+	"  recv_ms INTEGER NOT NULL,"
+	"  lat REAL, lon REAL, value REAL,"
+	"  note TEXT, photo TEXT,"
+	"  flags TEXT NOT NULL DEFAULT '',"
+	"  raw TEXT NOT NULL);"
+	"CREATE UNIQUE INDEX event_dedup ON event(worker, msg_id);"
+	"CREATE INDEX event_cell_ts ON event(cell, ts);"
+	"CREATE INDEX event_ts ON event(ts);"
+	"CREATE TABLE rejected ("
+	"  id INTEGER PRIMARY KEY,"
+	"  recv_ms INTEGER NOT NULL,"
+	"  topic TEXT NOT NULL,"
+	"  payload BLOB,"
+	"  payload_len INTEGER NOT NULL,"
+	"  reason TEXT NOT NULL,"
+	"  detail TEXT NOT NULL);"
+	"CREATE INDEX rejected_recv ON rejected(recv_ms);"
+	"CREATE TABLE cell ("
+	"  id TEXT PRIMARY KEY,"
+	"  known_since INTEGER NOT NULL) WITHOUT ROWID;",
+};
+
+#define STORE_N_MIGRATIONS (sizeof(store_migrations) / sizeof(store_migrations[0]))
+
+_Static_assert(STORE_N_MIGRATIONS == STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static enum store_status store_fail(struct store *s, int rc, const char *what)
+{
+	snprintf(s->err, sizeof(s->err), "%s: %s (%s)", what,
+	         sqlite3_errmsg(s->db), sqlite3_errstr(rc));
+	switch (rc & 0xff) {
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_READONLY:
+	case SQLITE_CANTOPEN:
+	case SQLITE_NOMEM:
+	case SQLITE_PROTOCOL:
+		return STORE_RETRY;
+	default:
+		return STORE_FATAL;
+	}
+}
+
+const char *store_errmsg(const struct store *s)
+{
+	return s->err;
+}
+
+static int store_take_lock(struct store *s, const char *path, char *err, size_t errlen)
+{
+	char lockpath[4096];
+	if ((size_t)snprintf(lockpath, sizeof(lockpath), "%s.lock", path) >= sizeof(lockpath)) {
+		snprintf(err, errlen, "database path too long");
+		return -1;
+	}
+	s->lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (s->lock_fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", lockpath, strerror(errno));
+		return -1;
+	}
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		char pid[32] = "";
+		ssize_t n = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
+		if (n > 0) {
+			pid[n] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+		}
+		if (e == EWOULDBLOCK)
+			snprintf(err, errlen,
+			         "%s is in use by another gridpatrold (pid %s); refusing to start",
+			         path, n > 0 ? pid : "unknown");
+		else
+			snprintf(err, errlen, "cannot lock %s: %s", lockpath, strerror(e));
+		return -1;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(s->lock_fd, 0) < 0 || pwrite(s->lock_fd, pid, (size_t)len, 0) != len) {
+		/* The pid is only a courtesy for the error message above. */
+	}
+	return 0;
+}
+
+static int store_exec(struct store *s, const char *sql, const char *what)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		snprintf(s->err, sizeof(s->err), "%s: %s", what, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int store_user_version(struct store *s, int *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		store_fail(s, rc, "read schema version");
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		store_fail(s, rc, "read schema version");
+		sqlite3_finalize(st);
+		return -1;
+	}
+	*out = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int store_migrate(struct store *s)
+{
+	int version;
+	char sql[64];
+
+	if (store_exec(s, "BEGIN IMMEDIATE", "begin migration") < 0)
+		return -1;
+	if (store_user_version(s, &version) < 0)
+		goto fail;
+	if (version > STORE_SCHEMA_VERSION) {
+		snprintf(s->err, sizeof(s->err),
+		         "database schema version %d is newer than this gridpatrold (%d); "
+		         "refusing to touch it", version, STORE_SCHEMA_VERSION);
+		goto fail;
+	}
+	for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
+		if (store_exec(s, store_migrations[v], "migrate schema") < 0)
+			goto fail;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
+	if (store_exec(s, sql, "set schema version") < 0)
+		goto fail;
+	if (store_exec(s, "COMMIT", "commit migration") < 0)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int store_prepare(struct store *s, sqlite3_stmt **st, const char *sql)
+{
+	int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc != SQLITE_OK) {
+		store_fail(s, rc, "prepare statement");
+		return -1;
+	}
+	return 0;
+}
+
+enum store_status store_set_max_size(struct store *s, int64_t max_size)
+{
+	char sql[96];
+	/* 0 restores SQLite's own ceiling; the pragma never shrinks below the
+	 * current size, so lowering it just stops growth. */
+	long long pages = 4294967294LL;
+	if (max_size > 0) {
+		int page_size = 4096;
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK) {
+			if (sqlite3_step(st) == SQLITE_ROW)
+				page_size = sqlite3_column_int(st, 0);
+			sqlite3_finalize(st);
+		}
+		pages = max_size / (page_size > 0 ? page_size : 4096);
+		if (pages < 1)
+			pages = 1;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", pages);
+	if (store_exec(s, sql, "set max_page_count") < 0)
+		return STORE_FATAL;
+	return STORE_OK;
+}
+
+struct store *store_open(const char *path, int64_t max_size, char *err, size_t errlen)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->lock_fd = -1;
+	if (store_take_lock(s, path, err, errlen) < 0)
+		goto fail;
+
+	int rc = sqlite3_open_v2(path, &s->db,
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+	                         SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open database %s: %s", path,
+		         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, 5000);
+
+	/* journal_mode answers with the mode in effect; anything but "wal"
+	 * (a read-only directory, a network filesystem) would silently turn
+	 * readers into blockers, so it is fatal here. */
+	sqlite3_stmt *st;
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+	if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		snprintf(err, errlen, "cannot put %s in WAL mode: %s", path, sqlite3_errmsg(s->db));
+		sqlite3_finalize(st);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+
+	if (store_exec(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+	                  "PRAGMA journal_size_limit=67108864;", "set pragmas") < 0 ||
+	    store_migrate(s) < 0 ||
+	    store_set_max_size(s, max_size) != STORE_OK)
+		goto fail_msg;
+
+	if (store_prepare(s, &s->begin, "BEGIN IMMEDIATE") < 0 ||
+	    store_prepare(s, &s->commit, "COMMIT") < 0 ||
+	    store_prepare(s, &s->rollback, "ROLLBACK") < 0 ||
+	    store_prepare(s, &s->put_event,
+	                  "INSERT OR IGNORE INTO event (worker, msg_id, cell, type, ts, "
+	                  "device_ts, recv_ms, lat, lon, value, note, photo, flags, raw) "
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)") < 0 ||
+	    store_prepare(s, &s->put_rejected,
+	                  "INSERT INTO rejected (recv_ms, topic, payload, payload_len, reason, "
+	                  "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") < 0 ||
+	    store_prepare(s, &s->cell_known,
+	                  "INSERT OR IGNORE INTO cell (id, known_since) VALUES (?1, ?2)") < 0 ||
+	    store_prepare(s, &s->count_events, "SELECT count(*) FROM event") < 0)
+		goto fail_msg;
+	return s;
+
+fail_msg:
+	snprintf(err, errlen, "%s: %s", path, s->err);
+fail:
+	store_close(s);
+	return NULL;
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->db) {
+		if (s->in_batch)
+			store_rollback(s);
+		sqlite3_finalize(s->begin);
+		sqlite3_finalize(s->commit);
+		sqlite3_finalize(s->rollback);
+		sqlite3_finalize(s->put_event);
+		sqlite3_finalize(s->put_rejected);
+		sqlite3_finalize(s->cell_known);
+		sqlite3_finalize(s->count_events);
+		sqlite3_close(s->db);
+	}
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s);
+}
+
+/* Run a statement that returns no rows, then make it reusable. */
+static enum store_status store_step_done(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	enum store_status ret = STORE_OK;
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc, what);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return ret;
+}
+
+enum store_status store_begin(struct store *s)
+{
+	if (s->in_batch)
+		return STORE_OK;
+	enum store_status st = store_step_done(s, s->begin, "begin");
+	if (st == STORE_OK)
+		s->in_batch = true;
+	return st;
+}
+
+bool store_in_batch(const struct store *s)
+{
+	return s->in_batch;
+}
+
+enum store_status store_commit(struct store *s)
+{
+	if (!s->in_batch)
+		return STORE_OK;
+	enum store_status st = store_step_done(s, s->commit, "commit");
+	if (st == STORE_OK || sqlite3_get_autocommit(s->db))
+		s->in_batch = false;
+	return st;
+}
+
+void store_rollback(struct store *s)
+{
+	/* After SQLITE_FULL or an I/O error SQLite may already have rolled
+	 * back on its own; a second ROLLBACK would only fail. */
+	if (!sqlite3_get_autocommit(s->db)) {
+		sqlite3_step(s->rollback);
+		sqlite3_reset(s->rollback);
+	}
+	s->in_batch = false;
+}
+
+static int store_bind_text(sqlite3_stmt *st, int i, const char *v, int len)
+{
+	return sqlite3_bind_text(st, i, v, len, SQLITE_STATIC);
+}
+
+enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup)
+{
+	sqlite3_stmt *st = s->put_event;
+	char flags[64];
+	int rc = 0;
+
+	msg_flags_format(r->flags, flags, sizeof(flags));
+	rc |= store_bind_text(st, 1, r->worker, -1);
+	rc |= r->msg_id[0] ? store_bind_text(st, 2, r->msg_id, -1) : sqlite3_bind_null(st, 2);
+	rc |= store_bind_text(st, 3, r->cell, -1);
+	rc |= store_bind_text(st, 4, r->type, -1);
+	rc |= sqlite3_bind_int64(st, 5, r->ts);
+	rc |= r->has_device_ts ? sqlite3_bind_int64(st, 6, r->device_ts) : sqlite3_bind_null(st, 6);
+	rc |= sqlite3_bind_int64(st, 7, r->recv_ms);
+	if (r->has_pos) {
+		rc |= sqlite3_bind_double(st, 8, r->lat);
+		rc |= sqlite3_bind_double(st, 9, r->lon);
+	} else {
+		rc |= sqlite3_bind_null(st, 8);
+		rc |= sqlite3_bind_null(st, 9);
+	}
+	rc |= r->has_value ? sqlite3_bind_double(st, 10, r->value) : sqlite3_bind_null(st, 10);
+	rc |= r->has_note ? store_bind_text(st, 11, r->note, -1) : sqlite3_bind_null(st, 11);
+	rc |= r->has_photo ? store_bind_text(st, 12, r->photo, -1) : sqlite3_bind_null(st, 12);
+	rc |= sqlite3_bind_text(st, 13, flags, -1, SQLITE_TRANSIENT);
+	rc |= sqlite3_bind_text(st, 14, r->raw_len ? (const char *)r->raw : "",
+	                        (int)r->raw_len, SQLITE_STATIC);
+	if (rc != SQLITE_OK) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return store_fail(s, rc, "bind event");
+	}
+	enum store_status ret = store_step_done(s, st, "insert event");
+	if (ret == STORE_OK)
+		*dup = sqlite3_changes(s->db) == 0;
+	return ret;
+}
+
+/* Length of the longest prefix of p[0..len) that is well-formed UTF-8 and
+ * ends on a character boundary, or (size_t)-1 if the whole input is not
+ * UTF-8 (or holds a NUL), in which case the caller stores bytes. */
+static size_t store_utf8_prefix(const unsigned char *p, size_t len, size_t limit)
+{
+	size_t i = 0, ok = 0;
+	while (i < len) {
+		unsigned c = p[i];
+		size_t n;
+		if (c == 0)
+			return (size_t)-1;
+		if (c < 0x80)
+			n = 1;
+		else if (c >= 0xc2 && c <= 0xdf)
+			n = 2;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 3;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 4;
+		else
+			return (size_t)-1;
+		if (i + n > len)
+			return (size_t)-1;
+		for (size_t k = 1; k < n; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return (size_t)-1;
+		if ((c == 0xe0 && p[i + 1] < 0xa0) || (c == 0xed && p[i + 1] > 0x9f) ||
+		    (c == 0xf0 && p[i + 1] < 0x90) || (c == 0xf4 && p[i + 1] > 0x8f))
+			return (size_t)-1;
+		i += n;
+		if (i <= limit)
+			ok = i;
+	}
+	return ok;
+}
+
+static int store_bind_bounded(sqlite3_stmt *st, int idx, const void *data, size_t len,
+                              size_t limit, bool blob_ok)
+{
+	size_t n = store_utf8_prefix(data, len, limit);
+	if (n != (size_t)-1)
+		return sqlite3_bind_text(st, idx, len ? data : "", (int)n, SQLITE_TRANSIENT);
+	if (!blob_ok)
+		return sqlite3_bind_text(st, idx, "(not UTF-8)", -1, SQLITE_STATIC);
+	return sqlite3_bind_blob(st, idx, len ? data : "", (int)(len < limit ? len : limit),
+	                         SQLITE_TRANSIENT);
+}
+
+enum store_status store_put_rejected(struct store *s, int64_t recv_ms, const char *topic,
+                                     const void *payload, size_t len,
+                                     const char *reason, const char *detail)
+{
+	sqlite3_stmt *st = s->put_rejected;
+	int rc = 0;
+
+	/* Valid UTF-8 is stored as text so the CLI can show it; anything else
+	 * as a bounded blob, so a hostile payload is kept as evidence but can
+	 * never be mistaken for text. */
+	rc |= sqlite3_bind_int64(st, 1, recv_ms);
+	rc |= store_bind_bounded(st, 2, topic, strlen(topic), STORE_REJECTED_TOPIC_MAX, false);
+	rc |= store_bind_bounded(st, 3, payload, len, STORE_REJECTED_PAYLOAD_MAX, true);
+	rc |= sqlite3_bind_int64(st, 4, (sqlite3_int64)len);
+	rc |= store_bind_text(st, 5, reason, -1);
+	rc |= store_bind_text(st, 6, detail, -1);
+	if (rc != SQLITE_OK) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return store_fail(s, rc, "bind rejected");
+	}
+	return store_step_done(s, st, "insert rejected");
+}
+
+enum store_status store_sync_cells(struct store *s, const struct config *cfg, int64_t now_s)
+{
+	enum store_status st = store_begin(s);
+	if (st != STORE_OK)
+		return st;
+	for (size_t i = 0; i < cfg->n_cells; i++) {
+		if (store_bind_text(s->cell_known, 1, cfg->cells[i].id, -1) != SQLITE_OK ||
+		    sqlite3_bind_int64(s->cell_known, 2, now_s) != SQLITE_OK) {
+			st = store_fail(s, sqlite3_errcode(s->db), "bind cell");
+			sqlite3_reset(s->cell_known);
+			break;
+		}
+		st = store_step_done(s, s->cell_known, "insert cell");
+		if (st != STORE_OK)
+			break;
+	}
+	if (st == STORE_OK)
+		return store_commit(s);
+	store_rollback(s);
+	return st;
+}
+
+enum store_status store_count_events(struct store *s, int64_t *out)
+{
+	int rc = sqlite3_step(s->count_events);
+	enum store_status st = STORE_OK;
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(s->count_events, 0);
+	else
+		st = store_fail(s, rc, "count events");
+	sqlite3_reset(s->count_events);
+	return st;
+}

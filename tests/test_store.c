@@ -1,0 +1,228 @@
+/*
+ * store tests on real SQLite files: schema and WAL, the single-writer lock,
+ * dedup, bounded rejected payloads, the size cap as a retryable failure,
+ * and refusal of a schema newer than the binary.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	strcpy(f->dir, "/tmp/gridpatrol-test-store-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/patrol.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static int64_t q_int(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void rec_init(struct msg_record *r, const char *worker, const char *id)
+{
+	memset(r, 0, sizeof(*r));
+	strcpy(r->worker, worker);
+	strcpy(r->cell, "yh-01");
+	strcpy(r->type, "checkin");
+	snprintf(r->msg_id, sizeof(r->msg_id), "%s", id);
+	r->ts = 1764000000;
+	r->recv_ms = 1764000000123;
+	r->raw = "{}";
+	r->raw_len = 2;
+}
+
+static void test_schema_wal_and_lock(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(q_int(f->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name IN "
+	                                "('event','rejected','cell')"), 3);
+
+	struct store *second = store_open(f->path, 0, err, sizeof(err));
+	assert_null(second);
+	assert_non_null(strstr(err, "in use by another gridpatrold"));
+	char pid[32];
+	snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
+	assert_non_null(strstr(err, pid));
+	store_close(s);
+
+	/* The lock goes with the process holding it. */
+	s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	store_close(s);
+}
+
+static void test_dedup_by_worker_and_id(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct msg_record r;
+	bool dup;
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+
+	assert_int_equal(store_begin(s), STORE_OK);
+	rec_init(&r, "w017", "a1");
+	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_false(dup);
+	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_true(dup);
+	rec_init(&r, "w021", "a1"); /* same id, other worker: distinct */
+	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_false(dup);
+	rec_init(&r, "w021", ""); /* no key: never deduplicated */
+	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_false(dup);
+	assert_int_equal(store_commit(s), STORE_OK);
+	assert_false(store_in_batch(s));
+
+	int64_t n;
+	assert_int_equal(store_count_events(s, &n), STORE_OK);
+	assert_int_equal(n, 4);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event WHERE msg_id IS NULL"), 2);
+
+	/* A rolled-back batch leaves nothing. */
+	assert_int_equal(store_begin(s), STORE_OK);
+	rec_init(&r, "w017", "rolled-back");
+	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	store_rollback(s);
+	assert_int_equal(store_count_events(s, &n), STORE_OK);
+	assert_int_equal(n, 4);
+	store_close(s);
+}
+
+static void test_rejected_payload_bounded(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+
+	char big[5000];
+	memset(big, 'x', sizeof(big));
+	const unsigned char binary[] = { '{', 0xff, 0x00, '}' };
+	/* 1023 ASCII bytes then a 3-byte character: cut before it, not inside. */
+	char utf8[1100];
+	memset(utf8, 'a', 1023);
+	memcpy(utf8 + 1023, "\xe6\xb0\xb4", 3);
+
+	assert_int_equal(store_begin(s), STORE_OK);
+	assert_int_equal(store_put_rejected(s, 1, "patrol/a", big, sizeof(big), "too_large", "d"), STORE_OK);
+	assert_int_equal(store_put_rejected(s, 2, "patrol/b", binary, sizeof(binary), "bad_json", "d"), STORE_OK);
+	assert_int_equal(store_put_rejected(s, 3, "patrol/c", utf8, 1026, "bad_field", "d"), STORE_OK);
+	assert_int_equal(store_commit(s), STORE_OK);
+	store_close(s);
+
+	assert_int_equal(q_int(f->path, "SELECT length(payload) FROM rejected WHERE recv_ms=1"), 1024);
+	assert_int_equal(q_int(f->path, "SELECT payload_len FROM rejected WHERE recv_ms=1"), 5000);
+	assert_int_equal(q_int(f->path, "SELECT typeof(payload)='text' FROM rejected WHERE recv_ms=1"), 1);
+	assert_int_equal(q_int(f->path, "SELECT typeof(payload)='blob' FROM rejected WHERE recv_ms=2"), 1);
+	assert_int_equal(q_int(f->path, "SELECT length(CAST(payload AS BLOB)) FROM rejected WHERE recv_ms=2"), 4);
+	assert_int_equal(q_int(f->path, "SELECT length(CAST(payload AS BLOB)) FROM rejected WHERE recv_ms=3"), 1023);
+}
+
+static void test_size_cap_is_retryable(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct msg_record r;
+	bool dup;
+	enum store_status st = STORE_OK;
+	struct store *s = store_open(f->path, 64 * 1024, err, sizeof(err));
+	assert_non_null(s);
+
+	char id[32];
+	int i;
+	for (i = 0; i < 100000 && st == STORE_OK; i++) {
+		st = store_begin(s);
+		snprintf(id, sizeof(id), "m%d", i);
+		rec_init(&r, "w017", id);
+		if (st == STORE_OK)
+			st = store_put_event(s, &r, &dup);
+		if (st == STORE_OK)
+			st = store_commit(s);
+	}
+	assert_int_equal(st, STORE_RETRY);
+	assert_non_null(strstr(store_errmsg(s), "full"));
+	store_rollback(s);
+	assert_false(store_in_batch(s));
+
+	/* Space returns: the same message goes in. */
+	assert_int_equal(store_set_max_size(s, 0), STORE_OK);
+	assert_int_equal(store_begin(s), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_false(dup);
+	assert_int_equal(store_commit(s), STORE_OK);
+	int64_t n;
+	assert_int_equal(store_count_events(s, &n), STORE_OK);
+	assert_int_equal(n, i);
+	store_close(s);
+}
+
+static void test_newer_schema_is_refused(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_null(store_open(f->path, 0, err, sizeof(err)));
+	assert_non_null(strstr(err, "newer"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_schema_wal_and_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dedup_by_worker_and_id, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rejected_payload_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_size_cap_is_retryable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema_is_refused, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
