@@ -1,0 +1,55 @@
+/*
+ * deliver: runs the alert sinks from the poll loop.
+ *
+ * exec sinks: the program is spawned directly (no shell) in its own process
+ * group, the delivery JSON written to its stdin through a non-blocking pipe,
+ * its stdout+stderr captured (bounded) and logged; exit 0 means delivered,
+ * anything else or running past `timeout` (the group is SIGKILLed) means
+ * retry with backoff: retry.min doubling to retry.max, ±10 % jitter, counted
+ * from the end of the failed try, until retry.give_up_after from creation,
+ * then expired. One try per sink at a time, sinks independent, so a hanging
+ * script delays neither ingest nor other sinks.
+ *
+ * mqtt sinks: each alert of a delivery is published at QoS 1 to the sink's
+ * topic template ({cell}, {kind}); delivered when every PUBACK is back.
+ *
+ * State changes go through outbox inside store batches that the daemon
+ * commits in the same loop pass.
+ *
+ * The caller ignores SIGPIPE (a script that does not read its stdin makes
+ * our writes fail with EPIPE, which is expected). m may be NULL: mqtt sink
+ * tries then fail as if the broker were unreachable (retried, then
+ * expired). deliver_new registers SIGCHLD with loop_signal, so it must run
+ * before loop_run; deliver_free must run before loop_free, and the loop
+ * must not run again after it.
+ */
+#ifndef GRIDPATROL_DELIVER_H
+#define GRIDPATROL_DELIVER_H
+
+#include "config.h"
+#include "loop.h"
+#include "mqtt.h"
+#include "outbox.h"
+#include "store.h"
+
+struct deliver;
+
+struct deliver *deliver_new(const struct config *cfg, struct loop *l, struct store *s,
+                            struct outbox *o, struct mqtt *m, char *err, size_t errlen);
+void deliver_free(struct deliver *d);
+
+/* New alerts were queued (or the config changed): re-plan the timers. */
+void deliver_kick(struct deliver *d);
+/* After SIGHUP: sinks are matched by name; a running try finishes. */
+void deliver_set_config(struct deliver *d, const struct config *cfg);
+/* mqtt PUBACK for a message id this module published. */
+void deliver_on_published(struct deliver *d, int mid);
+/* Stop starting tries; wait up to timeout_ms for running ones (killing
+ * what is left; those stay pending for the next start). */
+void deliver_shutdown(struct deliver *d, int timeout_ms);
+/* (Outcomes of tries that end during deliver_shutdown are written into the
+ * open batch: the caller commits after it returns.) */
+/* Tries currently running (for tests and status). */
+int deliver_running(const struct deliver *d);
+
+#endif

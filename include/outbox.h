@@ -1,0 +1,100 @@
+/*
+ * outbox: the alert, delivery and outbox tables — the durable half of alert
+ * delivery (smtpd-style explicit states: pending → inflight → delivered or
+ * expired).
+ *
+ * Every write runs inside the daemon's open batch (the caller has called
+ * store_begin; the daemon's check hook commits), so an alert and the state
+ * change that caused it commit together, and so do a delivery attempt's
+ * outcome and whatever else happened in that loop pass. Never logs.
+ *
+ * A delivery groups one or more alerts for one sink. Its delivery_id is
+ * "<sink>-<6-digit row id>", the same on every retry.
+ *
+ * All *_ms times here (now_ms, next_ms, created_ms) are wall-clock Unix
+ * milliseconds: they are stored and must survive a restart.
+ */
+#ifndef GRIDPATROL_OUTBOX_H
+#define GRIDPATROL_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "store.h"
+
+struct outbox;
+
+/* What the alert module hands over. Strings may be NULL where optional. */
+struct outbox_alert {
+	unsigned kind;          /* one config_kind bit */
+	const char *cell;       /* NULL for digest/system */
+	int64_t at;             /* Unix seconds */
+	bool has_due;
+	int64_t due;
+	int repeat;
+	const char *worker;
+	int64_t event_id;       /* 0: none */
+	const char *level;      /* reading: "warn", "alarm", "normal" */
+	bool has_value;
+	double value;
+	const char *text;       /* rendered, configured language */
+	const char *doc;        /* JSON object text, without "alert_id" */
+};
+
+struct outbox_delivery {
+	int64_t id;
+	char sink[TOPIC_SEGMENT_MAX + 1];
+	char delivery_id[TOPIC_SEGMENT_MAX + 16];
+	char first_kind[16];    /* the first alert's kind */
+	int tries;              /* failed tries so far */
+	int64_t created_ms;
+	size_t n_alerts;
+	char *doc;              /* the delivery JSON (malloc), as SPEC "Delivery JSON" */
+	char *text;             /* equal to the doc's "text" (malloc) */
+	char *cell;             /* the first alert's cell, or NULL (malloc); mqtt topic */
+};
+
+struct outbox *outbox_new(struct store *s, char *err, size_t errlen);
+void outbox_free(struct outbox *o);
+
+/* Crash recovery at start: 'inflight' rows go back to 'pending' (their
+ * outcome was never recorded; at-least-once means try again). */
+enum store_status outbox_recover(struct outbox *o);
+
+/* Insert the alert and queue it for every sink of cfg whose `kinds`
+ * include it. With a sink's group_window > 0 the alert joins that sink's
+ * open pending delivery (created within the window and not tried yet) or
+ * opens one whose first try waits out the window; with 0 it gets its own
+ * delivery due now. *alert_id receives the new row id. */
+enum store_status outbox_add(struct outbox *o, const struct config *cfg,
+                             const struct outbox_alert *a, int64_t now_ms,
+                             int64_t *alert_id);
+
+/* The next pending delivery of `sink` whose next_ms <= now_ms (oldest
+ * first), fully assembled. *found false when none. Free with
+ * outbox_delivery_clear. */
+/* A row of `sink` still 'inflight' also counts as pending here and in
+ * outbox_next_time: the caller runs one try per sink and asks only while
+ * that sink is idle, so such a row is one whose outcome's batch was rolled
+ * back. Each alert object in the doc is the stored alert.doc with
+ * "alert_id" first and "kind", "cell", "text" filled from the row when the
+ * doc lacks them. */
+enum store_status outbox_next_due(struct outbox *o, const char *sink, int64_t now_ms,
+                                  struct outbox_delivery *out, bool *found);
+void outbox_delivery_clear(struct outbox_delivery *d);
+
+/* Earliest next_ms among pending deliveries of `sink` (NULL: any sink), or
+ * INT64_MAX. */
+enum store_status outbox_next_time(struct outbox *o, const char *sink, int64_t *out_ms);
+
+enum store_status outbox_mark_inflight(struct outbox *o, int64_t id);
+enum store_status outbox_mark_delivered(struct outbox *o, int64_t id, int64_t now_ms);
+/* A failed try: back to pending with next_ms, tries+1, the error kept. */
+enum store_status outbox_mark_failed(struct outbox *o, int64_t id, int64_t next_ms,
+                                     const char *error);
+enum store_status outbox_mark_expired(struct outbox *o, int64_t id, int64_t now_ms,
+                                      const char *error);
+
+#endif
