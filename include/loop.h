@@ -45,8 +45,8 @@ void loop_timer_disarm(struct loop *l, struct loop_timer *t);
  * be called before loop_run, for every signal of interest. */
 int loop_signal(struct loop *l, int signo, loop_cb *cb, void *arg);
 
-/* Hooks run in registration order: prepare before every poll, check after
- * every wake-up's fd callbacks and before timers. */
+/* Hooks run in registration order: prepare before every poll, check once
+ * per pass after the fd callbacks and the due timers. */
 int loop_on_prepare(struct loop *l, loop_cb *cb, void *arg);
 int loop_on_check(struct loop *l, loop_cb *cb, void *arg);
 

@@ -24,6 +24,7 @@ struct mqtt_handlers {
 	void (*message)(void *arg, const char *topic, const void *payload, size_t len);
 	void (*connected)(void *arg);     /* CONNACK accepted, subscribed */
 	void (*disconnected)(void *arg);
+	void (*published)(void *arg, int mid); /* PUBACK for our QoS 1 publish */
 };
 
 /* Builds the client from cfg->mqtt (credentials, TLS, protocol, will).
@@ -45,9 +46,10 @@ void mqtt_hold(struct mqtt *m, bool hold);
 /* Clean DISCONNECT, flushing queued packets for at most timeout_ms. */
 void mqtt_shutdown(struct mqtt *m, int timeout_ms);
 bool mqtt_connected(const struct mqtt *m);
-/* Queue a publish (sent at the next flush). */
+/* Queue a publish (sent at the next flush). *mid (may be NULL) receives
+ * the message id that `published` reports. Returns 0 or -1. */
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
-                 int qos, bool retain);
+                 int qos, bool retain, int *mid);
 /* "gridpatrol/status/<client_id>" */
 const char *mqtt_status_topic(const struct mqtt *m);
 

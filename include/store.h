@@ -17,7 +17,7 @@
 #include "config.h"
 #include "msg.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_REJECTED_PAYLOAD_MAX 1024
 #define STORE_REJECTED_TOPIC_MAX 512
 
@@ -41,8 +41,10 @@ enum store_status store_set_max_size(struct store *s, int64_t max_size);
 
 enum store_status store_begin(struct store *s);  /* no-op if already open */
 bool store_in_batch(const struct store *s);
-/* *dup is set when (worker, msg_id) was already stored. */
-enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup);
+/* *dup is set when (worker, msg_id) was already stored; otherwise *rowid
+ * (may be NULL) receives the new row's id. */
+enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup,
+                                  int64_t *rowid);
 enum store_status store_put_rejected(struct store *s, int64_t recv_ms, const char *topic,
                                      const void *payload, size_t len,
                                      const char *reason, const char *detail);
@@ -52,9 +54,34 @@ void store_rollback(struct store *s);
 /* Record known_since for cells first seen now (own transaction). */
 enum store_status store_sync_cells(struct store *s, const struct config *cfg, int64_t now_s);
 
+/* State the daemon rebuilds at start, on reload and after a failed batch.
+ * Each calls cb once per row; a non-zero return from cb stops early. */
+typedef int store_row_cb(void *arg, const char *text0, const char *text1,
+                         int64_t int0, int64_t int1, bool null1);
+/* (cell, NULL, known_since, 0) */
+enum store_status store_each_known(struct store *s, store_row_cb *cb, void *arg);
+/* (cell, type, max(ts), 0) per cell and event type */
+enum store_status store_each_last_patrol(struct store *s, store_row_cb *cb, void *arg);
+/* (cell, NULL, at, repeat): the newest overdue alert of each cell that has
+ * no recovery after it */
+enum store_status store_each_open_overdue(struct store *s, store_row_cb *cb, void *arg);
+/* (cell, NULL, since, until) with null1 when paused until resumed */
+enum store_status store_each_pause(struct store *s, store_row_cb *cb, void *arg);
+/* Changes when another connection (the CLI's pause) commits. */
+enum store_status store_data_version(struct store *s, int64_t *out);
+
 /* Rows in `event` (for status counters and tests). */
 enum store_status store_count_events(struct store *s, int64_t *out);
 
 const char *store_errmsg(const struct store *s);
+
+/* The writer connection, for modules that keep their own prepared
+ * statements on it (outbox, alert state). They must run inside the
+ * daemon's batch (store_begin) and never COMMIT themselves. */
+struct sqlite3;
+struct sqlite3 *store_db(struct store *s);
+/* Classify a SQLite result code as store_status and remember its message
+ * for store_errmsg(), for those modules. */
+enum store_status store_status_of(struct store *s, int rc, const char *what);
 
 #endif

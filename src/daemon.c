@@ -17,17 +17,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
 
+#include "alert.h"
 #include "build-config.h"
+#include "deliver.h"
 #include "log.h"
 #include "loop.h"
 #include "mqtt.h"
 #include "msg.h"
+#include "outbox.h"
 #include "store.h"
+#include "watch.h"
 
 #define STORAGE_BACKOFF_MIN_MS 1000
 #define STORAGE_BACKOFF_MAX_MS 30000
@@ -37,6 +42,13 @@
 #define STORAGE_CONFIRM_MS 10000
 #define STATUS_INTERVAL_MS 60000
 #define HOUSEKEEPING_MS 5000
+/* The CLI's pause/resume is picked up within this (SPEC: "within seconds"). */
+#define PAUSE_POLL_MS 1000
+/* The broker being unreachable this long is a `system` alert. */
+#define BROKER_ALERT_MS (10 * 60 * 1000)
+/* Re-check deadlines at least this often, so a wall-clock step (NTP after
+ * a cold boot without RTC) is noticed without waiting for a stale timer. */
+#define DEADLINE_RECHECK_MS 30000
 
 struct daemon_stats {
 	uint64_t received, stored, duplicates, rejected, batches, storage_failures;
@@ -49,7 +61,18 @@ struct daemon {
 	struct loop *loop;
 	struct store *store;
 	struct mqtt *mqtt;
+	struct outbox *outbox;
+	struct alert *alert;
+	struct watch *watch;
+	struct deliver *deliver;
 	int exit_status;
+
+	bool alerts_queued;        /* this batch wrote alerts: kick delivery */
+	bool need_rebuild;         /* a batch rolled back: memory is ahead of the DB */
+	int64_t grace_until_ms;    /* monotonic: no overdue alerts before this */
+	int64_t data_version;
+	bool broker_alerted;
+	struct loop_timer deadline_timer, digest_timer, pause_timer, broker_timer;
 
 	/* The open batch. Counters move to `stats` only once it commits. */
 	bool batch_failed;
@@ -74,9 +97,16 @@ static void daemon_notify(const char *state)
 #endif
 }
 
+static void daemon_rebuild(struct daemon *d);
+
 static void daemon_storage_failed(struct daemon *d, enum store_status st)
 {
 	store_rollback(d->store);
+	d->alerts_queued = false;
+	/* Deadlines and reading levels moved with rows that are now gone;
+	 * re-read them (reads work on a full disk) before anything else. */
+	d->need_rebuild = true;
+	daemon_rebuild(d);
 	if (st == STORE_FATAL) {
 		log_errx("database %s: %s; stopping without acknowledging the batch",
 		         d->cfg->storage.path, store_errmsg(d->store));
@@ -141,11 +171,15 @@ static void daemon_on_message(void *arg, const char *topic, const void *payload,
 		enum msg_reason r = msg_parse(d->cfg, topic, payload, len, loop_wall_ms(),
 		                              &rec, detail, sizeof(detail));
 		if (r == MSG_OK) {
-			st = store_put_event(d->store, &rec, &dup);
+			int64_t rowid = 0;
+			st = store_put_event(d->store, &rec, &dup, &rowid);
 			if (dup)
 				d->pending.duplicates++;
 			else
 				d->pending.stored++;
+			if (st == STORE_OK && !dup)
+				st = watch_on_event(d->watch, &rec, rowid, loop_wall_ms() / 1000,
+				                    &d->alerts_queued);
 		} else {
 			log_warnx("rejected message on %.200s: %s: %s", topic,
 			          msg_reason_name(r), detail);
@@ -167,6 +201,130 @@ static void daemon_stats_add(struct daemon_stats *to, struct daemon_stats *from)
 	to->duplicates += from->duplicates;
 	to->rejected += from->rejected;
 	memset(from, 0, sizeof(*from));
+}
+
+static void daemon_rebuild(struct daemon *d)
+{
+	int64_t now = loop_wall_ms() / 1000;
+	enum store_status st = watch_rebuild(d->watch, d->cfg, now);
+	if (st == STORE_OK)
+		st = alert_restore(d->alert);
+	if (st != STORE_OK) {
+		log_errx("cannot read cell state from the database: %s", store_errmsg(d->store));
+		return; /* try again at the next pass */
+	}
+	d->need_rebuild = false;
+}
+
+static void daemon_arm_deadline(struct daemon *d)
+{
+	int64_t next = watch_next_time(d->watch);
+	int64_t delay = DEADLINE_RECHECK_MS;
+	if (next != DEADLINE_NEVER) {
+		int64_t wall = loop_wall_ms();
+		int64_t dms = next * 1000 - wall;
+		if (dms < delay)
+			delay = dms < 0 ? 0 : dms;
+	}
+	int64_t grace = d->grace_until_ms - loop_now_ms(d->loop);
+	if (grace > delay)
+		delay = grace;
+	/* While the database is failing, overdue alerts could not be stored
+	 * anyway; look again at a calm pace rather than spin. */
+	if ((d->storage_down || d->need_rebuild) && delay < 1000)
+		delay = 1000;
+	loop_timer_arm(d->loop, &d->deadline_timer, delay);
+}
+
+static void daemon_batch_status(struct daemon *d, enum store_status st)
+{
+	if (st != STORE_OK && !d->batch_failed) {
+		d->batch_failed = true;
+		d->batch_status = st;
+	}
+}
+
+static void daemon_deadline_cb(void *arg)
+{
+	struct daemon *d = arg;
+	if (d->batch_failed || d->storage_down || d->need_rebuild) {
+		daemon_arm_deadline(d);
+		return;
+	}
+	if (loop_now_ms(d->loop) < d->grace_until_ms) {
+		daemon_arm_deadline(d);
+		return;
+	}
+	enum store_status st = store_begin(d->store);
+	if (st == STORE_OK)
+		st = watch_tick(d->watch, loop_wall_ms() / 1000, &d->alerts_queued);
+	daemon_batch_status(d, st);
+}
+
+static void daemon_arm_digest(struct daemon *d)
+{
+	if (d->cfg->alerts.daily_digest_min < 0) {
+		loop_timer_disarm(d->loop, &d->digest_timer);
+		return;
+	}
+	int64_t now = loop_wall_ms();
+	int64_t next = deadline_next_daily(d->cfg->alerts.daily_digest_min, now / 1000);
+	loop_timer_arm(d->loop, &d->digest_timer, next * 1000 - now);
+}
+
+static void daemon_digest_cb(void *arg)
+{
+	struct daemon *d = arg;
+	int64_t now = loop_wall_ms() / 1000;
+	/* A timer that fires early (clock stepped back) re-arms instead. */
+	if (deadline_next_daily(d->cfg->alerts.daily_digest_min, now - 60) > now) {
+		daemon_arm_digest(d);
+		return;
+	}
+	enum store_status st = store_begin(d->store);
+	if (st == STORE_OK)
+		st = alert_digest(d->alert, now);
+	if (st == STORE_OK)
+		d->alerts_queued = true;
+	daemon_batch_status(d, st);
+	/* Never twice for one day: aim past the next minute boundary. */
+	loop_timer_arm(d->loop, &d->digest_timer, 61000);
+}
+
+static void daemon_pause_cb(void *arg)
+{
+	struct daemon *d = arg;
+	int64_t v;
+	if (d->need_rebuild && !d->batch_failed && !store_in_batch(d->store))
+		daemon_rebuild(d);
+	if (store_data_version(d->store, &v) == STORE_OK && v != d->data_version) {
+		d->data_version = v;
+		if (watch_sync_pauses(d->watch, loop_wall_ms() / 1000) != STORE_OK)
+			log_warnx("reading pauses: %s", store_errmsg(d->store));
+		daemon_arm_deadline(d);
+	}
+	loop_timer_arm(d->loop, &d->pause_timer, PAUSE_POLL_MS);
+}
+
+static void daemon_broker_cb(void *arg)
+{
+	struct daemon *d = arg;
+	if (mqtt_connected(d->mqtt) || d->broker_alerted)
+		return;
+	d->broker_alerted = true;
+	char zh[512], en[512];
+	snprintf(zh, sizeof(zh), "巡查系统已超过 %d 分钟无法连接 MQTT 服务器 %s:%d，设备上报暂时无法接收。",
+	         BROKER_ALERT_MS / 60000, d->cfg->mqtt.host, d->cfg->mqtt.port);
+	snprintf(en, sizeof(en), "gridpatrold cannot reach the MQTT broker %s:%d for over %d minutes; "
+	         "device reports are not being received.", d->cfg->mqtt.host, d->cfg->mqtt.port,
+	         BROKER_ALERT_MS / 60000);
+	log_errx("%s", en);
+	enum store_status st = store_begin(d->store);
+	if (st == STORE_OK)
+		st = alert_system(d->alert, zh, en, loop_wall_ms() / 1000);
+	if (st == STORE_OK)
+		d->alerts_queued = true;
+	daemon_batch_status(d, st);
 }
 
 /* After every wake-up: commit, then (and only then) let the acks out. */
@@ -192,6 +350,11 @@ static void daemon_check(void *arg)
 		daemon_storage_confirm(d);
 	}
 	daemon_stats_add(&d->stats, &d->pending);
+	if (d->alerts_queued) {
+		d->alerts_queued = false;
+		deliver_kick(d->deliver);
+	}
+	daemon_arm_deadline(d);
 	mqtt_flush(d->mqtt);
 }
 
@@ -213,7 +376,7 @@ static void daemon_publish_status(struct daemon *d, const char *state)
 	if (!s)
 		return;
 	if (mqtt_connected(d->mqtt))
-		mqtt_publish(d->mqtt, mqtt_status_topic(d->mqtt), s, strlen(s), 1, true);
+		mqtt_publish(d->mqtt, mqtt_status_topic(d->mqtt), s, strlen(s), 1, true, NULL);
 	free(s);
 }
 
@@ -248,12 +411,27 @@ static void daemon_watchdog_cb(void *arg)
 
 static void daemon_on_connected(void *arg)
 {
+	struct daemon *d = arg;
+	/* Devices' queued check-ins arrive first; only then judge deadlines. */
+	d->grace_until_ms = loop_now_ms(d->loop) + d->cfg->alerts.startup_grace_s * 1000;
+	loop_timer_disarm(d->loop, &d->broker_timer);
+	d->broker_alerted = false;
+	daemon_arm_deadline(d);
 	daemon_status_cb(arg);
 }
 
 static void daemon_on_disconnected(void *arg)
 {
-	(void)arg;
+	struct daemon *d = arg;
+	/* A storage pause drops the connection on purpose: not the broker's fault. */
+	if (!d->storage_down)
+		loop_timer_arm(d->loop, &d->broker_timer, BROKER_ALERT_MS);
+}
+
+static void daemon_on_published(void *arg, int mid)
+{
+	struct daemon *d = arg;
+	deliver_on_published(d->deliver, mid);
 }
 
 static void daemon_on_term(void *arg)
@@ -290,13 +468,32 @@ static void daemon_on_hup(void *arg)
 	    strcmp(ncfg->storage.path, d->boot_cfg->storage.path) != 0)
 		log_warnx("reload: changes to mqtt connection settings or storage.path take "
 		          "effect only after a restart");
+	if (store_in_batch(d->store) && store_commit(d->store) != STORE_OK) {
+		store_rollback(d->store);
+		log_errx("reload: database not writable; keeping the running configuration");
+		config_free(ncfg);
+		daemon_notify("READY=1");
+		return;
+	}
 	enum store_status st = store_sync_cells(d->store, ncfg, loop_wall_ms() / 1000);
 	if (st != STORE_OK)
 		log_warnx("reload: recording new cells: %s", store_errmsg(d->store));
 	store_set_max_size(d->store, ncfg->storage.max_size);
+	st = watch_rebuild(d->watch, ncfg, loop_wall_ms() / 1000);
+	if (st != STORE_OK) {
+		log_errx("reload: cannot rebuild cell state: %s; keeping the running configuration",
+		         store_errmsg(d->store));
+		config_free(ncfg);
+		daemon_notify("READY=1");
+		return;
+	}
+	alert_set_config(d->alert, ncfg);
+	deliver_set_config(d->deliver, ncfg);
 	if (d->cfg != d->boot_cfg)
 		config_free(d->cfg);
 	d->cfg = ncfg;
+	daemon_arm_deadline(d);
+	daemon_arm_digest(d);
 	log_info("configuration reloaded: %zu cells, %zu event types", ncfg->n_cells,
 	         ncfg->n_events);
 	daemon_notify("READY=1");
@@ -310,6 +507,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 		.message = daemon_on_message,
 		.connected = daemon_on_connected,
 		.disconnected = daemon_on_disconnected,
+		.published = daemon_on_published,
 	};
 
 	d.config_path = config_path;
@@ -338,12 +536,41 @@ int daemon_run(const char *config_path, struct config *cfg)
 	if (store_sync_cells(d.store, cfg, loop_wall_ms() / 1000) != STORE_OK)
 		log_warnx("recording cells: %s", store_errmsg(d.store));
 
+	/* Active hours and calendar days are local to the village. */
+	if (setenv("TZ", cfg->timezone, 1) < 0)
+		fatal("setenv TZ");
+	tzset();
+
 	d.mqtt = mqtt_new(cfg, d.loop, &handlers, &d, err, sizeof(err));
 	if (!d.mqtt) {
 		log_errx("mqtt: %s", err);
 		d.exit_status = 1;
 		goto out;
 	}
+	d.outbox = outbox_new(d.store, err, sizeof(err));
+	d.alert = d.outbox ? alert_new(cfg, d.store, d.outbox, err, sizeof(err)) : NULL;
+	d.watch = d.alert ? watch_new(d.store, d.alert) : NULL;
+	if (!d.watch) {
+		log_errx("%s", d.alert ? "out of memory" : err);
+		d.exit_status = 1;
+		goto out;
+	}
+	d.deliver = deliver_new(cfg, d.loop, d.store, d.outbox, d.mqtt, err, sizeof(err));
+	if (!d.deliver) {
+		log_errx("deliver: %s", err);
+		d.exit_status = 1;
+		goto out;
+	}
+	int64_t t0 = loop_mono_ms();
+	if (outbox_recover(d.outbox) != STORE_OK || store_commit(d.store) != STORE_OK ||
+	    watch_rebuild(d.watch, cfg, loop_wall_ms() / 1000) != STORE_OK ||
+	    alert_restore(d.alert) != STORE_OK) {
+		log_errx("cannot read state from %s: %s", cfg->storage.path, store_errmsg(d.store));
+		d.exit_status = 1;
+		goto out;
+	}
+	store_data_version(d.store, &d.data_version);
+	log_info("state rebuilt from the database in %lld ms", (long long)(loop_mono_ms() - t0));
 	if (loop_on_check(d.loop, daemon_check, &d) < 0)
 		fatal("loop");
 
@@ -351,6 +578,16 @@ int daemon_run(const char *config_path, struct config *cfg)
 	loop_timer_init(&d.status_timer, daemon_status_cb, &d);
 	loop_timer_init(&d.housekeeping_timer, daemon_housekeeping_cb, &d);
 	loop_timer_init(&d.watchdog_timer, daemon_watchdog_cb, &d);
+	loop_timer_init(&d.deadline_timer, daemon_deadline_cb, &d);
+	loop_timer_init(&d.digest_timer, daemon_digest_cb, &d);
+	loop_timer_init(&d.pause_timer, daemon_pause_cb, &d);
+	loop_timer_init(&d.broker_timer, daemon_broker_cb, &d);
+	d.grace_until_ms = loop_now_ms(d.loop) + cfg->alerts.startup_grace_s * 1000;
+	daemon_arm_deadline(&d);
+	daemon_arm_digest(&d);
+	loop_timer_arm(d.loop, &d.pause_timer, PAUSE_POLL_MS);
+	loop_timer_arm(d.loop, &d.broker_timer, BROKER_ALERT_MS);
+	deliver_kick(d.deliver);
 	loop_timer_arm(d.loop, &d.housekeeping_timer, HOUSEKEEPING_MS);
 	loop_timer_arm(d.loop, &d.status_timer, STATUS_INTERVAL_MS);
 #ifdef HAVE_SYSTEMD
@@ -375,6 +612,11 @@ int daemon_run(const char *config_path, struct config *cfg)
 	/* The last pass's check hook has committed and flushed; say goodbye
 	 * so the retained status is accurate, then close the session. */
 	if (d.exit_status == 0) {
+		/* Let running bridge scripts finish (bounded); what they
+		 * report commits before we leave. */
+		deliver_shutdown(d.deliver, 5000);
+		if (store_in_batch(d.store) && store_commit(d.store) != STORE_OK)
+			store_rollback(d.store);
 		daemon_publish_status(&d, "offline");
 		mqtt_shutdown(d.mqtt, 2000);
 	}
@@ -382,6 +624,10 @@ int daemon_run(const char *config_path, struct config *cfg)
 	         (unsigned long long)d.stats.stored, (unsigned long long)d.stats.duplicates,
 	         (unsigned long long)d.stats.rejected);
 out:
+	deliver_free(d.deliver);
+	watch_free(d.watch);
+	alert_free(d.alert);
+	outbox_free(d.outbox);
 	mqtt_free(d.mqtt);
 	store_close(d.store);
 	loop_free(d.loop);

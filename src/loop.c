@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define LOOP_MAX_FDS 16
+#define LOOP_MAX_FDS 64
 #define LOOP_MAX_TIMERS 32
 #define LOOP_MAX_HOOKS 8
 #define LOOP_MAX_SIGNALS 8
@@ -285,9 +285,12 @@ int loop_run(struct loop *l)
 			if (pfd[i].revents && f->used && f->fd == pfd[i].fd)
 				f->cb(f->arg, pfd[i].fd, pfd[i].revents);
 		}
+		/* Timers before check: whatever a timer writes (alerts, outbox
+		 * state) commits in this same pass instead of sitting in an
+		 * open transaction until the next wake-up. */
+		loop_fire_timers(l);
 		for (size_t i = 0; i < l->n_check; i++)
 			l->check[i].cb(l->check[i].arg);
-		loop_fire_timers(l);
 	}
 	return 0;
 }

@@ -158,6 +158,14 @@ static void mqtt_on_message(struct mosquitto *mosq, void *obj, const struct mosq
 	m->h.message(m->arg, msg->topic, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
 }
 
+static void mqtt_on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+	struct mqtt *m = obj;
+	(void)mosq;
+	if (m->h.published)
+		m->h.published(m->arg, mid);
+}
+
 static bool mqtt_readable_now(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -286,6 +294,7 @@ struct mqtt *mqtt_new(const struct config *cfg, struct loop *l,
 	mosquitto_connect_callback_set(m->mosq, mqtt_on_connect);
 	mosquitto_disconnect_callback_set(m->mosq, mqtt_on_disconnect);
 	mosquitto_message_callback_set(m->mosq, mqtt_on_message);
+	mosquitto_publish_callback_set(m->mosq, mqtt_on_publish);
 
 	if (cfg->mqtt.password_file || cfg->mqtt.password_credential) {
 		char path[4096];
@@ -411,9 +420,9 @@ const char *mqtt_status_topic(const struct mqtt *m)
 }
 
 int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
-                 int qos, bool retain)
+                 int qos, bool retain, int *mid)
 {
-	int rc = mosquitto_publish(m->mosq, NULL, topic, (int)len, payload, qos, retain);
+	int rc = mosquitto_publish(m->mosq, mid, topic, (int)len, payload, qos, retain);
 	return rc == MOSQ_ERR_SUCCESS ? 0 : -1;
 }
 

@@ -59,6 +59,44 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE cell ("
 	"  id TEXT PRIMARY KEY,"
 	"  known_since INTEGER NOT NULL) WITHOUT ROWID;",
+
+	/* 1 -> 2: alerts, their delivery, and pauses */
+	"CREATE TABLE alert ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"         /* overdue recovered event reading digest system */
+	"  cell TEXT,"                  /* NULL for digest and system */
+	"  at INTEGER NOT NULL,"        /* raised, Unix seconds */
+	"  due INTEGER,"                /* overdue: the deadline it is back-dated to */
+	"  repeat INTEGER NOT NULL DEFAULT 0,"
+	"  worker TEXT,"                /* recovered/event/reading: who reported */
+	"  event_id INTEGER,"           /* the event row that caused it, if any */
+	"  level TEXT,"                 /* reading: warn, alarm or normal */
+	"  value REAL,"
+	"  text TEXT NOT NULL,"         /* in the configured language */
+	"  doc TEXT NOT NULL);"         /* the alert's JSON object for deliveries */
+	"CREATE INDEX alert_at ON alert(at);"
+	"CREATE INDEX alert_cell ON alert(cell, kind, at);"
+	"CREATE TABLE delivery ("
+	"  id INTEGER PRIMARY KEY,"     /* delivery_id is sink || '-' || printf('%06d', id) */
+	"  sink TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('pending','inflight','delivered','expired')),"
+	"  created_ms INTEGER NOT NULL,"
+	"  next_ms INTEGER NOT NULL,"   /* group window end, then next try */
+	"  tries INTEGER NOT NULL DEFAULT 0,"
+	"  last_error TEXT,"
+	"  done_ms INTEGER);"
+	"CREATE INDEX delivery_pending ON delivery(state, next_ms);"
+	"CREATE TABLE outbox ("
+	"  alert_id INTEGER NOT NULL REFERENCES alert(id),"
+	"  sink TEXT NOT NULL,"
+	"  delivery_id INTEGER NOT NULL REFERENCES delivery(id),"
+	"  PRIMARY KEY (alert_id, sink)) WITHOUT ROWID;"
+	"CREATE INDEX outbox_delivery ON outbox(delivery_id);"
+	"CREATE TABLE pause ("
+	"  cell TEXT PRIMARY KEY,"
+	"  since INTEGER NOT NULL,"     /* Unix seconds */
+	"  until INTEGER,"              /* NULL: until resumed */
+	"  reason TEXT) WITHOUT ROWID;",
 };
 
 #define STORE_N_MIGRATIONS (sizeof(store_migrations) / sizeof(store_migrations[0]))
@@ -88,6 +126,16 @@ static enum store_status store_fail(struct store *s, int rc, const char *what)
 const char *store_errmsg(const struct store *s)
 {
 	return s->err;
+}
+
+sqlite3 *store_db(struct store *s)
+{
+	return s->db;
+}
+
+enum store_status store_status_of(struct store *s, int rc, const char *what)
+{
+	return store_fail(s, rc, what);
 }
 
 static int store_take_lock(struct store *s, const char *path, char *err, size_t errlen)
@@ -359,7 +407,8 @@ static int store_bind_text(sqlite3_stmt *st, int i, const char *v, int len)
 	return sqlite3_bind_text(st, i, v, len, SQLITE_STATIC);
 }
 
-enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup)
+enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup,
+                                  int64_t *rowid)
 {
 	sqlite3_stmt *st = s->put_event;
 	char flags[64];
@@ -392,8 +441,11 @@ enum store_status store_put_event(struct store *s, const struct msg_record *r, b
 		return store_fail(s, rc, "bind event");
 	}
 	enum store_status ret = store_step_done(s, st, "insert event");
-	if (ret == STORE_OK)
+	if (ret == STORE_OK) {
 		*dup = sqlite3_changes(s->db) == 0;
+		if (!*dup && rowid)
+			*rowid = sqlite3_last_insert_rowid(s->db);
+	}
 	return ret;
 }
 
@@ -501,4 +553,71 @@ enum store_status store_count_events(struct store *s, int64_t *out)
 		st = store_fail(s, rc, "count events");
 	sqlite3_reset(s->count_events);
 	return st;
+}
+
+static enum store_status store_each(struct store *s, const char *sql, store_row_cb *cb,
+                                    void *arg, const char *what)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, what);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t0 = (const char *)sqlite3_column_text(st, 0);
+		const char *t1 = (const char *)sqlite3_column_text(st, 1);
+		if (!t0)
+			continue;
+		if (cb(arg, t0, t1, sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+		       sqlite3_column_type(st, 3) == SQLITE_NULL) != 0) {
+			rc = SQLITE_DONE;
+			break;
+		}
+	}
+	enum store_status ret = rc == SQLITE_DONE ? STORE_OK : store_fail(s, rc, what);
+	sqlite3_finalize(st);
+	return ret;
+}
+
+enum store_status store_each_known(struct store *s, store_row_cb *cb, void *arg)
+{
+	return store_each(s, "SELECT id, NULL, known_since, 0 FROM cell", cb, arg, "read cells");
+}
+
+enum store_status store_each_last_patrol(struct store *s, store_row_cb *cb, void *arg)
+{
+	/* Served by the (cell, ts) index; one row per cell and type. */
+	return store_each(s, "SELECT cell, type, max(ts), 0 FROM event GROUP BY cell, type",
+	                  cb, arg, "read last patrols");
+}
+
+enum store_status store_each_open_overdue(struct store *s, store_row_cb *cb, void *arg)
+{
+	return store_each(s,
+	                  "SELECT a.cell, NULL, a.at, a.repeat FROM alert a "
+	                  "WHERE a.kind = 'overdue' AND a.id = (SELECT max(id) FROM alert "
+	                  "  WHERE cell = a.cell AND kind = 'overdue') "
+	                  "AND NOT EXISTS (SELECT 1 FROM alert r WHERE r.cell = a.cell "
+	                  "  AND r.kind = 'recovered' AND r.level IS NULL AND r.id > a.id)",
+	                  cb, arg, "read open overdue alerts");
+}
+
+enum store_status store_each_pause(struct store *s, store_row_cb *cb, void *arg)
+{
+	return store_each(s, "SELECT cell, NULL, since, until FROM pause", cb, arg, "read pauses");
+}
+
+enum store_status store_data_version(struct store *s, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "data_version");
+	rc = sqlite3_step(st);
+	enum store_status ret = STORE_OK;
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	else
+		ret = store_fail(s, rc, "data_version");
+	sqlite3_finalize(st);
+	return ret;
 }

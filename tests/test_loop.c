@@ -47,7 +47,7 @@ static void on_timer_stop(void *arg)
 	loop_stop(t->loop);
 }
 
-static void test_pass_order_fd_then_check_then_timer(void **state)
+static void test_pass_order_fd_timer_check(void **state)
 {
 	(void)state;
 	struct trace t = { 0 };
@@ -65,8 +65,8 @@ static void test_pass_order_fd_then_check_then_timer(void **state)
 	assert_int_equal(write(p[1], "x", 1), 1);
 
 	assert_int_equal(loop_run(t.loop), 0);
-	/* One pass: prepare, the fd callback, check (commit), then timers. */
-	assert_string_equal(t.log, "PFCT");
+	/* One pass: prepare, the fd callback, timers, then check (commit). */
+	assert_string_equal(t.log, "PFTC");
 	loop_free(t.loop);
 	close(p[0]);
 	close(p[1]);
@@ -160,7 +160,7 @@ static void test_parked_fd_is_not_polled(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pass_order_fd_then_check_then_timer),
+		cmocka_unit_test(test_pass_order_fd_timer_check),
 		cmocka_unit_test(test_timer_fires_after_delay),
 		cmocka_unit_test(test_signal_is_delivered_in_loop),
 		cmocka_unit_test(test_parked_fd_is_not_polled),

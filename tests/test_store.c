@@ -106,16 +106,16 @@ static void test_dedup_by_worker_and_id(void **state)
 
 	assert_int_equal(store_begin(s), STORE_OK);
 	rec_init(&r, "w017", "a1");
-	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
 	assert_false(dup);
-	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
 	assert_true(dup);
 	rec_init(&r, "w021", "a1"); /* same id, other worker: distinct */
-	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
 	assert_false(dup);
 	rec_init(&r, "w021", ""); /* no key: never deduplicated */
-	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
-	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
 	assert_false(dup);
 	assert_int_equal(store_commit(s), STORE_OK);
 	assert_false(store_in_batch(s));
@@ -128,7 +128,7 @@ static void test_dedup_by_worker_and_id(void **state)
 	/* A rolled-back batch leaves nothing. */
 	assert_int_equal(store_begin(s), STORE_OK);
 	rec_init(&r, "w017", "rolled-back");
-	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
 	store_rollback(s);
 	assert_int_equal(store_count_events(s, &n), STORE_OK);
 	assert_int_equal(n, 4);
@@ -182,7 +182,7 @@ static void test_size_cap_is_retryable(void **state)
 		snprintf(id, sizeof(id), "m%d", i);
 		rec_init(&r, "w017", id);
 		if (st == STORE_OK)
-			st = store_put_event(s, &r, &dup);
+			st = store_put_event(s, &r, &dup, NULL);
 		if (st == STORE_OK)
 			st = store_commit(s);
 	}
@@ -194,7 +194,7 @@ static void test_size_cap_is_retryable(void **state)
 	/* Space returns: the same message goes in. */
 	assert_int_equal(store_set_max_size(s, 0), STORE_OK);
 	assert_int_equal(store_begin(s), STORE_OK);
-	assert_int_equal(store_put_event(s, &r, &dup), STORE_OK);
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
 	assert_false(dup);
 	assert_int_equal(store_commit(s), STORE_OK);
 	int64_t n;

@@ -91,6 +91,8 @@ events:
 
 
 def cells_yaml(ids):
+    if isinstance(ids, str):
+        return ids  # a ready "cells:" block
     out = ["cells:"]
     for c in ids:
         out.append(f"  - id: {c}")
@@ -192,3 +194,52 @@ def publish(broker, topic, payload, qos=1, args=()):
     how = ["-n"] if payload == b"" else ["-s"]  # -s refuses empty input
     subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-q", str(qos), "-t", topic]
                    + how + list(args), input=payload, check=True, timeout=20)
+
+
+def record_sink(name, directory, *mode, extra=""):
+    """YAML for an exec sink running tests/system/record-sink into directory."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    argv = ", ".join(json.dumps(a) for a in [os.path.join(here, "record-sink"), directory, *mode])
+    return f"    - name: {name}\n      exec: [{argv}]\n{extra}"
+
+
+class Recorder:
+    """Reads what record-sink wrote: one file per try, named <delivery_id>.tryN."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+
+    def tries(self):
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if ".try" in name and not name.endswith(".tmp"):
+                with open(os.path.join(self.dir, name)) as f:
+                    try:
+                        doc = json.load(f)
+                    except ValueError:
+                        continue  # still being written
+                out.append((name, doc, os.path.getmtime(os.path.join(self.dir, name))))
+        return out
+
+    def delivered(self):
+        """Delivered documents, oldest first."""
+        docs = []
+        for name, doc, mtime in self.tries():
+            if os.path.exists(os.path.join(self.dir, doc["delivery_id"] + ".delivered")):
+                if not any(d["delivery_id"] == doc["delivery_id"] for d, _ in docs):
+                    docs.append((doc, mtime))
+        docs.sort(key=lambda x: x[1])
+        return [d for d, _ in docs]
+
+    def alerts(self, kind=None):
+        out = []
+        for doc in self.delivered():
+            for a in doc["alerts"]:
+                if kind is None or a["kind"] == kind:
+                    out.append(a)
+        return out
+
+    def env(self, delivery_id, n=1):
+        with open(os.path.join(self.dir, f"{delivery_id}.env{n}")) as f:
+            return dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)

@@ -1,0 +1,49 @@
+/*
+ * alert: what to say, and to whom. Turns deadline fires, patrols, urgent
+ * events and readings into alert rows with their text (zh-CN or en) and
+ * JSON document, queued through the outbox in the caller's batch — so an
+ * alert commits together with the state change that caused it.
+ *
+ * It keeps the one piece of alert state the deadline engine does not: the
+ * current level of each (cell, value event type), so a reading alerts again
+ * only when its level rises, restored from the alert table at start.
+ */
+#ifndef GRIDPATROL_ALERT_H
+#define GRIDPATROL_ALERT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "deadline.h"
+#include "msg.h"
+#include "outbox.h"
+#include "store.h"
+
+struct alert;
+
+struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox *o,
+                        char *err, size_t errlen);
+void alert_free(struct alert *a);
+/* After a reload; reading levels of cells that still exist are kept. */
+void alert_set_config(struct alert *a, const struct config *cfg);
+
+/* Reading levels from the alert table (at start). */
+enum store_status alert_restore(struct alert *a);
+
+/* Each returns the store status; *queued is set when an alert was written. */
+enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
+                                const struct deadline_fire *f, int64_t now);
+enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
+                                  const struct deadline_patrol_result *r,
+                                  const char *worker, int64_t patrol_ts, int64_t now);
+/* For an accepted, newly stored event: `event` alert for alert: immediate
+ * types, `reading`/`recovered` for values crossing warn/alarm. */
+enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
+                                 int64_t event_id, int64_t now, bool *queued);
+/* The day's coverage so far, for the day containing now. */
+enum store_status alert_digest(struct alert *a, int64_t now);
+enum store_status alert_system(struct alert *a, const char *what_zh, const char *what_en,
+                               int64_t now);
+
+#endif

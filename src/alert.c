@@ -1,0 +1,689 @@
+/*
+ * alert: decisions and words.
+ *
+ * Texts are written for a village WeChat group: short, the cell's own name,
+ * durations in hours and minutes, local clock times, and who should act.
+ * Each alert also carries a JSON object (SPEC "Delivery JSON", one entry of
+ * "alerts") so a bridge script never has to parse the text.
+ *
+ * The database is asked only when an alert is raised (who patrolled last,
+ * today's figures for the digest): alerts are rare, messages are not.
+ */
+#include "alert.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "timefmt.h"
+
+#define ALERT_TEXT_MAX 2048
+
+struct alert_level {
+	char *key;   /* "cell\x1ftype"; NULL: empty slot */
+	int level;   /* 0 normal, 1 warn, 2 alarm */
+};
+
+struct alert {
+	const struct config *cfg;
+	struct store *store;
+	struct outbox *outbox;
+	sqlite3_stmt *last_patrol, *first_overdue, *levels, *day_cells, *day_types, *day_alerts;
+	struct alert_level *lv;
+	size_t lv_cap, lv_n;
+};
+
+static enum timefmt_lang alert_lang(const struct alert *a)
+{
+	return strcmp(a->cfg->alerts.language, "en") == 0 ? TIMEFMT_EN : TIMEFMT_ZH;
+}
+
+/* ------------------------------------------------------------ levels */
+
+static uint64_t alert_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static struct alert_level *alert_level_slot(struct alert *a, const char *cell,
+                                            const char *type, bool create)
+{
+	char key[2 * TOPIC_SEGMENT_MAX + 2];
+	snprintf(key, sizeof(key), "%s\x1f%s", cell, type);
+	if (create && (a->lv_n + 1) * 2 > a->lv_cap) {
+		size_t ncap = a->lv_cap ? a->lv_cap * 2 : 64;
+		struct alert_level *nv = calloc(ncap, sizeof(*nv));
+		if (!nv)
+			return NULL;
+		for (size_t i = 0; i < a->lv_cap; i++) {
+			if (!a->lv[i].key)
+				continue;
+			size_t j = alert_hash(a->lv[i].key) & (ncap - 1);
+			while (nv[j].key)
+				j = (j + 1) & (ncap - 1);
+			nv[j] = a->lv[i];
+		}
+		free(a->lv);
+		a->lv = nv;
+		a->lv_cap = ncap;
+	}
+	if (!a->lv_cap)
+		return NULL;
+	size_t j = alert_hash(key) & (a->lv_cap - 1);
+	while (a->lv[j].key) {
+		if (strcmp(a->lv[j].key, key) == 0)
+			return &a->lv[j];
+		j = (j + 1) & (a->lv_cap - 1);
+	}
+	if (!create)
+		return NULL;
+	a->lv[j].key = strdup(key);
+	if (!a->lv[j].key)
+		return NULL;
+	a->lv[j].level = 0;
+	a->lv_n++;
+	return &a->lv[j];
+}
+
+/* ------------------------------------------------------------ setup */
+
+static int alert_prepare(struct alert *a, sqlite3_stmt **st, const char *sql,
+                         char *err, size_t errlen)
+{
+	int rc = sqlite3_prepare_v3(store_db(a->store), sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errlen, "alert: prepare: %s", sqlite3_errmsg(store_db(a->store)));
+		return -1;
+	}
+	return 0;
+}
+
+struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox *o,
+                        char *err, size_t errlen)
+{
+	struct alert *a = calloc(1, sizeof(*a));
+	if (!a) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	a->cfg = cfg;
+	a->store = s;
+	a->outbox = o;
+	/* Newest events of the cell first; the caller skips non-patrol
+	 * types, which are rare, so the first few rows decide. */
+	if (alert_prepare(a, &a->last_patrol,
+	                  "SELECT worker, ts, type FROM event WHERE cell = ?1 "
+	                  "ORDER BY ts DESC LIMIT 64", err, errlen) < 0 ||
+	    alert_prepare(a, &a->first_overdue,
+	                  "SELECT at FROM alert WHERE cell = ?1 AND kind = 'overdue' "
+	                  "AND repeat = 0 ORDER BY id DESC LIMIT 1", err, errlen) < 0 ||
+	    alert_prepare(a, &a->levels,
+	                  "SELECT cell, doc, level FROM alert WHERE id IN (SELECT max(id) FROM "
+	                  "alert WHERE level IS NOT NULL GROUP BY cell, json_extract(doc, "
+	                  "'$.event_type'))", err, errlen) < 0 ||
+	    alert_prepare(a, &a->day_cells,
+	                  "SELECT cell, type FROM event WHERE ts >= ?1 AND ts < ?2 "
+	                  "GROUP BY cell, type", err, errlen) < 0 ||
+	    alert_prepare(a, &a->day_types,
+	                  "SELECT type, count(*) FROM event WHERE ts >= ?1 AND ts < ?2 "
+	                  "GROUP BY type ORDER BY type", err, errlen) < 0 ||
+	    alert_prepare(a, &a->day_alerts,
+	                  "SELECT count(*) FROM alert WHERE at >= ?1 AND at < ?2 AND kind = "
+	                  "'overdue'", err, errlen) < 0) {
+		alert_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void alert_free(struct alert *a)
+{
+	if (!a)
+		return;
+	sqlite3_finalize(a->last_patrol);
+	sqlite3_finalize(a->first_overdue);
+	sqlite3_finalize(a->levels);
+	sqlite3_finalize(a->day_cells);
+	sqlite3_finalize(a->day_types);
+	sqlite3_finalize(a->day_alerts);
+	for (size_t i = 0; i < a->lv_cap; i++)
+		free(a->lv[i].key);
+	free(a->lv);
+	free(a);
+}
+
+void alert_set_config(struct alert *a, const struct config *cfg)
+{
+	a->cfg = cfg;
+}
+
+enum store_status alert_restore(struct alert *a)
+{
+	sqlite3_stmt *st = a->levels;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *cell = (const char *)sqlite3_column_text(st, 0);
+		const char *doc = (const char *)sqlite3_column_text(st, 1);
+		const char *level = (const char *)sqlite3_column_text(st, 2);
+		json_t *j = doc ? json_loads(doc, 0, NULL) : NULL;
+		const char *type = j ? json_string_value(json_object_get(j, "event_type")) : NULL;
+		if (cell && type && level) {
+			struct alert_level *l = alert_level_slot(a, cell, type, true);
+			if (l)
+				l->level = !strcmp(level, "alarm") ? 2 : !strcmp(level, "warn") ? 1 : 0;
+		}
+		json_decref(j);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_status_of(a->store, rc, "restore reading levels");
+}
+
+/* ------------------------------------------------------------ helpers */
+
+struct alert_last {
+	bool found;
+	int64_t ts;
+	char worker[TOPIC_SEGMENT_MAX + 1];
+};
+
+static enum store_status alert_last_patrol(struct alert *a, const char *cell,
+                                           struct alert_last *out)
+{
+	sqlite3_stmt *st = a->last_patrol;
+	int rc;
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 2);
+		const struct config_event *ev = type ? config_event_find(a->cfg, type) : NULL;
+		if (ev && !ev->patrol)
+			continue;
+		out->found = true;
+		out->ts = sqlite3_column_int64(st, 1);
+		snprintf(out->worker, sizeof(out->worker), "%s",
+		         (const char *)sqlite3_column_text(st, 0));
+		break;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_status_of(a->store, rc, "last patrol");
+	return STORE_OK;
+}
+
+static void alert_join(char *buf, size_t len, char *const *v, size_t n, const char *sep)
+{
+	size_t off = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && off < len; i++) {
+		int w = snprintf(buf + off, len - off, "%s%s", i ? sep : "", v[i]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+}
+
+static json_t *alert_strings(char *const *v, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++)
+		json_array_append_new(arr, json_string(v[i]));
+	return arr;
+}
+
+/* Appends printf output to a fixed text buffer; truncation is harmless. */
+static void alert_cat(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void alert_cat(char *buf, size_t len, const char *fmt, ...)
+{
+	size_t off = strlen(buf);
+	va_list ap;
+	if (off + 1 >= len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf + off, len - off, fmt, ap);
+	va_end(ap);
+}
+
+static void alert_set_time(json_t *doc, const char *key, int64_t t)
+{
+	char b[TIMEFMT_MAX];
+	timefmt_rfc3339(t, b, sizeof(b));
+	json_object_set_new(doc, key, json_string(b));
+}
+
+static json_t *alert_doc(const char *kind, const struct config_cell *c, int64_t at)
+{
+	json_t *doc = json_object();
+	if (!doc)
+		return NULL;
+	json_object_set_new(doc, "kind", json_string(kind));
+	json_object_set_new(doc, "cell", c ? json_string(c->id) : json_null());
+	json_object_set_new(doc, "cell_name", c ? json_string(c->name) : json_null());
+	alert_set_time(doc, "at", at);
+	json_object_set_new(doc, "workers", c ? alert_strings(c->workers, c->n_workers) : json_array());
+	return doc;
+}
+
+static json_t *alert_last_json(const struct alert_last *l)
+{
+	if (!l->found)
+		return json_null();
+	char b[TIMEFMT_MAX];
+	timefmt_rfc3339(l->ts, b, sizeof(b));
+	return json_pack("{s:s, s:s}", "ts", b, "worker", l->worker);
+}
+
+static enum store_status alert_emit(struct alert *a, struct outbox_alert *oa, json_t *doc,
+                                    int64_t now)
+{
+	if (!doc)
+		return STORE_RETRY; /* out of memory: the batch is retried */
+	json_object_set_new(doc, "text", json_string(oa->text));
+	char *s = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (!s)
+		return STORE_RETRY;
+	oa->doc = s;
+	int64_t id;
+	enum store_status st = outbox_add(a->outbox, a->cfg, oa, now * 1000, &id);
+	free(s);
+	return st;
+}
+
+/* ------------------------------------------------------------ kinds */
+
+enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
+                                const struct deadline_fire *f, int64_t now)
+{
+	enum timefmt_lang lang = alert_lang(a);
+	struct alert_last last;
+	char text[ALERT_TEXT_MAX] = "", dur[TIMEFMT_MAX], due[TIMEFMT_MAX], when[TIMEFMT_MAX];
+	char workers[1024], esc[1024] = "";
+	enum store_status st = alert_last_patrol(a, c->id, &last);
+	if (st != STORE_OK)
+		return st;
+
+	bool escalate = a->cfg->alerts.escalate_after > 0 &&
+	                f->repeat >= a->cfg->alerts.escalate_after;
+	alert_join(workers, sizeof(workers), c->workers, c->n_workers, lang == TIMEFMT_ZH ? "、" : ", ");
+	if (escalate)
+		alert_join(esc, sizeof(esc), a->cfg->alerts.escalate_to, a->cfg->alerts.n_escalate_to,
+		           lang == TIMEFMT_ZH ? "、" : ", ");
+	timefmt_clock(f->due, now, lang, due, sizeof(due));
+	timefmt_duration(now - (last.found ? last.ts : f->base), lang, dur, sizeof(dur));
+
+	if (lang == TIMEFMT_ZH) {
+		if (f->repeat > 0)
+			alert_cat(text, sizeof(text), "【巡查提醒·第%d次】", f->repeat + 1);
+		else
+			alert_cat(text, sizeof(text), "【巡查提醒】");
+		if (last.found) {
+			timefmt_clock(last.ts, now, lang, when, sizeof(when));
+			alert_cat(text, sizeof(text), "%s已 %s 未巡查（应于 %s 前巡查），上次 %s %s。",
+			          c->name, dur, due, last.worker, when);
+		} else {
+			alert_cat(text, sizeof(text), "%s已 %s 无巡查记录（应于 %s 前巡查）。",
+			          c->name, dur, due);
+		}
+		if (c->n_workers)
+			alert_cat(text, sizeof(text), "请 %s 尽快巡查", workers);
+		else
+			alert_cat(text, sizeof(text), "请尽快安排巡查");
+		if (escalate)
+			alert_cat(text, sizeof(text), "，并报 %s", esc);
+		alert_cat(text, sizeof(text), "。");
+	} else {
+		if (f->repeat > 0)
+			alert_cat(text, sizeof(text), "[Patrol overdue, reminder %d] ", f->repeat + 1);
+		else
+			alert_cat(text, sizeof(text), "[Patrol overdue] ");
+		if (last.found) {
+			timefmt_clock(last.ts, now, lang, when, sizeof(when));
+			alert_cat(text, sizeof(text), "%s: not patrolled for %s (due %s), last %s at %s.",
+			          c->name, dur, due, last.worker, when);
+		} else {
+			alert_cat(text, sizeof(text), "%s: no patrol on record for %s (due %s).",
+			          c->name, dur, due);
+		}
+		if (c->n_workers)
+			alert_cat(text, sizeof(text), " %s: please patrol now.", workers);
+		else
+			alert_cat(text, sizeof(text), " Please arrange a patrol.");
+		if (escalate)
+			alert_cat(text, sizeof(text), " Escalated to %s.", esc);
+	}
+
+	json_t *doc = alert_doc("overdue", c, now);
+	if (doc) {
+		alert_set_time(doc, "due", f->due);
+		json_object_set_new(doc, "last_patrol", alert_last_json(&last));
+		json_object_set_new(doc, "repeat", json_integer(f->repeat));
+		if (escalate)
+			json_object_set_new(doc, "escalate", alert_strings(a->cfg->alerts.escalate_to,
+			                                                    a->cfg->alerts.n_escalate_to));
+	}
+	struct outbox_alert oa = {
+		.kind = CONFIG_KIND_OVERDUE, .cell = c->id, .at = now, .has_due = true,
+		.due = f->due, .repeat = f->repeat, .text = text,
+	};
+	return alert_emit(a, &oa, doc, now);
+}
+
+enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
+                                  const struct deadline_patrol_result *r,
+                                  const char *worker, int64_t patrol_ts, int64_t now)
+{
+	enum timefmt_lang lang = alert_lang(a);
+	char text[ALERT_TEXT_MAX] = "", dur[TIMEFMT_MAX], when[TIMEFMT_MAX];
+	bool late = false;
+	sqlite3_stmt *st = a->first_overdue;
+	int rc;
+
+	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		late = patrol_ts < sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_status_of(a->store, rc, "first overdue alert");
+
+	timefmt_clock(patrol_ts, now, lang, when, sizeof(when));
+	if (r->prev_last_patrol > 0)
+		timefmt_duration(patrol_ts - r->prev_last_patrol, lang, dur, sizeof(dur));
+	if (lang == TIMEFMT_ZH) {
+		alert_cat(text, sizeof(text), "【巡查恢复】%s已由 %s 于 %s 巡查", c->name, worker, when);
+		if (r->prev_last_patrol > 0)
+			alert_cat(text, sizeof(text), "，此前 %s 未巡查", dur);
+		alert_cat(text, sizeof(text), "。");
+		if (late)
+			alert_cat(text, sizeof(text), "（补报：巡查发生在提醒之前）");
+	} else {
+		alert_cat(text, sizeof(text), "[Patrol resumed] %s: patrolled by %s at %s", c->name,
+		          worker, when);
+		if (r->prev_last_patrol > 0)
+			alert_cat(text, sizeof(text), " after %s without patrol", dur);
+		alert_cat(text, sizeof(text), ".");
+		if (late)
+			alert_cat(text, sizeof(text), " (reported late: the patrol was before the alert)");
+	}
+	json_t *doc = alert_doc("recovered", c, now);
+	if (doc) {
+		char b[TIMEFMT_MAX];
+		timefmt_rfc3339(patrol_ts, b, sizeof(b));
+		json_object_set_new(doc, "patrol", json_pack("{s:s, s:s}", "ts", b, "worker", worker));
+		alert_set_time(doc, "due", r->prev_due);
+		json_object_set_new(doc, "unpatrolled_s", r->prev_last_patrol > 0
+		                    ? json_integer(patrol_ts - r->prev_last_patrol) : json_null());
+		json_object_set_new(doc, "reported_late", json_boolean(late));
+		json_object_set_new(doc, "repeat", json_integer(r->repeats));
+	}
+	struct outbox_alert oa = {
+		.kind = CONFIG_KIND_RECOVERED, .cell = c->id, .at = now, .has_due = true,
+		.due = r->prev_due, .worker = worker, .text = text,
+	};
+	return alert_emit(a, &oa, doc, now);
+}
+
+static void alert_fmt_value(char *buf, size_t len, double v)
+{
+	/* Readings are centimetres or similar: no trailing ".000000". */
+	if (fabs(v - round(v)) < 1e-9 && fabs(v) < 1e15)
+		snprintf(buf, len, "%.0f", v);
+	else
+		snprintf(buf, len, "%.2f", v);
+}
+
+static json_t *alert_event_doc(const char *kind, const struct config_cell *c,
+                               const struct msg_record *rec, int64_t now)
+{
+	json_t *doc = alert_doc(kind, c, now);
+	if (!doc)
+		return NULL;
+	json_object_set_new(doc, "worker", json_string(rec->worker));
+	json_object_set_new(doc, "event_type", json_string(rec->type));
+	json_object_set_new(doc, "event_label", json_string(rec->event_cfg->label));
+	alert_set_time(doc, "event_ts", rec->ts);
+	if (rec->has_note)
+		json_object_set_new(doc, "note", json_string(rec->note));
+	if (rec->has_photo)
+		json_object_set_new(doc, "photo", json_string(rec->photo));
+	if (rec->has_pos)
+		json_object_set_new(doc, "position", json_pack("{s:f, s:f}", "lat", rec->lat,
+		                                               "lon", rec->lon));
+	return doc;
+}
+
+static enum store_status alert_immediate(struct alert *a, const struct msg_record *rec,
+                                         int64_t event_id, int64_t now)
+{
+	enum timefmt_lang lang = alert_lang(a);
+	const struct config_cell *c = rec->cell_cfg;
+	const char *label = rec->event_cfg->label;
+	char text[ALERT_TEXT_MAX] = "", when[TIMEFMT_MAX];
+	timefmt_clock(rec->ts, now, lang, when, sizeof(when));
+	if (lang == TIMEFMT_ZH) {
+		alert_cat(text, sizeof(text), "【%s】%s：%s 于 %s 报告。", label, c->name, rec->worker, when);
+		if (rec->has_note)
+			alert_cat(text, sizeof(text), "备注：%s", rec->note);
+		if (rec->has_photo)
+			alert_cat(text, sizeof(text), "（有照片）");
+	} else {
+		alert_cat(text, sizeof(text), "[%s] %s: reported by %s at %s.", label, c->name,
+		          rec->worker, when);
+		if (rec->has_note)
+			alert_cat(text, sizeof(text), " Note: %s", rec->note);
+		if (rec->has_photo)
+			alert_cat(text, sizeof(text), " (photo attached)");
+	}
+	struct outbox_alert oa = {
+		.kind = CONFIG_KIND_EVENT, .cell = c->id, .at = now, .worker = rec->worker,
+		.event_id = event_id, .has_value = rec->has_value, .value = rec->value, .text = text,
+	};
+	return alert_emit(a, &oa, alert_event_doc("event", c, rec, now), now);
+}
+
+static enum store_status alert_reading(struct alert *a, const struct msg_record *rec,
+                                       int64_t event_id, int64_t now, bool *queued)
+{
+	const struct config_event *ev = rec->event_cfg;
+	const struct config_cell *c = rec->cell_cfg;
+	enum timefmt_lang lang = alert_lang(a);
+	int level = 0;
+
+	if (ev->has_alarm && rec->value >= ev->alarm)
+		level = 2;
+	else if (ev->has_warn && rec->value >= ev->warn)
+		level = 1;
+	struct alert_level *slot = alert_level_slot(a, rec->cell, rec->type, true);
+	if (!slot)
+		return STORE_RETRY;
+	int old = slot->level;
+	if (level == old || (level > 0 && level < old)) {
+		/* Falling from alarm to warn is not news; rising again is. */
+		slot->level = level;
+		return STORE_OK;
+	}
+
+	char text[ALERT_TEXT_MAX] = "", when[TIMEFMT_MAX], v[32], th[32];
+	const char *unit = ev->unit ? ev->unit : "";
+	const char *kind, *word;
+	double threshold = level == 2 ? ev->alarm : ev->has_warn ? ev->warn : ev->alarm;
+	alert_fmt_value(v, sizeof(v), rec->value);
+	alert_fmt_value(th, sizeof(th), threshold);
+	timefmt_clock(rec->ts, now, lang, when, sizeof(when));
+	if (level > 0) {
+		kind = "reading";
+		word = level == 2 ? "alarm" : "warn";
+		if (lang == TIMEFMT_ZH)
+			alert_cat(text, sizeof(text), "【%s·%s】%s：%s%s，达到%s值 %s%s（%s %s）。",
+			          ev->label, level == 2 ? "危险" : "警戒", c->name, v, unit,
+			          level == 2 ? "危险" : "警戒", th, unit, rec->worker, when);
+		else
+			alert_cat(text, sizeof(text), "[%s %s] %s: %s %s, at or above the %s level %s %s (%s at %s).",
+			          ev->label, level == 2 ? "ALARM" : "WARNING", c->name, v, unit,
+			          level == 2 ? "alarm" : "warning", th, unit, rec->worker, when);
+	} else {
+		kind = "recovered";
+		word = "normal";
+		if (lang == TIMEFMT_ZH)
+			alert_cat(text, sizeof(text), "【%s·恢复】%s：%s%s，已回落到警戒值 %s%s 以下（%s %s）。",
+			          ev->label, c->name, v, unit, th, unit, rec->worker, when);
+		else
+			alert_cat(text, sizeof(text), "[%s back to normal] %s: %s %s, below the warning level %s %s (%s at %s).",
+			          ev->label, c->name, v, unit, th, unit, rec->worker, when);
+	}
+	json_t *doc = alert_event_doc(kind, c, rec, now);
+	if (doc) {
+		json_object_set_new(doc, "value", json_real(rec->value));
+		json_object_set_new(doc, "unit", ev->unit ? json_string(ev->unit) : json_null());
+		json_object_set_new(doc, "level", json_string(word));
+		json_object_set_new(doc, "threshold", json_real(threshold));
+	}
+	struct outbox_alert oa = {
+		.kind = level > 0 ? CONFIG_KIND_READING : CONFIG_KIND_RECOVERED, .cell = c->id,
+		.at = now, .worker = rec->worker, .event_id = event_id, .level = word,
+		.has_value = true, .value = rec->value, .text = text,
+	};
+	enum store_status st = alert_emit(a, &oa, doc, now);
+	if (st == STORE_OK) {
+		slot->level = level;
+		*queued = true;
+	}
+	return st;
+}
+
+enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
+                                 int64_t event_id, int64_t now, bool *queued)
+{
+	enum store_status st = STORE_OK;
+	if (rec->event_cfg->alert_immediate) {
+		st = alert_immediate(a, rec, event_id, now);
+		if (st != STORE_OK)
+			return st;
+		*queued = true;
+	}
+	if (rec->has_value && (rec->event_cfg->has_warn || rec->event_cfg->has_alarm))
+		st = alert_reading(a, rec, event_id, now, queued);
+	return st;
+}
+
+/* ------------------------------------------------------------ digest */
+
+enum store_status alert_digest(struct alert *a, int64_t now)
+{
+	enum timefmt_lang lang = alert_lang(a);
+	const struct config *cfg = a->cfg;
+	int64_t from = timefmt_day_start(now);
+	char text[ALERT_TEXT_MAX] = "", date[TIMEFMT_MAX], types[512] = "";
+	size_t patrolled = 0;
+	int64_t events = 0, overdue = 0;
+	int rc;
+
+	/* Cells patrolled today: mark by looking each up (config order is
+	 * kept for the list of those that were not). */
+	unsigned char *seen = calloc(cfg->n_cells ? cfg->n_cells : 1, 1);
+	if (!seen)
+		return STORE_RETRY;
+	sqlite3_bind_int64(a->day_cells, 1, from);
+	sqlite3_bind_int64(a->day_cells, 2, now + 1);
+	while ((rc = sqlite3_step(a->day_cells)) == SQLITE_ROW) {
+		const struct config_cell *c = config_cell_find(cfg, (const char *)sqlite3_column_text(a->day_cells, 0));
+		const struct config_event *ev = config_event_find(cfg, (const char *)sqlite3_column_text(a->day_cells, 1));
+		if (c && (!ev || ev->patrol) && !seen[c - cfg->cells]) {
+			seen[c - cfg->cells] = 1;
+			patrolled++;
+		}
+	}
+	sqlite3_reset(a->day_cells);
+	if (rc != SQLITE_DONE) {
+		free(seen);
+		return store_status_of(a->store, rc, "digest cells");
+	}
+	sqlite3_bind_int64(a->day_types, 1, from);
+	sqlite3_bind_int64(a->day_types, 2, now + 1);
+	while ((rc = sqlite3_step(a->day_types)) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(a->day_types, 0);
+		const struct config_event *ev = config_event_find(cfg, type);
+		int64_t n = sqlite3_column_int64(a->day_types, 1);
+		events += n;
+		alert_cat(types, sizeof(types), "%s%s %lld", types[0] ? (lang == TIMEFMT_ZH ? "，" : ", ") : "",
+		          ev ? ev->label : type, (long long)n);
+	}
+	sqlite3_reset(a->day_types);
+	if (rc == SQLITE_DONE) {
+		sqlite3_bind_int64(a->day_alerts, 1, from);
+		sqlite3_bind_int64(a->day_alerts, 2, now + 1);
+		rc = sqlite3_step(a->day_alerts);
+		if (rc == SQLITE_ROW) {
+			overdue = sqlite3_column_int64(a->day_alerts, 0);
+			rc = SQLITE_DONE;
+		}
+		sqlite3_reset(a->day_alerts);
+	}
+	if (rc != SQLITE_DONE) {
+		free(seen);
+		return store_status_of(a->store, rc, "digest figures");
+	}
+
+	char *missing[11];
+	size_t n_missing = 0, total_missing = cfg->n_cells - patrolled;
+	for (size_t i = 0; i < cfg->n_cells && n_missing < 10; i++)
+		if (!seen[i])
+			missing[n_missing++] = cfg->cells[i].name;
+	free(seen);
+	char list[1024];
+	alert_join(list, sizeof(list), missing, n_missing, lang == TIMEFMT_ZH ? "、" : ", ");
+	timefmt_date(now, date, sizeof(date));
+	if (lang == TIMEFMT_ZH) {
+		alert_cat(text, sizeof(text), "【今日巡查】%s：%zu 个网格中 %zu 个已巡查", date,
+		          cfg->n_cells, patrolled);
+		if (total_missing)
+			alert_cat(text, sizeof(text), "；未巡查：%s%s", list,
+			          total_missing > n_missing ? " 等" : "");
+		alert_cat(text, sizeof(text), "。上报 %lld 条", (long long)events);
+		if (types[0])
+			alert_cat(text, sizeof(text), "（%s）", types);
+		alert_cat(text, sizeof(text), "，超时提醒 %lld 次。", (long long)overdue);
+	} else {
+		alert_cat(text, sizeof(text), "[Daily patrol] %s: %zu of %zu cells patrolled", date,
+		          patrolled, cfg->n_cells);
+		if (total_missing)
+			alert_cat(text, sizeof(text), "; not patrolled: %s%s", list,
+			          total_missing > n_missing ? ", ..." : "");
+		alert_cat(text, sizeof(text), ". %lld reports", (long long)events);
+		if (types[0])
+			alert_cat(text, sizeof(text), " (%s)", types);
+		alert_cat(text, sizeof(text), ", %lld overdue alerts.", (long long)overdue);
+	}
+	json_t *doc = alert_doc("digest", NULL, now);
+	if (doc) {
+		json_object_set_new(doc, "date", json_string(date));
+		json_object_set_new(doc, "cells", json_integer((json_int_t)cfg->n_cells));
+		json_object_set_new(doc, "patrolled", json_integer((json_int_t)patrolled));
+		json_object_set_new(doc, "events", json_integer(events));
+		json_object_set_new(doc, "overdue_alerts", json_integer(overdue));
+	}
+	struct outbox_alert oa = { .kind = CONFIG_KIND_DIGEST, .at = now, .text = text };
+	return alert_emit(a, &oa, doc, now);
+}
+
+enum store_status alert_system(struct alert *a, const char *what_zh, const char *what_en,
+                               int64_t now)
+{
+	char text[ALERT_TEXT_MAX] = "";
+	if (alert_lang(a) == TIMEFMT_ZH)
+		alert_cat(text, sizeof(text), "【系统告警】%s", what_zh);
+	else
+		alert_cat(text, sizeof(text), "[System] %s", what_en);
+	struct outbox_alert oa = { .kind = CONFIG_KIND_SYSTEM, .at = now, .text = text };
+	return alert_emit(a, &oa, alert_doc("system", NULL, now), now);
+}

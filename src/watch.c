@@ -1,0 +1,265 @@
+/*
+ * watch: glue between stored facts and the deadline engine.
+ *
+ * Cells are numbered by their position in the configuration, which is what
+ * the engine indexes by; a message's cell_cfg pointer gives the number in
+ * O(1). Parameters are shared between cells that have the same ones (most
+ * inherit the defaults), so a million cells cost a handful of parameter
+ * records, not a million.
+ */
+#include "watch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct watch {
+	struct store *store;
+	struct alert *alert;
+	const struct config *cfg;
+	struct deadline *dl;
+	struct deadline_params *params; /* unique parameter sets */
+	size_t n_params;
+};
+
+struct watch *watch_new(struct store *s, struct alert *a)
+{
+	struct watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->store = s;
+	w->alert = a;
+	return w;
+}
+
+void watch_free(struct watch *w)
+{
+	if (!w)
+		return;
+	deadline_free(w->dl);
+	free(w->params);
+	free(w);
+}
+
+const struct deadline *watch_deadlines(const struct watch *w)
+{
+	return w->dl;
+}
+
+static bool watch_same_params(const struct deadline_params *p, const struct config_cell *c)
+{
+	return p->interval_s == c->interval_s && p->grace_s == c->grace_s &&
+	       p->repeat_s == c->repeat_s && p->active.always == c->active.always &&
+	       (c->active.always || (p->active.start_min == c->active.start_min &&
+	                             p->active.end_min == c->active.end_min));
+}
+
+/* Index of c's parameter set in w->params, adding it if new. */
+static long watch_params_of(struct watch *w, const struct config_cell *c, size_t *cap)
+{
+	/* Recent sets first: cells from a CSV usually repeat their
+	 * neighbour's settings. A full scan is bounded by the distinct
+	 * combinations, which real villages keep small. */
+	for (size_t i = w->n_params; i-- > 0;)
+		if (watch_same_params(&w->params[i], c))
+			return (long)i;
+	if (w->n_params == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+		struct deadline_params *np = realloc(w->params, ncap * sizeof(*np));
+		if (!np)
+			return -1;
+		w->params = np;
+		*cap = ncap;
+	}
+	w->params[w->n_params] = (struct deadline_params){
+		.interval_s = c->interval_s, .grace_s = c->grace_s,
+		.repeat_s = c->repeat_s, .active = c->active,
+	};
+	return (long)w->n_params++;
+}
+
+struct watch_build {
+	const struct config *cfg;
+	int64_t *base;   /* known_since */
+	int64_t *last;   /* last patrol */
+	struct deadline *dl;
+};
+
+static long watch_cell_index(const struct config *cfg, const char *id)
+{
+	const struct config_cell *c = config_cell_find(cfg, id);
+	return c ? (long)(c - cfg->cells) : -1;
+}
+
+static int watch_row_known(void *arg, const char *cell, const char *t1, int64_t since,
+                           int64_t i1, bool null1)
+{
+	struct watch_build *b = arg;
+	(void)t1, (void)i1, (void)null1;
+	long i = watch_cell_index(b->cfg, cell);
+	if (i >= 0)
+		b->base[i] = since;
+	return 0;
+}
+
+static int watch_row_last(void *arg, const char *cell, const char *type, int64_t ts,
+                          int64_t i1, bool null1)
+{
+	struct watch_build *b = arg;
+	(void)i1, (void)null1;
+	long i = watch_cell_index(b->cfg, cell);
+	const struct config_event *ev = type ? config_event_find(b->cfg, type) : NULL;
+	/* Types no longer configured still were patrols when they arrived. */
+	if (i >= 0 && (!ev || ev->patrol) && ts > b->last[i])
+		b->last[i] = ts;
+	return 0;
+}
+
+static int watch_row_overdue(void *arg, const char *cell, const char *t1, int64_t at,
+                             int64_t repeat, bool null1)
+{
+	struct watch_build *b = arg;
+	(void)t1, (void)null1;
+	long i = watch_cell_index(b->cfg, cell);
+	if (i >= 0)
+		deadline_restore_alerted(b->dl, (uint32_t)i, at, (int)repeat);
+	return 0;
+}
+
+enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64_t now)
+{
+	size_t n = cfg->n_cells, cap = 0;
+	enum store_status st = STORE_RETRY;
+	struct watch_build b = { .cfg = cfg };
+	struct deadline *dl = deadline_new();
+	long *pidx = NULL;
+
+	/* The old engine and parameters stay valid until the new ones are
+	 * complete, so a failed rebuild leaves the daemon as it was. */
+	struct deadline_params *old_params = w->params;
+	size_t old_n = w->n_params;
+	w->params = NULL;
+	w->n_params = 0;
+
+	b.base = calloc(n ? n : 1, sizeof(int64_t));
+	b.last = calloc(n ? n : 1, sizeof(int64_t));
+	pidx = calloc(n ? n : 1, sizeof(long));
+	if (!dl || !b.base || !b.last || !pidx)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		pidx[i] = watch_params_of(w, &cfg->cells[i], &cap);
+		if (pidx[i] < 0)
+			goto fail;
+		b.base[i] = now; /* known from now on unless the table says earlier */
+	}
+	if ((st = store_each_known(w->store, watch_row_known, &b)) != STORE_OK ||
+	    (st = store_each_last_patrol(w->store, watch_row_last, &b)) != STORE_OK)
+		goto fail;
+	st = STORE_RETRY;
+	for (size_t i = 0; i < n; i++) {
+		int64_t base = b.last[i] > 0 ? b.last[i] : b.base[i];
+		if (deadline_set(dl, (uint32_t)i, &w->params[pidx[i]], base, b.last[i]) < 0)
+			goto fail;
+	}
+	b.dl = dl;
+	if ((st = store_each_open_overdue(w->store, watch_row_overdue, &b)) != STORE_OK)
+		goto fail;
+
+	deadline_free(w->dl);
+	w->dl = dl;
+	w->cfg = cfg;
+	free(old_params);
+	free(b.base);
+	free(b.last);
+	free(pidx);
+	return watch_sync_pauses(w, now);
+
+fail:
+	deadline_free(dl);
+	free(w->params);
+	w->params = old_params;
+	w->n_params = old_n;
+	free(b.base);
+	free(b.last);
+	free(pidx);
+	return st;
+}
+
+enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
+                                 int64_t event_id, int64_t now, bool *queued)
+{
+	enum store_status st = STORE_OK;
+	const struct config_cell *c = rec->cell_cfg;
+
+	if (rec->event_cfg->patrol && w->dl) {
+		struct deadline_patrol_result r;
+		deadline_patrol(w->dl, (uint32_t)(c - w->cfg->cells), rec->ts, now, &r);
+		if (r.recovered) {
+			st = alert_recovered(w->alert, c, &r, rec->worker, rec->ts, now);
+			if (st != STORE_OK)
+				return st;
+			*queued = true;
+		}
+	}
+	return alert_on_event(w->alert, rec, event_id, now, queued);
+}
+
+enum store_status watch_tick(struct watch *w, int64_t now, bool *queued)
+{
+	struct deadline_fire f;
+	while (w->dl && deadline_pop(w->dl, now, &f)) {
+		enum store_status st = alert_overdue(w->alert, &w->cfg->cells[f.cell], &f, now);
+		if (st != STORE_OK)
+			return st;
+		*queued = true;
+	}
+	return STORE_OK;
+}
+
+int64_t watch_next_time(const struct watch *w)
+{
+	return w->dl ? deadline_next_time(w->dl) : DEADLINE_NEVER;
+}
+
+struct watch_pause {
+	const struct config *cfg;
+	int64_t *until; /* 0: not paused */
+	int64_t now;
+};
+
+static int watch_row_pause(void *arg, const char *cell, const char *t1, int64_t since,
+                           int64_t until, bool open_ended)
+{
+	struct watch_pause *p = arg;
+	(void)t1, (void)since;
+	long i = watch_cell_index(p->cfg, cell);
+	if (i < 0)
+		return 0;
+	if (open_ended)
+		p->until[i] = DEADLINE_NEVER;
+	else if (until > p->now)
+		p->until[i] = until;
+	return 0;
+}
+
+enum store_status watch_sync_pauses(struct watch *w, int64_t now)
+{
+	size_t n = w->cfg ? w->cfg->n_cells : 0;
+	if (!w->dl)
+		return STORE_OK;
+	int64_t *until = calloc(n ? n : 1, sizeof(*until));
+	if (!until)
+		return STORE_RETRY;
+	struct watch_pause p = { .cfg = w->cfg, .until = until, .now = now };
+	enum store_status st = store_each_pause(w->store, watch_row_pause, &p);
+	if (st == STORE_OK) {
+		for (size_t i = 0; i < n; i++) {
+			bool paused = deadline_paused(w->dl, (uint32_t)i, now);
+			if (until[i])
+				deadline_pause(w->dl, (uint32_t)i, until[i], now);
+			else if (paused)
+				deadline_resume(w->dl, (uint32_t)i, now);
+		}
+	}
+	free(until);
+	return st;
+}
