@@ -198,3 +198,19 @@ def test_mqtt_sink_publishes_each_alert(make_daemon, broker, tmp_path):
         assert d.stop() == 0
     finally:
         sub.terminate()
+
+
+def test_english_texts(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells="cells:\n" + fast_cell("yh-01", interval="2s", grace="0s", repeat="1h",
+                                                 workers="[w017]"),
+                    extra=alerts_cfg(record_sink("wechat", rec.dir), extra="  language: en\n"))
+    d.start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
+    text = rec.alerts("overdue")[0]["text"]
+    assert text.startswith("[Patrol overdue] 测试网格 yh-01: no patrol on record for"), text
+    assert "w017: please patrol now." in text
+    publish(broker, "patrol/yh-01/w017/checkin", b'{"id":"c"}')
+    wait_for(lambda: rec.alerts("recovered"), 10, "recovered alert")
+    assert rec.alerts("recovered")[0]["text"].startswith("[Patrol resumed] 测试网格 yh-01: patrolled by w017")
+    assert d.stop() == 0
