@@ -156,7 +156,10 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 		goto fail;
 	st = STORE_RETRY;
 	for (size_t i = 0; i < n; i++) {
-		int64_t base = b.last[i] > 0 ? b.last[i] : b.base[i];
+		/* As deadline_patrol does live: a patrol from before the daemon
+		 * knew the cell (queued on a device at install) does not make
+		 * the cell overdue for time nobody was watching it. */
+		int64_t base = b.last[i] > b.base[i] ? b.last[i] : b.base[i];
 		if (deadline_set(dl, (uint32_t)i, &w->params[pidx[i]], base, b.last[i]) < 0)
 			goto fail;
 	}

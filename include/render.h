@@ -1,0 +1,91 @@
+/*
+ * render: the daily report (SPEC "Daily report") written out as text for a
+ * terminal, JSON and CSV for scripts and spreadsheets, and one
+ * self-contained printable HTML page for the branch secretary's meeting.
+ *
+ * The figures are computed before (report_cell_compute); this module only
+ * lays them out, so the four formats can never disagree. Local times are
+ * the process's TZ. Pure apart from writing to the FILE it is given.
+ * Every function returns 0, or -1 when writing or allocating failed.
+ */
+#ifndef GRIDPATROL_RENDER_H
+#define GRIDPATROL_RENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "report.h"
+#include "timefmt.h"
+
+struct render_cell {
+	const struct config_cell *cell;
+	struct report_cell rc;
+};
+
+/* An "event of note" for the HTML page: an immediate-alert type (fishing
+ * at the reservoir) or a reading at or over its warn threshold. */
+enum render_note_why { RENDER_NOTE_EVENT, RENDER_NOTE_WARN, RENDER_NOTE_ALARM };
+
+struct render_note {
+	int64_t ts;
+	const struct config_cell *cell;
+	const char *worker;
+	const char *type;
+	const struct config_event *ev; /* NULL for a type no longer configured */
+	bool has_value;
+	double value;
+	const char *note;              /* may be NULL */
+	enum render_note_why why;
+};
+
+struct render_report {
+	const struct config *cfg;
+	char date[16];                 /* YYYY-MM-DD */
+	int64_t day_start, day_end;
+	int64_t now;                   /* a day still running is shown "so far" */
+	enum timefmt_lang lang;
+	const struct render_cell *cells;
+	size_t n_cells;
+	const struct render_note *notes; /* ordered by time */
+	size_t n_notes;
+	size_t notes_omitted;          /* beyond what the caller kept */
+};
+
+struct render_summary {
+	long cells, covered, never_patrolled, overdue;
+	long long events;
+};
+
+void render_summary(const struct render_report *r, struct render_summary *out);
+
+int render_report_text(FILE *f, const struct render_report *r);
+int render_report_json(FILE *f, const struct render_report *r);
+int render_report_csv(FILE *f, const struct render_report *r);
+int render_report_html(FILE *f, const struct render_report *r);
+
+/* --- pieces the listings share --- */
+
+/* The UTF-8 byte order mark that makes spreadsheet programs read CSV as
+ * UTF-8 (otherwise they guess the local ANSI code page and garble Chinese). */
+int render_csv_bom(FILE *f);
+/* One RFC 4180 field: quoted when it holds a comma, quote, CR or LF. */
+int render_csv_field(FILE *f, const char *s);
+/* Same, for free text that came from a device: a leading = + - @ (or tab,
+ * CR) is prefixed with ' so that a spreadsheet shows it instead of running
+ * it as a formula. */
+int render_csv_text(FILE *f, const char *s);
+/* "," between fields, CRLF at the end of a record (RFC 4180). */
+int render_csv_sep(FILE *f);
+int render_csv_eol(FILE *f);
+
+/* s with & < > " ' as entities (NULL writes nothing). */
+int render_html_escaped(FILE *f, const char *s);
+
+/* Short local clock "09:12" for a time on the report day, "11-23 17:00"
+ * otherwise. */
+void render_clock(int64_t t, int64_t day_start, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,443 @@
+/*
+ * cli_report: `gridpatrol report` — gathers from one read snapshot what
+ * the report module needs for every configured cell, has it compute the
+ * day's figures, and hands them to a renderer.
+ *
+ * It must stay fast at 1,000 cells and 100,000 events a day on a small
+ * ARM box, over a database holding a year. So the day's events come in
+ * ONE query on the event_ts range, ordered by cell and time, and are split
+ * per cell here; worker and type strings are interned instead of copied
+ * per event. The per-cell facts that reach outside the day (first patrol
+ * ever, last patrol before the day) are single-row probes on the
+ * event(cell, ts) index, which cost the same whether the table holds a
+ * day or a year; a GROUP BY over history would not.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_common.h"
+#include "render.h"
+#include "report.h"
+
+/* Events of note kept for the HTML page; the rest are counted. */
+#define REPORT_MAX_NOTES 500
+
+/* ------------------------------------------------------------------ */
+/* String interning                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Open addressing over malloc'd copies: a day has 100,000 events but only
+ * a few hundred workers and a handful of types. */
+struct intern {
+	char **slot;
+	size_t cap, n;
+};
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static int intern_grow(struct intern *in)
+{
+	size_t cap = in->cap ? in->cap * 2 : 256;
+	char **slot = calloc(cap, sizeof(*slot));
+	if (!slot)
+		return -1;
+	for (size_t i = 0; i < in->cap; i++) {
+		if (!in->slot[i])
+			continue;
+		size_t j = (size_t)fnv1a(in->slot[i]) & (cap - 1);
+		while (slot[j])
+			j = (j + 1) & (cap - 1);
+		slot[j] = in->slot[i];
+	}
+	free(in->slot);
+	in->slot = slot;
+	in->cap = cap;
+	return 0;
+}
+
+static const char *intern(struct intern *in, const char *s)
+{
+	if ((in->n + 1) * 2 > in->cap && intern_grow(in) < 0)
+		return NULL;
+	size_t j = (size_t)fnv1a(s) & (in->cap - 1);
+	while (in->slot[j]) {
+		if (strcmp(in->slot[j], s) == 0)
+			return in->slot[j];
+		j = (j + 1) & (in->cap - 1);
+	}
+	in->slot[j] = strdup(s);
+	if (in->slot[j])
+		in->n++;
+	return in->slot[j];
+}
+
+static void intern_free(struct intern *in)
+{
+	for (size_t i = 0; i < in->cap; i++)
+		free(in->slot[i]);
+	free(in->slot);
+}
+
+/* ------------------------------------------------------------------ */
+/* Gathering                                                           */
+/* ------------------------------------------------------------------ */
+
+struct gather {
+	struct cli *c;
+	int64_t day_start, day_end;
+	size_t n;                          /* configured cells */
+	struct report_input *in;           /* per cell */
+	size_t *ev_off;                    /* per cell: first index in events */
+	struct report_event *events;
+	size_t n_events, cap_events;
+	struct report_pause *pauses;       /* per cell: at most one row (pause has one per cell) */
+	struct render_note *notes;
+	size_t n_notes, notes_omitted;
+	char **note_texts;
+	struct intern strings;
+	char *non_patrol;                  /* JSON array of non-patrol types */
+};
+
+static bool has_flag(const char *flags, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = flags; (p = strstr(p, word)); p += n)
+		if ((p == flags || p[-1] == ',') && (p[n] == '\0' || p[n] == ','))
+			return true;
+	return false;
+}
+
+static int gather_known(struct gather *g)
+{
+	struct cli *c = g->c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (cli_prepare(c, "SELECT id, known_since FROM cell", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct config_cell *cc = config_cell_find(c->cfg, cli_col_text(st, 0));
+		if (cc)
+			g->in[cc - c->cfg->cells].known_since = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? CLI_EXIT_OK : cli_db_fail(c, "reading cells");
+}
+
+static int probe(struct cli *c, sqlite3_stmt *st, const char *cell, int64_t *out)
+{
+	if (sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC) != SQLITE_OK)
+		return cli_db_fail(c, "binding");
+	int rc = sqlite3_step(st);
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return cli_db_fail(c, "reading patrols");
+	return CLI_EXIT_OK;
+}
+
+static int gather_patrols(struct gather *g)
+{
+	struct cli *c = g->c;
+	sqlite3_stmt *first = NULL, *before = NULL;
+	int code = CLI_EXIT_FAIL;
+
+	if (cli_prepare(c, "SELECT ts FROM event WHERE cell = ?1 AND type NOT IN "
+	                   "(SELECT value FROM json_each(?2)) ORDER BY ts LIMIT 1",
+	                &first) != CLI_EXIT_OK ||
+	    cli_prepare(c, "SELECT ts FROM event WHERE cell = ?1 AND ts < ?3 AND type NOT IN "
+	                   "(SELECT value FROM json_each(?2)) ORDER BY ts DESC LIMIT 1",
+	                &before) != CLI_EXIT_OK)
+		goto out;
+	if (sqlite3_bind_text(first, 2, g->non_patrol, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(before, 2, g->non_patrol, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(before, 3, g->day_start) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		goto out;
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		const char *id = c->cfg->cells[i].id;
+		struct report_input *in = &g->in[i];
+		if ((code = probe(c, first, id, &in->first_patrol_ever)) != CLI_EXIT_OK)
+			goto out;
+		in->last_patrol_before = 0;
+		/* Nothing before the day if the first patrol ever is in it. */
+		if (in->first_patrol_ever && in->first_patrol_ever < g->day_start &&
+		    (code = probe(c, before, id, &in->last_patrol_before)) != CLI_EXIT_OK)
+			goto out;
+	}
+	code = CLI_EXIT_OK;
+out:
+	sqlite3_finalize(first);
+	sqlite3_finalize(before);
+	return code;
+}
+
+static int gather_pauses(struct gather *g)
+{
+	struct cli *c = g->c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (cli_prepare(c, "SELECT cell, since, until FROM pause WHERE since < ?2 AND "
+	                   "(until IS NULL OR until > ?1)", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_int64(st, 1, g->day_start) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, g->day_end) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return cli_db_fail(c, "binding");
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct config_cell *cc = config_cell_find(c->cfg, cli_col_text(st, 0));
+		if (!cc)
+			continue;
+		size_t i = (size_t)(cc - c->cfg->cells);
+		g->pauses[i] = (struct report_pause){
+			.since = sqlite3_column_int64(st, 1),
+			.until = sqlite3_column_type(st, 2) == SQLITE_NULL ? INT64_MAX
+			                                                  : sqlite3_column_int64(st, 2),
+		};
+		g->in[i].pauses = &g->pauses[i];
+		g->in[i].n_pauses = 1;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? CLI_EXIT_OK : cli_db_fail(c, "reading pauses");
+}
+
+static int gather_alerts(struct gather *g)
+{
+	struct cli *c = g->c;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (cli_prepare(c, "SELECT cell, count(*) FROM alert WHERE at >= ?1 AND at < ?2 "
+	                   "AND cell IS NOT NULL GROUP BY cell", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_int64(st, 1, g->day_start) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, g->day_end) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return cli_db_fail(c, "binding");
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct config_cell *cc = config_cell_find(c->cfg, cli_col_text(st, 0));
+		if (cc)
+			g->in[cc - c->cfg->cells].alerts = sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? CLI_EXIT_OK : cli_db_fail(c, "reading alerts");
+}
+
+static int add_note(struct gather *g, const struct config_cell *cc, const struct report_event *e,
+                    const struct config_event *ev, enum render_note_why why, sqlite3_stmt *st)
+{
+	if (g->n_notes == REPORT_MAX_NOTES) {
+		g->notes_omitted++;
+		return 0;
+	}
+	const char *note = NULL;
+	if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+		note = g->note_texts[g->n_notes] = strdup(cli_col_text(st, 6));
+		if (!note)
+			return -1;
+	}
+	g->notes[g->n_notes++] = (struct render_note){
+		.ts = e->ts, .cell = cc, .worker = e->worker, .type = e->type, .ev = ev,
+		.has_value = e->has_value, .value = e->value, .note = note, .why = why,
+	};
+	return 0;
+}
+
+static int gather_events(struct gather *g)
+{
+	struct cli *c = g->c;
+	const struct config *cfg = c->cfg;
+	sqlite3_stmt *st;
+	const struct config_cell *cur = NULL;
+	char *cur_id = NULL;
+	int rc, code = CLI_EXIT_FAIL;
+
+	/* The ts range is what narrows a year to a day: the event_ts index
+	 * serves it and SQLite sorts the day's rows, instead of walking the
+	 * (cell, ts) index over the whole history to avoid that sort. */
+	if (cli_prepare(c, "SELECT cell, ts, worker, type, value, flags, note FROM event "
+	                   "INDEXED BY event_ts WHERE ts >= ?1 AND ts < ?2 ORDER BY cell, ts",
+	                &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_int64(st, 1, g->day_start) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, g->day_end) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *cell = cli_col_text(st, 0);
+		if (!cur_id || strcmp(cur_id, cell) != 0) {
+			free(cur_id);
+			cur_id = strdup(cell);
+			if (!cur_id)
+				goto oom;
+			cur = config_cell_find(cfg, cell);
+			if (cur) {
+				size_t i = (size_t)(cur - cfg->cells);
+				g->ev_off[i] = g->n_events;
+			}
+		}
+		if (!cur)
+			continue; /* a cell no longer configured */
+		if (g->n_events == g->cap_events) {
+			size_t cap = g->cap_events ? g->cap_events * 2 : 4096;
+			struct report_event *ev = realloc(g->events, cap * sizeof(*ev));
+			if (!ev)
+				goto oom;
+			g->events = ev;
+			g->cap_events = cap;
+		}
+		const char *type = cli_col_text(st, 3);
+		const struct config_event *ev = config_event_find(cfg, type);
+		struct report_event *e = &g->events[g->n_events];
+		*e = (struct report_event){
+			.ts = sqlite3_column_int64(st, 1),
+			.worker = intern(&g->strings, cli_col_text(st, 2)),
+			.type = ev ? ev->name : intern(&g->strings, type),
+			.patrol = !ev || ev->patrol,
+			.late = has_flag(cli_col_text(st, 5), "late"),
+			.has_value = sqlite3_column_type(st, 4) != SQLITE_NULL,
+			.value = sqlite3_column_double(st, 4),
+		};
+		if (!e->worker || !e->type)
+			goto oom;
+		g->n_events++;
+		g->in[cur - cfg->cells].n_events++;
+
+		if (ev && ev->alert_immediate) {
+			if (add_note(g, cur, e, ev, RENDER_NOTE_EVENT, st) < 0)
+				goto oom;
+		} else if (ev && e->has_value && ev->has_warn && e->value >= ev->warn) {
+			bool alarm = ev->has_alarm && e->value >= ev->alarm;
+			if (add_note(g, cur, e, ev, alarm ? RENDER_NOTE_ALARM : RENDER_NOTE_WARN, st) < 0)
+				goto oom;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		code = cli_db_fail(c, "reading the day's events");
+		goto out;
+	}
+	/* Pointers only now: the array moved while it grew. */
+	for (size_t i = 0; i < g->n; i++)
+		g->in[i].events = g->in[i].n_events ? g->events + g->ev_off[i] : NULL;
+	code = CLI_EXIT_OK;
+	goto out;
+oom:
+	cli_error("out of memory");
+out:
+	free(cur_id);
+	sqlite3_finalize(st);
+	return code;
+}
+
+static int note_cmp(const void *a, const void *b)
+{
+	const struct render_note *x = a, *y = b;
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return x->cell < y->cell ? -1 : x->cell > y->cell;
+}
+
+int cli_cmd_report(struct cli *c)
+{
+	const struct config *cfg = c->cfg;
+	size_t n = cfg->n_cells;
+	struct gather g = { .c = c, .n = n };
+	struct render_cell *cells = NULL;
+	struct render_report r = { .cfg = cfg, .now = c->now, .lang = c->lang };
+	struct cli_out out = { 0 };
+	size_t computed = 0;
+	int code = CLI_EXIT_FAIL;
+
+	if (cli_parse_day(c, c->date ? c->date : "today", r.date, &r.day_start, &r.day_end) < 0)
+		return CLI_EXIT_USAGE;
+	g.day_start = r.day_start;
+	g.day_end = r.day_end;
+
+	g.in = calloc(n ? n : 1, sizeof(*g.in));
+	g.ev_off = calloc(n ? n : 1, sizeof(*g.ev_off));
+	g.pauses = calloc(n ? n : 1, sizeof(*g.pauses));
+	g.notes = calloc(REPORT_MAX_NOTES, sizeof(*g.notes));
+	g.note_texts = calloc(REPORT_MAX_NOTES, sizeof(*g.note_texts));
+	g.non_patrol = cli_non_patrol_types(cfg);
+	cells = calloc(n ? n : 1, sizeof(*cells));
+	if (!g.in || !g.ev_off || !g.pauses || !g.notes || !g.note_texts || !g.non_patrol ||
+	    !cells) {
+		cli_error("out of memory");
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++)
+		g.in[i].cell = &cfg->cells[i];
+
+	code = cli_db_open_ro(c);
+	if (code == CLI_EXIT_OK)
+		code = gather_known(&g);
+	if (code == CLI_EXIT_OK)
+		code = gather_patrols(&g);
+	if (code == CLI_EXIT_OK)
+		code = gather_pauses(&g);
+	if (code == CLI_EXIT_OK)
+		code = gather_alerts(&g);
+	if (code == CLI_EXIT_OK)
+		code = gather_events(&g);
+	code = cli_db_close(c, code);
+	if (code != CLI_EXIT_OK)
+		goto done;
+
+	for (size_t i = 0; i < n; i++, computed++) {
+		cells[i].cell = &cfg->cells[i];
+		if (report_cell_compute(&g.in[i], r.day_start, r.day_end, c->now, &cells[i].rc) < 0) {
+			cli_error("out of memory");
+			code = CLI_EXIT_FAIL;
+			goto done;
+		}
+	}
+	qsort(g.notes, g.n_notes, sizeof(*g.notes), note_cmp);
+	r.cells = cells;
+	r.n_cells = n;
+	r.notes = g.notes;
+	r.n_notes = g.n_notes;
+	r.notes_omitted = g.notes_omitted;
+
+	if (cli_out_open(&out, c->out_path) < 0) {
+		code = CLI_EXIT_FAIL;
+		goto done;
+	}
+	int w;
+	switch (c->format) {
+	case CLI_FORMAT_JSON: w = render_report_json(out.f, &r); break;
+	case CLI_FORMAT_CSV: w = render_report_csv(out.f, &r); break;
+	case CLI_FORMAT_HTML: w = render_report_html(out.f, &r); break;
+	default: w = render_report_text(out.f, &r); break;
+	}
+	if (w < 0)
+		cli_error(ferror(out.f) ? "cannot write the report" : "out of memory");
+	if (cli_out_close(&out, w == 0) < 0 || w < 0)
+		code = CLI_EXIT_FAIL;
+done:
+	for (size_t i = 0; i < computed; i++)
+		report_cell_free(&cells[i].rc);
+	free(cells);
+	if (g.note_texts)
+		for (size_t i = 0; i < REPORT_MAX_NOTES; i++)
+			free(g.note_texts[i]);
+	free(g.note_texts);
+	free(g.notes);
+	free(g.pauses);
+	free(g.ev_off);
+	free(g.in);
+	free(g.events);
+	free(g.non_patrol);
+	intern_free(&g.strings);
+	return code;
+}

@@ -1,0 +1,869 @@
+/*
+ * render: lays out one day's coverage figures in the four formats of
+ * `gridpatrol report`. The numbers are computed once by the report module;
+ * everything here is presentation, so a figure reads the same in the
+ * terminal, in a spreadsheet and on the printed page.
+ *
+ * The HTML page is what the branch secretary prints for a meeting: one
+ * file with its CSS inline, no scripts, no fonts or images fetched from
+ * anywhere (the village box may have no internet and the page may be
+ * opened years later), A4 page rules, and a cell × hour chart in inline
+ * SVG whose five states stay apart on a black-and-white printer because
+ * they differ in pattern as well as colour.
+ */
+#include "render.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build-config.h"
+#include "table.h"
+
+/* ------------------------------------------------------------------ */
+/* Shared pieces                                                       */
+/* ------------------------------------------------------------------ */
+
+int render_csv_bom(FILE *f)
+{
+	return fputs("\xEF\xBB\xBF", f) == EOF ? -1 : 0;
+}
+
+int render_csv_sep(FILE *f)
+{
+	return putc(',', f) == EOF ? -1 : 0;
+}
+
+int render_csv_eol(FILE *f)
+{
+	return fputs("\r\n", f) == EOF ? -1 : 0;
+}
+
+static int csv_write(FILE *f, const char *s, bool guard)
+{
+	if (!s)
+		return 0;
+	bool formula = guard && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' ||
+	                         s[0] == '\t' || s[0] == '\r');
+	if (!formula && !strpbrk(s, ",\"\r\n"))
+		return fputs(s, f) == EOF ? -1 : 0;
+	if (putc('"', f) == EOF || (formula && putc('\'', f) == EOF))
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (*p == '"' && putc('"', f) == EOF)
+			return -1;
+		if (putc(*p, f) == EOF)
+			return -1;
+	}
+	return putc('"', f) == EOF ? -1 : 0;
+}
+
+int render_csv_field(FILE *f, const char *s)
+{
+	return csv_write(f, s, false);
+}
+
+int render_csv_text(FILE *f, const char *s)
+{
+	return csv_write(f, s, true);
+}
+
+int render_html_escaped(FILE *f, const char *s)
+{
+	if (!s)
+		return 0;
+	for (const char *p = s; *p; p++) {
+		const char *e = NULL;
+		switch (*p) {
+		case '&': e = "&amp;"; break;
+		case '<': e = "&lt;"; break;
+		case '>': e = "&gt;"; break;
+		case '"': e = "&quot;"; break;
+		case '\'': e = "&#39;"; break;
+		default: break;
+		}
+		if (e ? fputs(e, f) == EOF : putc(*p, f) == EOF)
+			return -1;
+	}
+	return 0;
+}
+
+void render_clock(int64_t t, int64_t day_start, char *buf, size_t len)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+	if (!localtime_r(&tt, &tm)) {
+		snprintf(buf, len, "?");
+		return;
+	}
+	if (timefmt_day_start(t) == day_start)
+		snprintf(buf, len, "%02d:%02d", tm.tm_hour, tm.tm_min);
+	else
+		snprintf(buf, len, "%02d-%02d %02d:%02d", tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		         tm.tm_min);
+}
+
+void render_summary(const struct render_report *r, struct render_summary *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->cells = (long)r->n_cells;
+	for (size_t i = 0; i < r->n_cells; i++) {
+		const struct report_cell *c = &r->cells[i].rc;
+		if (c->has_covered && c->covered_pct >= 100.0)
+			out->covered++;
+		if (!c->has_patrol)
+			out->never_patrolled++;
+		if (c->overdue_s > 0)
+			out->overdue++;
+		for (size_t k = 0; k < c->n_types; k++)
+			out->events += c->types[k].count;
+	}
+}
+
+/* %.15g keeps what a device sent (a reading of 250.5 stays 250.5) without
+ * the binary noise %.17g shows (33.299999999999997). */
+static void fmt_num(double v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.15g", v);
+}
+
+/* The unit shared by every reading type, or NULL when there is none or
+ * the types disagree (then min/max mix units and are shown bare). */
+static const char *reading_unit(const struct config *cfg)
+{
+	const char *unit = NULL;
+	for (size_t i = 0; i < cfg->n_events; i++) {
+		const struct config_event *e = &cfg->events[i];
+		if (!e->has_value)
+			continue;
+		if (!e->unit || (unit && strcmp(unit, e->unit) != 0))
+			return NULL;
+		unit = e->unit;
+	}
+	return unit;
+}
+
+static const char *type_label(const struct config *cfg, const char *type)
+{
+	const struct config_event *e = config_event_find(cfg, type);
+	return e && e->label ? e->label : type;
+}
+
+/* A growable string for composing cells ("巡查签到 3，白色垃圾 1"). */
+struct str {
+	char *p;
+	size_t len, cap;
+	bool bad;
+};
+
+static void str_add(struct str *s, const char *t)
+{
+	size_t n = strlen(t);
+	if (s->bad)
+		return;
+	if (s->len + n + 1 > s->cap) {
+		size_t cap = s->cap ? s->cap : 64;
+		while (cap < s->len + n + 1)
+			cap *= 2;
+		char *p = realloc(s->p, cap);
+		if (!p) {
+			s->bad = true;
+			return;
+		}
+		s->p = p;
+		s->cap = cap;
+	}
+	memcpy(s->p + s->len, t, n + 1);
+	s->len += n;
+}
+
+static void str_reset(struct str *s)
+{
+	s->len = 0;
+	if (s->p)
+		s->p[0] = '\0';
+}
+
+static const char *str_get(struct str *s)
+{
+	if (!s->p)
+		str_add(s, "");
+	return s->bad ? NULL : s->p;
+}
+
+/* Workers joined by sep. */
+static void join_workers(struct str *s, const struct report_cell *c, const char *sep)
+{
+	str_reset(s);
+	for (size_t k = 0; k < c->n_workers; k++) {
+		if (k)
+			str_add(s, sep);
+		str_add(s, c->workers[k]);
+	}
+}
+
+/* "label count" pairs for people, "type:count" pairs for machines. */
+static void join_types(struct str *s, const struct config *cfg, const struct report_cell *c,
+                       bool labels, enum timefmt_lang lang)
+{
+	char n[32];
+	str_reset(s);
+	for (size_t k = 0; k < c->n_types; k++) {
+		if (k)
+			str_add(s, labels ? (lang == TIMEFMT_ZH ? "，" : ", ") : ";");
+		str_add(s, labels ? type_label(cfg, c->types[k].type) : c->types[k].type);
+		snprintf(n, sizeof(n), labels ? " %d" : ":%d", c->types[k].count);
+		str_add(s, n);
+	}
+}
+
+static void fmt_readings(const struct report_cell *c, const char *unit, char *buf, size_t len)
+{
+	char a[40], b[40];
+	if (!c->has_value) {
+		snprintf(buf, len, "—");
+		return;
+	}
+	fmt_num(c->value_min, a, sizeof(a));
+	fmt_num(c->value_max, b, sizeof(b));
+	if (c->value_min == c->value_max)
+		snprintf(buf, len, "%s%s", a, unit ? unit : "");
+	else
+		snprintf(buf, len, "%s–%s%s", a, b, unit ? unit : "");
+}
+
+static void fmt_pct(const struct report_cell *c, char *buf, size_t len)
+{
+	if (c->has_covered)
+		snprintf(buf, len, "%.1f%%", c->covered_pct);
+	else
+		snprintf(buf, len, "—");
+}
+
+static void fmt_dur(int64_t s, enum timefmt_lang lang, char *buf, size_t len)
+{
+	if (s <= 0)
+		snprintf(buf, len, "—");
+	else
+		timefmt_duration(s, lang, buf, len);
+}
+
+static void fmt_when(bool has, int64_t t, int64_t day_start, char *buf, size_t len)
+{
+	if (has)
+		render_clock(t, day_start, buf, len);
+	else
+		snprintf(buf, len, "—");
+}
+
+/* The day's heading, "2026-11-24（Asia/Shanghai）" plus "so far" when the
+ * day is still running. */
+static void fmt_asof(const struct render_report *r, char *buf, size_t len)
+{
+	char clock[TIMEFMT_MAX];
+	if (r->now < r->day_end) {
+		render_clock(r->now, r->day_start, clock, sizeof(clock));
+		snprintf(buf, len, r->lang == TIMEFMT_ZH ? "截至 %s" : "as of %s", clock);
+	} else {
+		buf[0] = '\0';
+	}
+}
+
+static void fmt_summary_line(const struct render_report *r, const struct render_summary *s,
+                             char *buf, size_t len)
+{
+	if (r->lang == TIMEFMT_ZH)
+		snprintf(buf, len,
+		         "网格 %ld 个：全天覆盖 %ld 个，当天未巡查 %ld 个，曾超时 %ld 个；事件共 %lld 条。",
+		         s->cells, s->covered, s->never_patrolled, s->overdue, s->events);
+	else
+		snprintf(buf, len,
+		         "%ld cells: %ld fully covered, %ld not patrolled, %ld overdue at some "
+		         "point; %lld events in all.",
+		         s->cells, s->covered, s->never_patrolled, s->overdue, s->events);
+}
+
+/* ------------------------------------------------------------------ */
+/* Text                                                                */
+/* ------------------------------------------------------------------ */
+
+enum { COL_ID, COL_NAME, COL_PATROLS, COL_WORKERS, COL_FIRST, COL_LAST, COL_GAP, COL_PCT,
+       COL_OVERDUE, COL_EVENTS, COL_READINGS, COL_ALERTS, COL_LATE, N_COLS };
+
+static const char *const headers_zh[N_COLS] = {
+	"网格", "名称", "巡查", "巡查人", "首次", "末次", "最长间隔", "覆盖率", "超时",
+	"事件", "读数", "告警", "补报",
+};
+static const char *const headers_en[N_COLS] = {
+	"Cell", "Name", "Patrols", "Workers", "First", "Last", "Longest gap", "Covered",
+	"Overdue", "Events", "Readings", "Alerts", "Late",
+};
+
+int render_report_text(FILE *f, const struct render_report *r)
+{
+	const bool zh = r->lang == TIMEFMT_ZH;
+	struct table *t = table_new(N_COLS, zh ? headers_zh : headers_en);
+	struct str workers = { 0 }, types = { 0 };
+	const char *unit = reading_unit(r->cfg);
+	struct render_summary sum;
+	char asof[64], line[512];
+	int ret = -1;
+
+	if (!t)
+		return -1;
+	static const int right[] = { COL_PATROLS, COL_GAP, COL_PCT, COL_OVERDUE, COL_READINGS,
+	                             COL_ALERTS, COL_LATE };
+	for (size_t i = 0; i < sizeof(right) / sizeof(right[0]); i++)
+		table_set_align(t, (size_t)right[i], TABLE_RIGHT);
+	table_set_max_width(t, COL_NAME, 28);
+	table_set_max_width(t, COL_WORKERS, 24);
+	table_set_max_width(t, COL_EVENTS, 40);
+
+	for (size_t i = 0; i < r->n_cells; i++) {
+		const struct report_cell *c = &r->cells[i].rc;
+		char patrols[16], first[32], last[32], gap[TIMEFMT_MAX], pct[16],
+		     over[TIMEFMT_MAX], readings[96], alerts[16], late[16];
+		snprintf(patrols, sizeof(patrols), "%d", c->patrols);
+		fmt_when(c->has_patrol, c->first, r->day_start, first, sizeof(first));
+		fmt_when(c->has_patrol, c->last, r->day_start, last, sizeof(last));
+		fmt_dur(c->longest_gap_s, r->lang, gap, sizeof(gap));
+		fmt_pct(c, pct, sizeof(pct));
+		fmt_dur(c->overdue_s, r->lang, over, sizeof(over));
+		fmt_readings(c, unit, readings, sizeof(readings));
+		snprintf(alerts, sizeof(alerts), "%d", c->alerts);
+		snprintf(late, sizeof(late), "%d", c->late);
+		join_workers(&workers, c, ",");
+		join_types(&types, r->cfg, c, true, r->lang);
+		const char *w = str_get(&workers), *ty = str_get(&types);
+		if (!w || !ty)
+			goto out;
+		const char *row[N_COLS] = {
+			r->cells[i].cell->id, r->cells[i].cell->name, patrols, w, first, last, gap,
+			pct, over, ty, readings, alerts, late,
+		};
+		if (table_add_row(t, row) < 0)
+			goto out;
+	}
+
+	render_summary(r, &sum);
+	fmt_asof(r, asof, sizeof(asof));
+	if (fprintf(f, zh ? "巡查日报 %s（%s）%s%s\n\n" : "Patrol report %s (%s)%s%s\n\n", r->date,
+	            r->cfg->timezone, asof[0] ? " " : "", asof) < 0 ||
+	    table_write(t, f) < 0)
+		goto out;
+	fmt_summary_line(r, &sum, line, sizeof(line));
+	if (fprintf(f, "\n%s\n", line) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(workers.p);
+	free(types.p);
+	table_free(t);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Set o[k] = v, taking v's reference even on failure (jansson does). */
+static int jset(json_t *o, const char *k, json_t *v)
+{
+	return v ? json_object_set_new(o, k, v) : -1;
+}
+
+static json_t *jtime(bool has, int64_t t)
+{
+	char buf[TIMEFMT_MAX];
+	if (!has)
+		return json_null();
+	timefmt_rfc3339(t, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *cell_json(const struct render_cell *rc)
+{
+	const struct report_cell *c = &rc->rc;
+	json_t *o = json_object(), *w = json_array(), *ev = json_object();
+	int bad = !o || !w || !ev;
+
+	for (size_t k = 0; !bad && k < c->n_workers; k++)
+		bad |= json_array_append_new(w, json_string(c->workers[k])) < 0;
+	for (size_t k = 0; !bad && k < c->n_types; k++)
+		bad |= jset(ev, c->types[k].type, json_integer(c->types[k].count)) < 0;
+	if (bad) {
+		json_decref(o);
+		json_decref(w);
+		json_decref(ev);
+		return NULL;
+	}
+	bad |= jset(o, "id", json_string(rc->cell->id));
+	bad |= jset(o, "name", json_string(rc->cell->name));
+	bad |= jset(o, "patrols", json_integer(c->patrols));
+	bad |= jset(o, "workers", w);
+	bad |= jset(o, "first", jtime(c->has_patrol, c->first));
+	bad |= jset(o, "last", jtime(c->has_patrol, c->last));
+	bad |= jset(o, "longest_gap_s", json_integer(c->longest_gap_s));
+	bad |= jset(o, "covered_pct", c->has_covered ? json_real(c->covered_pct) : json_null());
+	bad |= jset(o, "overdue_s", json_integer(c->overdue_s));
+	bad |= jset(o, "events", ev);
+	bad |= jset(o, "value_min", c->has_value ? json_real(c->value_min) : json_null());
+	bad |= jset(o, "value_max", c->has_value ? json_real(c->value_max) : json_null());
+	bad |= jset(o, "alerts", json_integer(c->alerts));
+	bad |= jset(o, "late", json_integer(c->late));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+int render_report_json(FILE *f, const struct render_report *r)
+{
+	struct render_summary s;
+	json_t *root = json_object(), *cells = json_array(), *sum = json_object();
+	int bad = !root || !cells || !sum;
+
+	for (size_t i = 0; !bad && i < r->n_cells; i++)
+		bad |= json_array_append_new(cells, cell_json(&r->cells[i])) < 0;
+	if (bad) {
+		json_decref(root);
+		json_decref(cells);
+		json_decref(sum);
+		return -1;
+	}
+	render_summary(r, &s);
+	bad |= jset(root, "date", json_string(r->date));
+	bad |= jset(root, "timezone", json_string(r->cfg->timezone));
+	bad |= jset(root, "cells", cells);
+	bad |= jset(sum, "cells", json_integer(s.cells));
+	bad |= jset(sum, "covered", json_integer(s.covered));
+	bad |= jset(sum, "never_patrolled", json_integer(s.never_patrolled));
+	bad |= jset(sum, "overdue", json_integer(s.overdue));
+	bad |= jset(sum, "events", json_integer(s.events));
+	bad |= jset(root, "summary", sum);
+	if (!bad)
+		bad |= json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) < 0 ||
+		       putc('\n', f) == EOF;
+	json_decref(root);
+	return bad ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* CSV                                                                 */
+/* ------------------------------------------------------------------ */
+
+int render_report_csv(FILE *f, const struct render_report *r)
+{
+	static const char *const head[] = {
+		"date", "id", "name", "patrols", "workers", "first", "last", "longest_gap_s",
+		"covered_pct", "overdue_s", "events", "value_min", "value_max", "alerts", "late",
+	};
+	struct str workers = { 0 }, types = { 0 };
+	int bad = render_csv_bom(f);
+
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+		bad |= (i ? render_csv_sep(f) : 0) | render_csv_field(f, head[i]);
+	bad |= render_csv_eol(f);
+	for (size_t i = 0; !bad && i < r->n_cells; i++) {
+		const struct report_cell *c = &r->cells[i].rc;
+		char first[TIMEFMT_MAX] = "", last[TIMEFMT_MAX] = "", n[8][48];
+		if (c->has_patrol) {
+			timefmt_rfc3339(c->first, first, sizeof(first));
+			timefmt_rfc3339(c->last, last, sizeof(last));
+		}
+		snprintf(n[0], sizeof(n[0]), "%d", c->patrols);
+		snprintf(n[1], sizeof(n[1]), "%lld", (long long)c->longest_gap_s);
+		if (c->has_covered)
+			snprintf(n[2], sizeof(n[2]), "%.1f", c->covered_pct);
+		else
+			n[2][0] = '\0';
+		snprintf(n[3], sizeof(n[3]), "%lld", (long long)c->overdue_s);
+		n[4][0] = n[5][0] = '\0';
+		if (c->has_value) {
+			fmt_num(c->value_min, n[4], sizeof(n[4]));
+			fmt_num(c->value_max, n[5], sizeof(n[5]));
+		}
+		snprintf(n[6], sizeof(n[6]), "%d", c->alerts);
+		snprintf(n[7], sizeof(n[7]), "%d", c->late);
+		join_workers(&workers, c, ";");
+		join_types(&types, r->cfg, c, false, r->lang);
+		const char *w = str_get(&workers), *ty = str_get(&types);
+		if (!w || !ty) {
+			bad = 1;
+			break;
+		}
+		const char *row[] = { r->date, r->cells[i].cell->id, r->cells[i].cell->name, n[0], w,
+		                      first, last, n[1], n[2], n[3], ty, n[4], n[5], n[6], n[7] };
+		for (size_t k = 0; k < sizeof(row) / sizeof(row[0]); k++)
+			bad |= (k ? render_csv_sep(f) : 0) | render_csv_text(f, row[k]);
+		bad |= render_csv_eol(f);
+	}
+	free(workers.p);
+	free(types.p);
+	return bad ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* HTML                                                                */
+/* ------------------------------------------------------------------ */
+
+/* Chart geometry, in SVG user units (the SVG scales to the page width). */
+#define CH_LABEL_W 210
+#define CH_HOUR_W 22
+#define CH_PCT_W 58
+#define CH_ROW_H 19
+#define CH_TOP 22
+#define CH_WIDTH (CH_LABEL_W + 24 * CH_HOUR_W + CH_PCT_W)
+/* Rows per SVG: one SVG cannot break across printed pages, so a long
+ * village is drawn as several charts that can. */
+#define CH_ROWS_PER_SVG 40
+
+static const char html_css[] =
+	"@page{size:A4;margin:14mm 12mm 16mm 12mm}"
+	"*{box-sizing:border-box}"
+	"html{-webkit-print-color-adjust:exact;print-color-adjust:exact}"
+	"body{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"WenQuanYi Micro Hei\","
+	"\"Microsoft YaHei\",\"PingFang SC\",\"Heiti SC\",SimHei,sans-serif;color:#1a1a1a;"
+	"background:#fff;font-size:10.5pt;line-height:1.45;margin:0 auto;max-width:190mm;"
+	"padding:10mm 6mm}"
+	"h1{font-size:20pt;margin:0 0 1.5mm;letter-spacing:.1em;text-align:center}"
+	".meta{text-align:center;color:#555;font-size:9.5pt;margin:0 0 5mm}"
+	"h2{font-size:12.5pt;border-left:4px solid #1b5e20;padding-left:2.5mm;margin:7mm 0 3mm;"
+	"break-after:avoid;page-break-after:avoid}"
+	".kpis{display:flex;gap:3mm;margin:0 0 3mm}"
+	".kpi{flex:1;border:1px solid #9e9e9e;border-radius:1.5mm;padding:2mm 2mm 1.5mm;"
+	"text-align:center}"
+	".kpi b{display:block;font-size:19pt;line-height:1.2}"
+	".kpi span{font-size:9pt;color:#444}"
+	".kpi.warn b{color:#b71c1c}"
+	".lead{margin:2mm 0 0;font-size:11pt}"
+	".legend{display:block;margin:0 0 2mm;width:100%;height:auto}"
+	".chart{display:block;width:100%;height:auto;margin:0 0 1mm;break-inside:avoid;"
+	"page-break-inside:avoid}"
+	".chart text{font-size:11.5px;fill:#222}"
+	".chart .h{font-size:10px;fill:#555;text-anchor:middle}"
+	".chart .p{text-anchor:end;font-size:10.5px}"
+	"table{width:100%;border-collapse:collapse;font-size:8.8pt}"
+	"th,td{border:1px solid #8a8a8a;padding:1mm 1.3mm;vertical-align:top}"
+	"th{background:#e3ece3;font-weight:bold;text-align:center;white-space:nowrap}"
+	"thead{display:table-header-group}"
+	"tr{break-inside:avoid;page-break-inside:avoid}"
+	"tbody tr:nth-child(even) td{background:#f7f7f7}"
+	"td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"
+	"td.t{white-space:nowrap}"
+	"td.id{white-space:nowrap;font-family:\"DejaVu Sans Mono\",Consolas,monospace;font-size:8.3pt}"
+	"td.bad{color:#b71c1c;font-weight:bold}"
+	".none{color:#555;font-style:italic}"
+	".note{color:#555;font-size:8.8pt;margin:1.5mm 0 0}"
+	".sign{margin-top:12mm;display:flex;justify-content:space-between;font-size:10.5pt}"
+	".sign span{display:inline-block;min-width:32mm;border-bottom:1px solid #333}"
+	"footer{margin-top:8mm;font-size:8pt;color:#777;text-align:center}"
+	"@media print{body{padding:0;max-width:none}}";
+
+/* Fill of each hour state: colour for the screen, and a pattern (hatching,
+ * dots, outline) so that greyscale print keeps them apart. */
+static const char *hour_fill(enum report_hour h)
+{
+	switch (h) {
+	case REPORT_HOUR_PATROLLED: return "fill=\"#1b5e20\"";
+	case REPORT_HOUR_COVERED: return "fill=\"#a5d6a7\"";
+	case REPORT_HOUR_OVERDUE: return "fill=\"url(#gp-over)\"";
+	case REPORT_HOUR_INACTIVE: return "fill=\"url(#gp-inact)\"";
+	case REPORT_HOUR_FUTURE: break;
+	}
+	return "fill=\"#ffffff\" stroke=\"#9e9e9e\" stroke-width=\"0.8\" stroke-dasharray=\"2 1.5\"";
+}
+
+static const char html_defs[] =
+	"<svg width=\"0\" height=\"0\" style=\"position:absolute\" aria-hidden=\"true\"><defs>"
+	"<pattern id=\"gp-over\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" "
+	"patternTransform=\"rotate(45)\"><rect width=\"5\" height=\"5\" fill=\"#f6b9b9\"/>"
+	"<rect width=\"2.2\" height=\"5\" fill=\"#b71c1c\"/></pattern>"
+	"<pattern id=\"gp-inact\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\">"
+	"<rect width=\"4\" height=\"4\" fill=\"#f2f2f2\"/>"
+	"<circle cx=\"2\" cy=\"2\" r=\"0.6\" fill=\"#8f8f8f\"/></pattern>"
+	"</defs></svg>\n";
+
+static int html_legend(FILE *f, bool zh)
+{
+	static const enum report_hour order[] = {
+		REPORT_HOUR_PATROLLED, REPORT_HOUR_COVERED, REPORT_HOUR_OVERDUE,
+		REPORT_HOUR_INACTIVE, REPORT_HOUR_FUTURE,
+	};
+	static const char *const zh_l[] = { "有巡查", "已覆盖（未超时）", "超时未巡查",
+	                                    "非巡查时段 / 暂停", "尚未到来" };
+	static const char *const en_l[] = { "Patrolled", "Covered (not overdue)", "Overdue",
+	                                     "Inactive / paused", "Not yet" };
+	int bad = fprintf(f, "<svg class=\"legend\" viewBox=\"0 0 %d 18\" role=\"img\" "
+	                     "xmlns=\"http://www.w3.org/2000/svg\">", CH_WIDTH) < 0;
+	int x = 0;
+	for (size_t i = 0; i < 5; i++) {
+		bad |= fprintf(f, "<rect x=\"%d\" y=\"3\" width=\"22\" height=\"12\" %s/>"
+		                  "<text x=\"%d\" y=\"13\" font-size=\"11\" fill=\"#222\">%s</text>",
+		               x + 1, hour_fill(order[i]), x + 28, zh ? zh_l[i] : en_l[i]) < 0;
+		x += zh ? 150 : 152;
+	}
+	bad |= fputs("</svg>\n", f) == EOF;
+	return bad ? -1 : 0;
+}
+
+static int html_chart(FILE *f, const struct render_report *r, size_t from, size_t to)
+{
+	int h = CH_TOP + (int)(to - from) * CH_ROW_H + 2;
+	int bad = fprintf(f, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" "
+	                     "xmlns=\"http://www.w3.org/2000/svg\">", CH_WIDTH, h) < 0;
+
+	for (int hr = 0; hr < 24; hr++)
+		bad |= fprintf(f, "<text class=\"h\" x=\"%d\" y=\"15\">%d</text>",
+		               CH_LABEL_W + hr * CH_HOUR_W + CH_HOUR_W / 2, hr) < 0;
+	bad |= fprintf(f, "<text class=\"h\" x=\"%d\" y=\"15\" style=\"text-anchor:end\">%s</text>",
+	               CH_WIDTH - 2, r->lang == TIMEFMT_ZH ? "覆盖率" : "covered") < 0;
+	for (size_t i = from; !bad && i < to; i++) {
+		const struct render_cell *rc = &r->cells[i];
+		int y = CH_TOP + (int)(i - from) * CH_ROW_H;
+		char *label = table_truncate(rc->cell->name, 30);
+		char pct[16];
+		if (!label)
+			return -1;
+		bad |= fprintf(f, "<text x=\"0\" y=\"%d\">", y + 13) < 0;
+		bad |= render_html_escaped(f, label);
+		bad |= fputs("</text>", f) == EOF;
+		free(label);
+		/* One rectangle per run of equal hours keeps a 1,000-cell page
+		 * small; the hour ticks are drawn over them afterwards. */
+		for (int a = 0; a < 24;) {
+			int b = a + 1;
+			while (b < 24 && rc->rc.hours[b] == rc->rc.hours[a])
+				b++;
+			bad |= fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" %s/>",
+			               CH_LABEL_W + a * CH_HOUR_W, y + 1, (b - a) * CH_HOUR_W,
+			               CH_ROW_H - 3, hour_fill(rc->rc.hours[a])) < 0;
+			a = b;
+		}
+		fmt_pct(&rc->rc, pct, sizeof(pct));
+		bad |= fprintf(f, "<text class=\"p\" x=\"%d\" y=\"%d\">%s</text>", CH_WIDTH - 2,
+		               y + 13, pct) < 0;
+	}
+	/* Hour ticks: thin white lines between hours, darker every 6 hours. */
+	for (int hr = 1; !bad && hr < 24; hr++)
+		bad |= fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+		                  "stroke-width=\"%s\"/>",
+		               CH_LABEL_W + hr * CH_HOUR_W, CH_TOP, CH_LABEL_W + hr * CH_HOUR_W,
+		               h - 2, hr % 6 ? "#ffffff" : "#444444", hr % 6 ? "1" : "0.8") < 0;
+	bad |= fputs("</svg>\n", f) == EOF;
+	return bad ? -1 : 0;
+}
+
+static int html_td(FILE *f, const char *cls, const char *text)
+{
+	int bad = cls ? fprintf(f, "<td class=\"%s\">", cls) < 0 : fputs("<td>", f) == EOF;
+	bad |= render_html_escaped(f, text);
+	bad |= fputs("</td>", f) == EOF;
+	return bad ? -1 : 0;
+}
+
+static int html_cells_table(FILE *f, const struct render_report *r)
+{
+	const bool zh = r->lang == TIMEFMT_ZH;
+	const char *const *hd = zh ? headers_zh : headers_en;
+	const char *unit = reading_unit(r->cfg);
+	struct str workers = { 0 }, types = { 0 };
+	int bad = fputs("<table><thead><tr>", f) == EOF;
+
+	for (size_t i = 0; i < N_COLS; i++) {
+		bad |= fputs("<th>", f) == EOF || render_html_escaped(f, hd[i]) < 0 ||
+		       fputs("</th>", f) == EOF;
+	}
+	bad |= fputs("</tr></thead><tbody>\n", f) == EOF;
+	for (size_t i = 0; !bad && i < r->n_cells; i++) {
+		const struct report_cell *c = &r->cells[i].rc;
+		char num[32], first[32], last[32], gap[TIMEFMT_MAX], pct[16], over[TIMEFMT_MAX],
+		     readings[96];
+		fmt_when(c->has_patrol, c->first, r->day_start, first, sizeof(first));
+		fmt_when(c->has_patrol, c->last, r->day_start, last, sizeof(last));
+		fmt_dur(c->longest_gap_s, r->lang, gap, sizeof(gap));
+		fmt_pct(c, pct, sizeof(pct));
+		fmt_dur(c->overdue_s, r->lang, over, sizeof(over));
+		fmt_readings(c, unit, readings, sizeof(readings));
+		join_workers(&workers, c, zh ? "、" : ", ");
+		join_types(&types, r->cfg, c, true, r->lang);
+		const char *w = str_get(&workers), *ty = str_get(&types);
+		if (!w || !ty) {
+			bad = 1;
+			break;
+		}
+		bad |= fputs("<tr>", f) == EOF;
+		bad |= html_td(f, "id", r->cells[i].cell->id);
+		bad |= html_td(f, NULL, r->cells[i].cell->name);
+		snprintf(num, sizeof(num), "%d", c->patrols);
+		bad |= html_td(f, c->patrols ? "n" : "n bad", num);
+		bad |= html_td(f, NULL, w);
+		bad |= html_td(f, "t", first);
+		bad |= html_td(f, "t", last);
+		bad |= html_td(f, "n", gap);
+		bad |= html_td(f, c->has_covered && c->covered_pct < 100.0 ? "n bad" : "n", pct);
+		bad |= html_td(f, c->overdue_s > 0 ? "n bad" : "n", over);
+		bad |= html_td(f, NULL, ty);
+		bad |= html_td(f, "n", readings);
+		snprintf(num, sizeof(num), "%d", c->alerts);
+		bad |= html_td(f, "n", num);
+		snprintf(num, sizeof(num), "%d", c->late);
+		bad |= html_td(f, "n", num);
+		bad |= fputs("</tr>\n", f) == EOF;
+	}
+	bad |= fputs("</tbody></table>\n", f) == EOF;
+	free(workers.p);
+	free(types.p);
+	return bad ? -1 : 0;
+}
+
+static void note_why(const struct render_report *r, const struct render_note *n, char *buf,
+                     size_t len)
+{
+	const bool zh = r->lang == TIMEFMT_ZH;
+	const struct config_event *e = n->ev;
+	char v[40], th[40];
+	const char *unit = e && e->unit ? e->unit : "";
+
+	if (n->why == RENDER_NOTE_EVENT || !e) {
+		snprintf(buf, len, "%s", zh ? "即时告警事件" : "immediate-alert event");
+		return;
+	}
+	fmt_num(n->value, v, sizeof(v));
+	if (n->why == RENDER_NOTE_ALARM) {
+		fmt_num(e->alarm, th, sizeof(th));
+		snprintf(buf, len, zh ? "%s%s，达到危险值 %s%s" : "%s%s, at or over alarm %s%s", v,
+		         unit, th, unit);
+	} else {
+		fmt_num(e->warn, th, sizeof(th));
+		snprintf(buf, len, zh ? "%s%s，达到警戒值 %s%s" : "%s%s, at or over warn %s%s", v,
+		         unit, th, unit);
+	}
+}
+
+static int html_notes(FILE *f, const struct render_report *r)
+{
+	const bool zh = r->lang == TIMEFMT_ZH;
+	static const char *const zh_h[] = { "时间", "网格", "事件", "巡查人", "情况", "备注" };
+	static const char *const en_h[] = { "Time", "Cell", "Event", "Worker", "What", "Note" };
+	int bad = 0;
+
+	if (r->n_notes == 0)
+		return fprintf(f, "<p class=\"none\">%s</p>\n",
+		               zh ? "当天没有即时告警事件，也没有读数达到警戒值。"
+		                  : "No immediate-alert events and no readings over a threshold "
+		                    "that day.") < 0 ? -1 : 0;
+	bad |= fputs("<table><thead><tr>", f) == EOF;
+	for (size_t i = 0; i < 6; i++)
+		bad |= fprintf(f, "<th>%s</th>", zh ? zh_h[i] : en_h[i]) < 0;
+	bad |= fputs("</tr></thead><tbody>\n", f) == EOF;
+	for (size_t i = 0; !bad && i < r->n_notes; i++) {
+		const struct render_note *n = &r->notes[i];
+		char when[32], why[160];
+		render_clock(n->ts, r->day_start, when, sizeof(when));
+		note_why(r, n, why, sizeof(why));
+		bad |= fputs("<tr>", f) == EOF;
+		bad |= html_td(f, "t", when);
+		bad |= html_td(f, NULL, n->cell->name);
+		bad |= html_td(f, NULL, n->ev && n->ev->label ? n->ev->label : n->type);
+		bad |= html_td(f, "id", n->worker);
+		bad |= html_td(f, n->why == RENDER_NOTE_ALARM ? "bad" : NULL, why);
+		bad |= html_td(f, NULL, n->note ? n->note : "");
+		bad |= fputs("</tr>\n", f) == EOF;
+	}
+	bad |= fputs("</tbody></table>\n", f) == EOF;
+	if (r->notes_omitted)
+		bad |= fprintf(f, zh ? "<p class=\"note\">另有 %zu 条未列出，完整记录请用 "
+		                       "<code>gridpatrol events</code> 查询。</p>\n"
+		                     : "<p class=\"note\">%zu more not listed; see "
+		                       "<code>gridpatrol events</code>.</p>\n",
+		               r->notes_omitted) < 0;
+	return bad ? -1 : 0;
+}
+
+static int html_kpi(FILE *f, long long v, const char *label, bool warn)
+{
+	return fprintf(f, "<div class=\"kpi%s\"><b>%lld</b><span>%s</span></div>",
+	               warn && v > 0 ? " warn" : "", v, label) < 0 ? -1 : 0;
+}
+
+int render_report_html(FILE *f, const struct render_report *r)
+{
+	static const char *const wd_zh[] = { "日", "一", "二", "三", "四", "五", "六" };
+	static const char *const wd_en[] = { "Sunday", "Monday", "Tuesday", "Wednesday",
+	                                     "Thursday", "Friday", "Saturday" };
+	const bool zh = r->lang == TIMEFMT_ZH;
+	struct render_summary s;
+	char line[512], asof[64], made[TIMEFMT_MAX], day[96];
+	struct tm tm;
+	time_t mid = (time_t)(r->day_start + 12 * 3600);
+	int bad = 0;
+
+	render_summary(r, &s);
+	fmt_summary_line(r, &s, line, sizeof(line));
+	fmt_asof(r, asof, sizeof(asof));
+	timefmt_rfc3339(r->now, made, sizeof(made));
+	if (!localtime_r(&mid, &tm))
+		return -1;
+	if (zh)
+		snprintf(day, sizeof(day), "%d年%d月%d日 星期%s", tm.tm_year + 1900, tm.tm_mon + 1,
+		         tm.tm_mday, wd_zh[tm.tm_wday]);
+	else
+		snprintf(day, sizeof(day), "%s, %s", wd_en[tm.tm_wday], r->date);
+
+	bad |= fprintf(f, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
+	                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	                  "<title>%s %s</title>\n<style>%s</style>\n</head>\n<body>\n",
+	               zh ? "zh-CN" : "en", zh ? "网格巡查日报" : "Grid patrol report", r->date,
+	               html_css) < 0;
+	bad |= fputs(html_defs, f) == EOF;
+	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">%s　·　%s ", zh ? "网格巡查日报"
+	               : "Grid patrol daily report", day, zh ? "时区" : "time zone") < 0;
+	bad |= render_html_escaped(f, r->cfg->timezone);
+	if (asof[0])
+		bad |= fprintf(f, "　·　%s", asof) < 0;
+	bad |= fputs("</p>\n<div class=\"kpis\">", f) == EOF;
+	bad |= html_kpi(f, s.cells, zh ? "网格" : "cells", false);
+	bad |= html_kpi(f, s.covered, zh ? "全天覆盖" : "fully covered", false);
+	bad |= html_kpi(f, s.never_patrolled, zh ? "当天未巡查" : "not patrolled", true);
+	bad |= html_kpi(f, s.overdue, zh ? "曾超时" : "overdue at some point", true);
+	bad |= html_kpi(f, s.events, zh ? "上报事件" : "events", false);
+	bad |= fputs("</div>\n<p class=\"lead\">", f) == EOF;
+	bad |= render_html_escaped(f, line);
+	bad |= fputs("</p>\n", f) == EOF;
+
+	bad |= fprintf(f, "<h2>%s</h2>\n", zh ? "分时段巡查情况" : "Coverage by hour") < 0;
+	if (r->n_cells == 0) {
+		bad |= fprintf(f, "<p class=\"none\">%s</p>\n",
+		               zh ? "配置中没有网格。" : "No cells are configured.") < 0;
+	} else {
+		bad |= html_legend(f, zh);
+		for (size_t i = 0; !bad && i < r->n_cells; i += CH_ROWS_PER_SVG) {
+			size_t to = i + CH_ROWS_PER_SVG < r->n_cells ? i + CH_ROWS_PER_SVG : r->n_cells;
+			bad |= html_chart(f, r, i, to);
+		}
+	}
+	bad |= fprintf(f, "<h2>%s</h2>\n", zh ? "各网格明细" : "Cells") < 0;
+	if (!bad)
+		bad |= html_cells_table(f, r);
+	bad |= fprintf(f, "<p class=\"note\">%s</p>\n",
+	               zh ? "覆盖率：当天应巡查时段内未超时的时间所占比例；最长间隔、超时均只计应巡查时段；"
+	                    "“补报”为延迟上传的记录数。"
+	                  : "Covered: share of the day's active hours in which the cell was not "
+	                    "overdue; gaps and overdue time count active hours only; late: "
+	                    "reports uploaded late.") < 0;
+	bad |= fprintf(f, "<h2>%s</h2>\n", zh ? "需关注事项" : "Events of note") < 0;
+	if (!bad)
+		bad |= html_notes(f, r);
+	bad |= fprintf(f, zh ? "<div class=\"sign\"><div>填报人：<span></span></div>"
+	                       "<div>审核人：<span></span></div><div>日期：<span></span></div></div>\n"
+	                     : "<div class=\"sign\"><div>Prepared by: <span></span></div>"
+	                       "<div>Reviewed by: <span></span></div><div>Date: <span></span></div>"
+	                       "</div>\n") < 0;
+	bad |= fprintf(f, "<footer>%s %s · gridpatrol %s</footer>\n</body>\n</html>\n",
+	               zh ? "生成于" : "generated", made, GRIDPATROL_VERSION) < 0;
+	return bad ? -1 : 0;
+}
