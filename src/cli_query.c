@@ -129,6 +129,17 @@ out:
 	return code;
 }
 
+/* Every listing ends the same way: finish the table (or JSON/CSV), then
+ * commit or discard the -o file; either failing fails the command. */
+static int listing_close(struct cli_list *l, struct cli_out *out, int code)
+{
+	if (l && cli_list_end(l, code == CLI_EXIT_OK) < 0)
+		code = CLI_EXIT_FAIL;
+	if (out && cli_out_close(out, code == CLI_EXIT_OK) < 0)
+		code = CLI_EXIT_FAIL;
+	return code;
+}
+
 static const struct cli_col status_cols[] = {
 	{ "id", "网格", "Cell", 0, 0 },
 	{ "name", "名称", "Name", 0, 30 },
@@ -232,10 +243,7 @@ int cli_cmd_status(struct cli *c)
 		}
 	}
 done:
-	if (l && cli_list_end(l, code == CLI_EXIT_OK) < 0)
-		code = CLI_EXIT_FAIL;
-	if (out_open && cli_out_close(&out, code == CLI_EXIT_OK) < 0)
-		code = CLI_EXIT_FAIL;
+	code = listing_close(l, out_open ? &out : NULL, code);
 	if (cells)
 		for (size_t i = 0; i < n; i++)
 			free(cells[i].worker);
@@ -370,10 +378,7 @@ int cli_cmd_events(struct cli *c)
 	if (rc != SQLITE_DONE)
 		code = cli_db_fail(c, "reading events");
 done:
-	if (l && cli_list_end(l, code == CLI_EXIT_OK) < 0)
-		code = CLI_EXIT_FAIL;
-	if (out_open && cli_out_close(&out, code == CLI_EXIT_OK) < 0)
-		code = CLI_EXIT_FAIL;
+	code = listing_close(l, out_open ? &out : NULL, code);
 	sqlite3_finalize(st);
 	return cli_db_close(c, code);
 }
@@ -468,10 +473,7 @@ int cli_cmd_rejected(struct cli *c)
 	if (rc != SQLITE_DONE)
 		code = cli_db_fail(c, "reading rejected messages");
 done:
-	if (l && cli_list_end(l, code == CLI_EXIT_OK) < 0)
-		code = CLI_EXIT_FAIL;
-	if (out_open && cli_out_close(&out, code == CLI_EXIT_OK) < 0)
-		code = CLI_EXIT_FAIL;
+	code = listing_close(l, out_open ? &out : NULL, code);
 	sqlite3_finalize(st);
 	return cli_db_close(c, code);
 }
@@ -672,10 +674,7 @@ int cli_cmd_alerts(struct cli *c)
 		code = CLI_EXIT_FAIL;
 done:
 	acc_clear(&a);
-	if (l && cli_list_end(l, code == CLI_EXIT_OK) < 0)
-		code = CLI_EXIT_FAIL;
-	if (out_open && cli_out_close(&out, code == CLI_EXIT_OK) < 0)
-		code = CLI_EXIT_FAIL;
+	code = listing_close(l, out_open ? &out : NULL, code);
 	sqlite3_finalize(st);
 	return cli_db_close(c, code);
 }
