@@ -185,11 +185,12 @@ static int gather_pauses(struct gather *g)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (cli_prepare(c, "SELECT cell, since, until FROM pause WHERE since < ?2 AND "
-	                   "(until IS NULL OR until > ?1)", &st) != CLI_EXIT_OK)
+	/* A pause that ended before the day still restarted the count at its
+	 * end (report.c, like the daemon, uses whatever pause it is given). */
+	if (cli_prepare(c, "SELECT cell, since, until FROM pause WHERE since < ?1",
+	                &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
-	if (sqlite3_bind_int64(st, 1, g->day_start) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, g->day_end) != SQLITE_OK) {
+	if (sqlite3_bind_int64(st, 1, g->day_end) != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return cli_db_fail(c, "binding");
 	}

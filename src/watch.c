@@ -81,6 +81,8 @@ struct watch_build {
 	const struct config *cfg;
 	int64_t *base;   /* known_since */
 	int64_t *last;   /* last patrol */
+	int64_t *ended;  /* end of a pause that is over, 0: none */
+	int64_t now;
 	struct deadline *dl;
 };
 
@@ -98,6 +100,20 @@ static int watch_row_known(void *arg, const char *cell, const char *t1, int64_t 
 	long i = watch_cell_index(b->cfg, cell);
 	if (i >= 0)
 		b->base[i] = since;
+	return 0;
+}
+
+/* A pause that has already ended still restarted the count at its end,
+ * exactly as deadline_pop does live; without this a restart would forget
+ * it and could call a cell overdue for time it was paused. */
+static int watch_row_ended_pause(void *arg, const char *cell, const char *t1, int64_t since,
+                                 int64_t until, bool open_ended)
+{
+	struct watch_build *b = arg;
+	(void)t1, (void)since;
+	long i = watch_cell_index(b->cfg, cell);
+	if (i >= 0 && !open_ended && until <= b->now && until > b->ended[i])
+		b->ended[i] = until;
 	return 0;
 }
 
@@ -129,7 +145,7 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 {
 	size_t n = cfg->n_cells, cap = 0;
 	enum store_status st = STORE_RETRY;
-	struct watch_build b = { .cfg = cfg };
+	struct watch_build b = { .cfg = cfg, .now = now };
 	struct deadline *dl = deadline_new();
 	long *pidx = NULL;
 
@@ -142,8 +158,9 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 
 	b.base = calloc(n ? n : 1, sizeof(int64_t));
 	b.last = calloc(n ? n : 1, sizeof(int64_t));
+	b.ended = calloc(n ? n : 1, sizeof(int64_t));
 	pidx = calloc(n ? n : 1, sizeof(long));
-	if (!dl || !b.base || !b.last || !pidx)
+	if (!dl || !b.base || !b.last || !b.ended || !pidx)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		pidx[i] = watch_params_of(w, &cfg->cells[i], &cap);
@@ -152,7 +169,8 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 		b.base[i] = now; /* known from now on unless the table says earlier */
 	}
 	if ((st = store_each_known(w->store, watch_row_known, &b)) != STORE_OK ||
-	    (st = store_each_last_patrol(w->store, watch_row_last, &b)) != STORE_OK)
+	    (st = store_each_last_patrol(w->store, watch_row_last, &b)) != STORE_OK ||
+	    (st = store_each_pause(w->store, watch_row_ended_pause, &b)) != STORE_OK)
 		goto fail;
 	st = STORE_RETRY;
 	for (size_t i = 0; i < n; i++) {
@@ -160,6 +178,8 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 		 * knew the cell (queued on a device at install) does not make
 		 * the cell overdue for time nobody was watching it. */
 		int64_t base = b.last[i] > b.base[i] ? b.last[i] : b.base[i];
+		if (b.ended[i] > base)
+			base = b.ended[i];
 		if (deadline_set(dl, (uint32_t)i, &w->params[pidx[i]], base, b.last[i]) < 0)
 			goto fail;
 	}
@@ -173,6 +193,7 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 	free(old_params);
 	free(b.base);
 	free(b.last);
+	free(b.ended);
 	free(pidx);
 	return watch_sync_pauses(w, now);
 
@@ -183,6 +204,7 @@ fail:
 	w->n_params = old_n;
 	free(b.base);
 	free(b.last);
+	free(b.ended);
 	free(pidx);
 	return st;
 }

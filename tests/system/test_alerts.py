@@ -1,5 +1,6 @@
 """Deadlines and alerts end to end: real broker, real daemon, real exec sink
 (tests/system/record-sink), intervals of seconds."""
+import datetime
 import json
 import os
 import subprocess
@@ -213,4 +214,26 @@ def test_english_texts(make_daemon, broker, tmp_path):
     publish(broker, "patrol/yh-01/w017/checkin", b'{"id":"c"}')
     wait_for(lambda: rec.alerts("recovered"), 10, "recovered alert")
     assert rec.alerts("recovered")[0]["text"].startswith("[Patrol resumed] 测试网格 yh-01: patrolled by w017")
+    assert d.stop() == 0
+
+
+def test_restart_remembers_a_pause_that_has_ended(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells="cells:\n" + fast_cell("yh-01", interval="4s", grace="0s", repeat="1h"),
+                    extra=alerts_cfg(record_sink("wechat", rec.dir)))
+    d.start()
+    assert d.stop() == 0
+    # Known for an hour, paused until a moment ago: the count restarts at
+    # the pause's end, not at known_since (which would be overdue at once).
+    ended = int(time.time())
+    subprocess.run(["sqlite3", d.db,
+                    f"UPDATE cell SET known_since = {ended - 3600};"
+                    f"INSERT INTO pause (cell, since, until, reason) VALUES "
+                    f"('yh-01', {ended - 600}, {ended}, '道路塌方')"], check=True)
+    d.start()
+    publish(broker, "patrol/yh-01/w017/fishing", b'{"id":"live"}')
+    wait_for(lambda: rec.alerts("event"), 10, "event after restart")
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue after the pause's end")
+    due = rec.alerts("overdue")[0]["due"]
+    assert datetime.datetime.fromisoformat(due).timestamp() == ended + 4, due
     assert d.stop() == 0
