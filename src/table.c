@@ -134,6 +134,12 @@ static void sb_add(struct sbuf *b, const char *s, size_t n)
 {
 	if (b->bad)
 		return;
+	/* Sizes near SIZE_MAX would wrap the sums below (and gcc -O3 sees
+	 * that path); no real string gets there, so treat it as no memory. */
+	if (n > SIZE_MAX / 4 - b->len) {
+		b->bad = true;
+		return;
+	}
 	if (b->len + n + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 32;
 		while (cap < b->len + n + 1)

@@ -153,14 +153,19 @@ static char *expand(struct fx *f, const char *tmpl)
 	size_t cap = strlen(tmpl) * 4 + 4096, len = 0;
 	char *out = malloc(cap);
 	assert_non_null(out);
+	/* Lengths up front: gcc -O3 otherwise doubts f is a real object. */
+	size_t nsrc = strnlen(f->src, sizeof(f->src)), ndir = strnlen(f->dir, sizeof(f->dir));
 	for (const char *p = tmpl; *p;) {
 		const char *rep = NULL;
-		if (strncmp(p, "@SRC@", 5) == 0)
+		size_t n = 0;
+		if (strncmp(p, "@SRC@", 5) == 0) {
 			rep = f->src;
-		else if (strncmp(p, "@DIR@", 5) == 0)
+			n = nsrc;
+		} else if (strncmp(p, "@DIR@", 5) == 0) {
 			rep = f->dir;
+			n = ndir;
+		}
 		if (rep) {
-			size_t n = strlen(rep);
 			assert_true(len + n < cap);
 			memcpy(out + len, rep, n);
 			len += n;
