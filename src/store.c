@@ -3,22 +3,23 @@
  *
  * Durability model: WAL with synchronous=NORMAL. A committed transaction
  * survives a crash of this process (the WAL is written before COMMIT
- * returns); a power cut may lose the last moments, which the broker then
- * redelivers because their acks never left. The schema is versioned with
+ * returns), and acks leave only after COMMIT; a power cut may roll back
+ * the last moments of the WAL, acked messages included (the design notes'
+ * trade; FULL would fsync every batch). The schema is versioned with
  * PRAGMA user_version and migrated forward inside one transaction.
  *
- * Checkpoints run on a helper thread with its own connection: SQLite's
- * automatic checkpoint would run inside COMMIT, i.e. on the ack path,
- * copying pages and calling fdatasync while the broker waits for acks. The
- * writer's WAL hook only signals the thread; a PASSIVE checkpoint never
- * blocks the writer.
+ * Checkpoints are SQLite's automatic ones, run by the writer inside COMMIT
+ * every 1000 WAL frames. They were once moved to a helper thread with its
+ * own connection; under sustained load that thread never caught up with
+ * the writer at the moment a write transaction began, so the WAL never
+ * restarted and grew by ~3 KB per message (660 MB after 200,000), making
+ * every page lookup slower. A checkpoint in the writer finishes before
+ * the next BEGIN, so the WAL wraps and stays at a few MB.
  */
 #include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,21 +27,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-/* Checkpoint once this many WAL frames (pages) have accumulated: SQLite's
- * own default, just moved off the writer's thread. */
-#define STORE_CHECKPOINT_FRAMES 1000
-
-struct store_ckpt {
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool running, wanted, stop;
-	sqlite3 *db;
-};
-
 struct store {
 	sqlite3 *db;
-	struct store_ckpt ckpt;
 	int lock_fd;
 	bool in_batch;
 	sqlite3_stmt *begin, *commit, *rollback;
@@ -290,95 +278,6 @@ enum store_status store_set_max_size(struct store *s, int64_t max_size)
 	return STORE_OK;
 }
 
-static void *store_ckpt_main(void *arg)
-{
-	struct store_ckpt *c = arg;
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		while (!c->wanted && !c->stop)
-			pthread_cond_wait(&c->cv, &c->mu);
-		if (c->stop)
-			break;
-		c->wanted = false;
-		pthread_mutex_unlock(&c->mu);
-		/* Failures (busy, disk full) are harmless: the WAL keeps the
-		 * data and the next signal tries again. */
-		sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		pthread_mutex_lock(&c->mu);
-	}
-	pthread_mutex_unlock(&c->mu);
-	return NULL;
-}
-
-static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
-{
-	struct store_ckpt *c = arg;
-	(void)db, (void)name;
-	if (frames >= STORE_CHECKPOINT_FRAMES) {
-		pthread_mutex_lock(&c->mu);
-		c->wanted = true;
-		pthread_cond_signal(&c->cv);
-		pthread_mutex_unlock(&c->mu);
-	}
-	return SQLITE_OK;
-}
-
-/* Without the thread, SQLite's automatic checkpoint stays on: slower
- * commits, same data. */
-static void store_ckpt_start(struct store *s, const char *path)
-{
-	struct store_ckpt *c = &s->ckpt;
-	if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
-		sqlite3_close(c->db);
-		c->db = NULL;
-		return;
-	}
-	sqlite3_busy_timeout(c->db, 1000);
-	if (pthread_mutex_init(&c->mu, NULL) != 0)
-		goto fail_db;
-	if (pthread_cond_init(&c->cv, NULL) != 0)
-		goto fail_mu;
-	/* The thread must never take a signal: the daemon reads SIGCHLD,
-	 * SIGTERM and friends through a signalfd, which only works while
-	 * every thread blocks them, including ones registered after now. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(&c->thread, NULL, store_ckpt_main, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		goto fail_cv;
-	c->running = true;
-	sqlite3_exec(s->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
-	sqlite3_wal_hook(s->db, store_wal_hook, c);
-	return;
-fail_cv:
-	pthread_cond_destroy(&c->cv);
-fail_mu:
-	pthread_mutex_destroy(&c->mu);
-fail_db:
-	sqlite3_close(c->db);
-	c->db = NULL;
-}
-
-static void store_ckpt_stop(struct store *s)
-{
-	struct store_ckpt *c = &s->ckpt;
-	if (!c->running)
-		return;
-	sqlite3_wal_hook(s->db, NULL, NULL);
-	pthread_mutex_lock(&c->mu);
-	c->stop = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	pthread_join(c->thread, NULL);
-	pthread_cond_destroy(&c->cv);
-	pthread_mutex_destroy(&c->mu);
-	sqlite3_close(c->db);
-	c->db = NULL;
-	c->running = false;
-}
-
 struct store *store_open(const char *path, int64_t max_size, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
@@ -437,7 +336,6 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 	                  "INSERT OR IGNORE INTO cell (id, known_since) VALUES (?1, ?2)") < 0 ||
 	    store_prepare(s, &s->count_events, "SELECT count(*) FROM event") < 0)
 		goto fail_msg;
-	store_ckpt_start(s, path);
 	return s;
 
 fail_msg:
@@ -454,7 +352,6 @@ void store_close(struct store *s)
 	if (s->db) {
 		if (s->in_batch)
 			store_rollback(s);
-		store_ckpt_stop(s);
 		sqlite3_finalize(s->begin);
 		sqlite3_finalize(s->commit);
 		sqlite3_finalize(s->rollback);
