@@ -8,6 +8,7 @@
  * with jitter, forever, logging each state change once.
  */
 #include "mqtt.h"
+#include "netbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,7 +36,7 @@ struct mqtt {
 	struct mqtt_handlers h;
 	void *arg;
 	int fd_handle;
-	struct loop_timer reconnect_timer, misc_timer;
+	struct loop_timer reconnect_timer, misc_timer, drain_timer;
 	int64_t backoff_ms;
 	bool started, connected, connecting, held, stopping, ever_connected;
 	bool warned_down;  /* "connection lost" logged for the current outage */
@@ -168,6 +169,8 @@ static void mqtt_on_publish(struct mosquitto *mosq, void *obj, int mid)
 
 static bool mqtt_readable_now(int fd)
 {
+	if (netbuf_readable() > 0)
+		return true;
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	return poll(&p, 1, 0) > 0;
 }
@@ -178,6 +181,8 @@ static void mqtt_fd_cb(void *arg, int fd, short revents)
 
 	if (m->held)
 		return;
+	if (revents & POLLOUT)
+		netbuf_release(); /* acks that did not fit the socket last time */
 	if (!(revents & (POLLIN | POLLERR | POLLHUP))) {
 		/* POLLOUT only: drives a TLS handshake (done inside loop_read);
 		 * on a plain socket it reads nothing. Writes wait for flush. */
@@ -207,10 +212,17 @@ static void mqtt_prepare(void *arg)
 	int fd = mosquitto_socket(m->mosq);
 	short ev = 0;
 
+	if (fd >= 0 && fd != netbuf_fd())
+		netbuf_attach(fd); /* a new connection; the old fd was closed */
 	if (fd >= 0 && !m->held) {
 		ev = POLLIN;
-		if (mosquitto_want_write(m->mosq))
+		if (mosquitto_want_write(m->mosq) || netbuf_unsent() > 0)
 			ev |= POLLOUT;
+		/* Packets already read ahead do not make the socket poll
+		 * readable: come straight back for them (the read budget
+		 * ended the last burst). */
+		if (netbuf_readable() > 0)
+			loop_timer_arm(m->loop, &m->drain_timer, 0);
 	}
 	loop_fd_set(m->loop, m->fd_handle, fd, ev);
 }
@@ -252,6 +264,14 @@ static void mqtt_connect_now(struct mqtt *m)
 	}
 }
 
+static void mqtt_drain_cb(void *arg)
+{
+	struct mqtt *m = arg;
+	int fd = mosquitto_socket(m->mosq);
+	if (fd >= 0 && fd == netbuf_fd())
+		mqtt_fd_cb(m, fd, POLLIN);
+}
+
 static void mqtt_reconnect_cb(void *arg)
 {
 	mqtt_connect_now(arg);
@@ -285,6 +305,7 @@ struct mqtt *mqtt_new(const struct config *cfg, struct loop *l,
 	m->backoff_ms = MQTT_BACKOFF_MIN_MS;
 	loop_timer_init(&m->reconnect_timer, mqtt_reconnect_cb, m);
 	loop_timer_init(&m->misc_timer, mqtt_misc_cb, m);
+	loop_timer_init(&m->drain_timer, mqtt_drain_cb, m);
 	snprintf(m->status_topic, sizeof(m->status_topic), "gridpatrol/status/%s",
 	         cfg->mqtt.client_id);
 
@@ -363,6 +384,7 @@ void mqtt_free(struct mqtt *m)
 	if (m->loop) {
 		loop_timer_disarm(m->loop, &m->reconnect_timer);
 		loop_timer_disarm(m->loop, &m->misc_timer);
+		loop_timer_disarm(m->loop, &m->drain_timer);
 	}
 	if (m->mosq)
 		mosquitto_destroy(m->mosq);
@@ -383,8 +405,12 @@ void mqtt_flush(struct mqtt *m)
 {
 	if (m->held || mosquitto_socket(m->mosq) < 0)
 		return;
-	if (mosquitto_want_write(m->mosq))
+	/* All of this pass's acks leave in one send() (see netbuf.h). */
+	if (mosquitto_want_write(m->mosq)) {
+		netbuf_hold();
 		mosquitto_loop_write(m->mosq, 1);
+	}
+	netbuf_release();
 }
 
 void mqtt_abort(struct mqtt *m, int64_t delay_ms)
@@ -441,13 +467,21 @@ void mqtt_shutdown(struct mqtt *m, int timeout_ms)
 		return;
 	mosquitto_disconnect(m->mosq);
 	int64_t end = loop_mono_ms() + timeout_ms;
-	while (mosquitto_socket(m->mosq) >= 0 && mosquitto_want_write(m->mosq)) {
+	while (mosquitto_socket(m->mosq) >= 0 &&
+	       (mosquitto_want_write(m->mosq) || netbuf_unsent() > 0)) {
 		int64_t left = end - loop_mono_ms();
 		if (left <= 0)
 			break;
 		struct pollfd p = { .fd = mosquitto_socket(m->mosq), .events = POLLOUT };
 		if (poll(&p, 1, (int)left) <= 0)
 			break;
+		/* Earlier acks first, and unheld: libmosquitto closes the
+		 * socket right after writing DISCONNECT. */
+		if (netbuf_unsent() > 0) {
+			if (netbuf_release() < 0)
+				break;
+			continue;
+		}
 		if (mosquitto_loop_write(m->mosq, 1) != MOSQ_ERR_SUCCESS)
 			break;
 	}
