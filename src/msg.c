@@ -15,10 +15,12 @@
  * they contain is either validated (topic segments) or jansson's error text
  * passed through an escaper. Pure: no I/O, no logging, no global state.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -361,24 +363,251 @@ classify_json_error(const json_error_t *e, const unsigned char *p, size_t len)
 	return MSG_BAD_JSON;
 }
 
+/* The payload fields msg cares about, each as found in the object, from
+ * either parser: jansson's tree, or the fast scanner below. String values
+ * point into the payload or the tree and are not NUL-terminated. */
+enum jkind { J_ABSENT, J_STRING, J_INTEGER, J_REAL, J_OTHER };
+
+struct jval {
+	enum jkind kind;
+	const char *s;          /* J_STRING */
+	size_t len;
+	int64_t i;              /* J_INTEGER */
+	double d;               /* J_INTEGER and J_REAL: the number's value */
+};
+
+struct flat {
+	struct jval id, ts, lat, lon, value, note, photo, event;
+};
+
+/* The slot for a key msg interprets, or NULL for any other key. */
+static struct jval *
+flat_slot(struct flat *fl, const char *k, size_t n)
+{
+#define FLAT_KEY(name) \
+	if (n == sizeof(#name) - 1 && memcmp(k, #name, n) == 0) \
+		return &fl->name;
+	FLAT_KEY(id) FLAT_KEY(ts) FLAT_KEY(lat) FLAT_KEY(lon)
+	FLAT_KEY(value) FLAT_KEY(note) FLAT_KEY(photo) FLAT_KEY(event)
+#undef FLAT_KEY
+	return NULL;
+}
+
+static void
+jval_from_json(json_t *j, struct jval *v)
+{
+	memset(v, 0, sizeof(*v));
+	if (j == NULL) {
+		v->kind = J_ABSENT;
+	} else if (json_is_string(j)) {
+		v->kind = J_STRING;
+		v->s = json_string_value(j);
+		v->len = json_string_length(j);
+	} else if (json_is_integer(j)) {
+		v->kind = J_INTEGER;
+		v->i = json_integer_value(j);
+		v->d = json_number_value(j);
+	} else if (json_is_real(j)) {
+		v->kind = J_REAL;
+		v->d = json_real_value(j);
+	} else {
+		v->kind = J_OTHER;
+	}
+}
+
+static void
+flat_from_json(json_t *obj, struct flat *fl)
+{
+	jval_from_json(json_object_get(obj, "id"), &fl->id);
+	jval_from_json(json_object_get(obj, "ts"), &fl->ts);
+	jval_from_json(json_object_get(obj, "lat"), &fl->lat);
+	jval_from_json(json_object_get(obj, "lon"), &fl->lon);
+	jval_from_json(json_object_get(obj, "value"), &fl->value);
+	jval_from_json(json_object_get(obj, "note"), &fl->note);
+	jval_from_json(json_object_get(obj, "photo"), &fl->photo);
+	jval_from_json(json_object_get(obj, "event"), &fl->event);
+}
+
+static const unsigned char *
+skip_ws(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A string with no escapes, no control characters and valid UTF-8; p is
+ * at the opening quote. Anything else is left to jansson. */
+static bool
+scan_string(const unsigned char **pp, const unsigned char *end,
+            const char **s, size_t *n)
+{
+	const unsigned char *p = *pp + 1, *start = p;
+	uint32_t cp;
+
+	while (p < end && *p != '"') {
+		if (*p < 0x20 || *p == '\\')
+			return false;
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		size_t k = utf8_decode(p, (size_t)(end - p), &cp);
+		if (k == 0)
+			return false;
+		p += k;
+	}
+	if (p == end)
+		return false;
+	*s = (const char *)start;
+	*n = (size_t)(p - start);
+	*pp = p + 1;
+	return true;
+}
+
+/* A number in JSON's grammar, converted as jansson does (strtoll for
+ * integers, strtod with a '.' for reals); out of range is left to jansson,
+ * which reports it. */
+static bool
+scan_number(const unsigned char **pp, const unsigned char *end, struct jval *v)
+{
+	const unsigned char *p = *pp, *start = p;
+	bool real = false;
+	char buf[64];
+	char *e;
+
+	if (p < end && *p == '-')
+		p++;
+	if (p < end && *p == '0') {
+		p++;
+	} else if (p < end && *p >= '1' && *p <= '9') {
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	} else {
+		return false;
+	}
+	if (p < end && *p == '.') {
+		real = true;
+		p++;
+		if (p == end || *p < '0' || *p > '9')
+			return false;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		real = true;
+		p++;
+		if (p < end && (*p == '+' || *p == '-'))
+			p++;
+		if (p == end || *p < '0' || *p > '9')
+			return false;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	size_t n = (size_t)(p - start);
+	if (n >= sizeof(buf))
+		return false;
+	memcpy(buf, start, n);
+	buf[n] = '\0';
+	errno = 0;
+	if (real) {
+		v->kind = J_REAL;
+		v->d = strtod(buf, &e);
+	} else {
+		v->kind = J_INTEGER;
+		v->i = strtoll(buf, &e, 10);
+		v->d = (double)v->i;
+	}
+	if (errno != 0 || *e != '\0')
+		return false;
+	*pp = p;
+	return true;
+}
+
+/* The fast path for what devices actually send: one flat object of
+ * strings and numbers, no escapes, at most FLAT_MAX_KEYS keys. It accepts
+ * only what jansson accepts and yields the same values; on anything else
+ * (nesting, escapes, true/false/null, odd numbers, errors of any kind) it
+ * returns false and jansson parses the payload, so every error message
+ * still comes from one place. Keeps a tree and its mallocs off the hot
+ * path (bench/README.md). */
+#define FLAT_MAX_KEYS 16
+
+static bool
+flat_scan(const unsigned char *p, size_t len, struct flat *fl)
+{
+	const unsigned char *end = p + len;
+	const char *keys[FLAT_MAX_KEYS];
+	size_t klen[FLAT_MAX_KEYS], nkeys = 0;
+
+	memset(fl, 0, sizeof(*fl));
+	p = skip_ws(p, end);
+	if (p == end || *p != '{')
+		return false;
+	p = skip_ws(p + 1, end);
+	if (p < end && *p == '}') {
+		p++;
+		return skip_ws(p, end) == end;
+	}
+	for (;;) {
+		const char *k;
+		size_t kn;
+		struct jval tmp, *slot;
+
+		if (p == end || *p != '"' || !scan_string(&p, end, &k, &kn))
+			return false;
+		/* Duplicate keys are an error (JSON_REJECT_DUPLICATES):
+		 * jansson says so. */
+		if (nkeys == FLAT_MAX_KEYS)
+			return false;
+		for (size_t i = 0; i < nkeys; i++)
+			if (klen[i] == kn && memcmp(keys[i], k, kn) == 0)
+				return false;
+		keys[nkeys] = k;
+		klen[nkeys++] = kn;
+
+		p = skip_ws(p, end);
+		if (p == end || *p != ':')
+			return false;
+		p = skip_ws(p + 1, end);
+		slot = flat_slot(fl, k, kn);
+		if (slot == NULL)
+			slot = &tmp;
+		memset(slot, 0, sizeof(*slot));
+		if (p < end && *p == '"') {
+			slot->kind = J_STRING;
+			if (!scan_string(&p, end, &slot->s, &slot->len))
+				return false;
+		} else if (!scan_number(&p, end, slot)) {
+			return false;
+		}
+		p = skip_ws(p, end);
+		if (p < end && *p == ',') {
+			p = skip_ws(p + 1, end);
+			continue;
+		}
+		if (p < end && *p == '}')
+			return skip_ws(p + 1, end) == end;
+		return false;
+	}
+}
+
 /* A JSON string field: NULL if absent; -1 (with detail) if present but not
  * an acceptable string. */
 static int
-get_string(json_t *obj, const char *name, const char **val, size_t *vlen,
-           char *detail, size_t dlen)
+get_string(const struct jval *j, const char *name, const char **val,
+           size_t *vlen, char *detail, size_t dlen)
 {
-	json_t *j = json_object_get(obj, name);
-
 	*val = NULL;
 	*vlen = 0;
-	if (j == NULL)
+	if (j->kind == J_ABSENT)
 		return 0;
-	if (!json_is_string(j)) {
+	if (j->kind != J_STRING) {
 		set_detail(detail, dlen, "%s must be a string", name);
 		return -1;
 	}
-	*val = json_string_value(j);
-	*vlen = json_string_length(j);
+	*val = j->s;
+	*vlen = j->len;
 	/* JSON_ALLOW_NUL lets "\u0000" through the parser so that it can be
 	 * reported as a field problem; nothing downstream takes such text. */
 	if (memchr(*val, '\0', *vlen) != NULL) {
@@ -390,20 +619,18 @@ get_string(json_t *obj, const char *name, const char **val, size_t *vlen,
 
 /* A JSON number field; *has false if absent; -1 if not a finite number. */
 static int
-get_number(json_t *obj, const char *name, bool *has, double *val,
+get_number(const struct jval *j, const char *name, bool *has, double *val,
            char *detail, size_t dlen)
 {
-	json_t *j = json_object_get(obj, name);
-
 	*has = false;
-	if (j == NULL)
+	if (j->kind == J_ABSENT)
 		return 0;
-	if (!json_is_number(j) || !isfinite(json_number_value(j))) {
+	if ((j->kind != J_INTEGER && j->kind != J_REAL) || !isfinite(j->d)) {
 		set_detail(detail, dlen, "%s must be a finite number", name);
 		return -1;
 	}
 	*has = true;
-	*val = json_number_value(j);
+	*val = j->d;
 	return 0;
 }
 
@@ -429,16 +656,15 @@ struct fields {
 };
 
 static enum msg_reason
-parse_fields(json_t *obj, const struct topic_template *tmpl,
+parse_fields(const struct flat *fl, const struct topic_template *tmpl,
              const struct topic_fields *tf, struct fields *f,
              struct msg_record *r, char *detail, size_t dlen)
 {
 	const char *s;
 	size_t slen;
-	json_t *j;
 	bool has_lat, has_lon;
 
-	if (get_string(obj, "id", &f->id, &f->id_len, detail, dlen) < 0)
+	if (get_string(&fl->id, "id", &f->id, &f->id_len, detail, dlen) < 0)
 		return MSG_BAD_FIELD;
 	if (f->id != NULL) {
 		size_t chars = utf8_count(f->id, f->id_len);
@@ -450,12 +676,11 @@ parse_fields(json_t *obj, const struct topic_template *tmpl,
 		}
 	}
 
-	j = json_object_get(obj, "ts");
-	if (j != NULL) {
-		if (json_is_integer(j)) {
-			f->ts = json_integer_value(j);
-		} else if (json_is_string(j)) {
-			if (get_string(obj, "ts", &s, &slen, detail, dlen) < 0)
+	if (fl->ts.kind != J_ABSENT) {
+		if (fl->ts.kind == J_INTEGER) {
+			f->ts = fl->ts.i;
+		} else if (fl->ts.kind == J_STRING) {
+			if (get_string(&fl->ts, "ts", &s, &slen, detail, dlen) < 0)
 				return MSG_BAD_FIELD;
 			if (msg_parse_rfc3339(s, slen, &f->ts) < 0) {
 				set_detail(detail, dlen, "ts is not a valid RFC 3339 "
@@ -475,8 +700,8 @@ parse_fields(json_t *obj, const struct topic_template *tmpl,
 		f->has_ts = true;
 	}
 
-	if (get_number(obj, "lat", &has_lat, &r->lat, detail, dlen) < 0 ||
-	    get_number(obj, "lon", &has_lon, &r->lon, detail, dlen) < 0)
+	if (get_number(&fl->lat, "lat", &has_lat, &r->lat, detail, dlen) < 0 ||
+	    get_number(&fl->lon, "lon", &has_lon, &r->lon, detail, dlen) < 0)
 		return MSG_BAD_FIELD;
 	if (has_lat != has_lon) {
 		set_detail(detail, dlen, "%s given without %s",
@@ -496,10 +721,10 @@ parse_fields(json_t *obj, const struct topic_template *tmpl,
 		r->has_pos = true;
 	}
 
-	if (get_number(obj, "value", &r->has_value, &r->value, detail, dlen) < 0)
+	if (get_number(&fl->value, "value", &r->has_value, &r->value, detail, dlen) < 0)
 		return MSG_BAD_FIELD;
 
-	if (get_string(obj, "note", &s, &slen, detail, dlen) < 0)
+	if (get_string(&fl->note, "note", &s, &slen, detail, dlen) < 0)
 		return MSG_BAD_FIELD;
 	if (s != NULL) {
 		if (slen > MSG_NOTE_MAX) {
@@ -511,7 +736,7 @@ parse_fields(json_t *obj, const struct topic_template *tmpl,
 		r->note[slen] = '\0';
 		r->has_note = true;
 	}
-	if (get_string(obj, "photo", &s, &slen, detail, dlen) < 0)
+	if (get_string(&fl->photo, "photo", &s, &slen, detail, dlen) < 0)
 		return MSG_BAD_FIELD;
 	if (s != NULL) {
 		if (slen > MSG_PHOTO_MAX) {
@@ -524,7 +749,7 @@ parse_fields(json_t *obj, const struct topic_template *tmpl,
 		r->has_photo = true;
 	}
 
-	if (get_string(obj, "event", &f->event, &f->event_len, detail, dlen) < 0)
+	if (get_string(&fl->event, "event", &f->event, &f->event_len, detail, dlen) < 0)
 		return MSG_BAD_FIELD;
 	if (tmpl->event_idx >= 0) {
 		/* The topic decides; a payload that says otherwise is
@@ -596,6 +821,7 @@ msg_parse(const struct config *cfg, const char *topic, const void *payload,
 	char err[MSG_DETAIL_MAX];
 	json_error_t jerr;
 	json_t *root = NULL;
+	struct flat fl;
 	enum msg_reason rc;
 	int64_t recv_s, diff;
 
@@ -664,6 +890,8 @@ msg_parse(const struct config *cfg, const char *topic, const void *payload,
 		return MSG_OK;
 	}
 
+	if (flat_scan(payload, len, &fl))
+		goto parsed;
 	root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
 	                  &jerr);
 	if (root == NULL) {
@@ -684,7 +912,9 @@ msg_parse(const struct config *cfg, const char *topic, const void *payload,
 		goto done;
 	}
 
-	rc = parse_fields(root, tmpl, &tf, &f, r, detail, detail_len);
+	flat_from_json(root, &fl);
+parsed:
+	rc = parse_fields(&fl, tmpl, &tf, &f, r, detail, detail_len);
 	if (rc != MSG_OK)
 		goto done;
 	if (tmpl->event_idx < 0) {
