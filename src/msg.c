@@ -6,7 +6,9 @@
  * Everything here treats the device as hostile: the topic may be any bytes,
  * the payload may be binary, oversized, deeply nested or crafted to trip a
  * parser. JSON is parsed by jansson (strict UTF-8, duplicate keys rejected,
- * error positions); this file adds the field rules and the time rules of the
+ * error positions), after a fast scanner that takes only the flat objects
+ * devices normally send and defers everything else, errors included, to
+ * jansson (flat_scan below; tests/test_msg_scan.c); this file adds the field rules and the time rules of the
  * product contract (SPEC.md, "MQTT input"). Checks run in the order promised
  * by include/msg.h, so that the cheapest and least ambiguous reason wins.
  *
