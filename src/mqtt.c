@@ -39,6 +39,8 @@ struct mqtt {
 	struct loop_timer reconnect_timer, misc_timer, drain_timer;
 	int64_t backoff_ms;
 	bool started, connected, connecting, held, stopping, ever_connected;
+	bool aborting;     /* inside mqtt_abort: messages still read are dropped */
+	bool read_this_pass; /* the fd callback ran since the last prepare */
 	bool warned_down;  /* "connection lost" logged for the current outage */
 	char status_topic[512];
 	char *password;
@@ -156,6 +158,10 @@ static void mqtt_on_message(struct mosquitto *mosq, void *obj, const struct mosq
 {
 	struct mqtt *m = obj;
 	(void)mosq;
+	/* Read while tearing the connection down: never acked, so the broker
+	 * sends it again after we reconnect. */
+	if (m->aborting)
+		return;
 	m->h.message(m->arg, msg->topic, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
 }
 
@@ -175,14 +181,20 @@ static bool mqtt_readable_now(int fd)
 	return poll(&p, 1, 0) > 0;
 }
 
+static void mqtt_send_failed(struct mqtt *m);
+
 static void mqtt_fd_cb(void *arg, int fd, short revents)
 {
 	struct mqtt *m = arg;
 
 	if (m->held)
 		return;
-	if (revents & POLLOUT)
-		netbuf_release(); /* acks that did not fit the socket last time */
+	m->read_this_pass = true;
+	if ((revents & POLLOUT) && netbuf_release() < 0) {
+		/* acks that did not fit the socket last time, now lost */
+		mqtt_send_failed(m);
+		return;
+	}
 	if (!(revents & (POLLIN | POLLERR | POLLHUP))) {
 		/* POLLOUT only: drives a TLS handshake (done inside loop_read);
 		 * on a plain socket it reads nothing. Writes wait for flush. */
@@ -191,15 +203,23 @@ static void mqtt_fd_cb(void *arg, int fd, short revents)
 	}
 	/* Drain what is buffered, bounded, so one wake-up is one batch.
 	 * loop_read returns success both after a whole packet and when the
-	 * socket ran dry; only errno (EAGAIN from its read) tells them apart,
-	 * so it is cleared first. That saves a poll() per message; the poll
-	 * stays as a periodic safety net in case errno lies. */
+	 * socket ran dry. errno cannot tell them apart (libmosquitto leaves
+	 * EAGAIN from its socketpair wake-up write after most packets, which
+	 * once ended every burst after one message whenever nothing in the
+	 * message callback happened to clear errno); netbuf sees the read
+	 * itself. Saves a poll() per message; the poll every 64 packets is a
+	 * safety net. */
+	(void)netbuf_take_dry(); /* a stale flag from before this burst */
 	for (int i = 0; i < MQTT_READ_BUDGET; i++) {
+		unsigned long reads = netbuf_reads();
 		errno = 0;
 		int rc = mosquitto_loop_read(m->mosq, 1);
 		if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m->mosq) != fd)
 			return;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
+		if (netbuf_take_dry())
+			return;
+		/* Reads that bypassed netbuf (TLS): errno is all there is. */
+		if (netbuf_reads() == reads && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (i % 64 == 63 && !mqtt_readable_now(fd))
 			return;
@@ -214,6 +234,7 @@ static void mqtt_prepare(void *arg)
 
 	if (fd >= 0 && fd != netbuf_fd())
 		netbuf_attach(fd); /* a new connection; the old fd was closed */
+	m->read_this_pass = false;
 	if (fd >= 0 && !m->held) {
 		ev = POLLIN;
 		if (mosquitto_want_write(m->mosq) || netbuf_unsent() > 0)
@@ -268,7 +289,8 @@ static void mqtt_drain_cb(void *arg)
 {
 	struct mqtt *m = arg;
 	int fd = mosquitto_socket(m->mosq);
-	if (fd >= 0 && fd == netbuf_fd())
+	/* Not twice in one pass: one pass is one batch of at most the budget. */
+	if (fd >= 0 && fd == netbuf_fd() && !m->read_this_pass)
 		mqtt_fd_cb(m, fd, POLLIN);
 }
 
@@ -410,7 +432,19 @@ void mqtt_flush(struct mqtt *m)
 		netbuf_hold();
 		mosquitto_loop_write(m->mosq, 1);
 	}
-	netbuf_release();
+	if (netbuf_release() < 0)
+		mqtt_send_failed(m);
+}
+
+/* libmosquitto believes the gathered acks were written. On a broken
+ * connection the read side fails too; but an error that leaves the socket
+ * up (ENOBUFS) would leave those messages in the broker's in-flight window
+ * for good. A new session makes the broker send them again; dedup keeps
+ * one row each. */
+static void mqtt_send_failed(struct mqtt *m)
+{
+	log_warnx("mqtt: sending acks to the broker failed: %s; reconnecting", strerror(errno));
+	mqtt_abort(m, 0);
 }
 
 void mqtt_abort(struct mqtt *m, int64_t delay_ms)
@@ -423,7 +457,14 @@ void mqtt_abort(struct mqtt *m, int64_t delay_ms)
 		shutdown(fd, SHUT_RDWR);
 		bool was = m->connected;
 		m->stopping = true; /* keep on_disconnect from scheduling */
-		mosquitto_loop_read(m->mosq, 1);
+		/* Linux still hands out what had arrived before the shutdown
+		 * (and the read-ahead holds more): read to the end, dropping
+		 * those messages, until libmosquitto sees EOF and closes. */
+		m->aborting = true;
+		for (int i = 0; i < 100000 && mosquitto_socket(m->mosq) == fd; i++)
+			if (mosquitto_loop_read(m->mosq, 1) != MOSQ_ERR_SUCCESS)
+				break;
+		m->aborting = false;
 		m->stopping = false;
 		m->connected = false;
 		m->connecting = false;

@@ -3,7 +3,8 @@
  * says when some wait; closing the socket forgets them, so a reused
  * descriptor number never sees a stale byte; held writes leave in one
  * send, in order, also when the socket is full; a dead peer is an error,
- * not SIGPIPE; other descriptors are untouched.
+ * not SIGPIPE; other descriptors are untouched; "ran dry" is reported
+ * only for the attached socket's own EAGAIN.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,6 +202,47 @@ static void test_dead_peer_is_an_error(void **state)
 	close(sv[0]);
 }
 
+static void test_ran_dry_only_on_own_eagain(void **state)
+{
+	(void)state;
+	int sv[2], other[2];
+	char b[16];
+	pair(sv);
+	pair(other);
+	netbuf_attach(sv[0]);
+	unsigned long reads = netbuf_reads();
+
+	put(sv[1], "abc");
+	assert_int_equal(read(sv[0], b, 0), 0); /* not an end of file, not dry */
+	assert_false(netbuf_take_dry());
+	assert_int_equal(read(sv[0], b, 3), 3);
+	assert_false(netbuf_take_dry());
+
+	/* EAGAIN elsewhere (libmosquitto's wake-up socketpair) leaves errno
+	 * saying EAGAIN although the attached socket was not asked. */
+	errno = 0;
+	assert_int_equal(read(other[0], b, 1), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_false(netbuf_take_dry());
+
+	assert_int_equal(read(sv[0], b, 1), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_true(netbuf_take_dry());
+	assert_false(netbuf_take_dry()); /* taking clears it */
+	assert_int_equal(netbuf_reads() - reads, 3);
+
+	/* A large read bypasses the buffer but still reports dryness. */
+	static char big[1 << 17];
+	assert_int_equal(read(sv[0], big, sizeof(big)), -1);
+	assert_true(netbuf_take_dry());
+
+	close(other[0]);
+	close(other[1]);
+	close(sv[1]);
+	close(sv[0]);
+	assert_false(netbuf_take_dry());
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +252,7 @@ int main(void)
 		cmocka_unit_test(test_held_writes_leave_together),
 		cmocka_unit_test(test_full_socket_keeps_order),
 		cmocka_unit_test(test_dead_peer_is_an_error),
+		cmocka_unit_test(test_ran_dry_only_on_own_eagain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
