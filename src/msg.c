@@ -511,6 +511,9 @@ scan_number(const unsigned char **pp, const unsigned char *end, struct jval *v)
 		return false;
 	memcpy(buf, start, n);
 	buf[n] = '\0';
+	/* errno is the caller's too (the MQTT read loop looks at it after
+	 * each packet): give it back as found. */
+	int saved = errno;
 	errno = 0;
 	if (real) {
 		v->kind = J_REAL;
@@ -520,7 +523,9 @@ scan_number(const unsigned char **pp, const unsigned char *end, struct jval *v)
 		v->i = strtoll(buf, &e, 10);
 		v->d = (double)v->i;
 	}
-	if (errno != 0 || *e != '\0')
+	bool ok = errno == 0 && *e == '\0';
+	errno = saved;
+	if (!ok)
 		return false;
 	*pp = p;
 	return true;
