@@ -50,6 +50,10 @@ enum store_status store_put_rejected(struct store *s, int64_t recv_ms, const cha
                                      const char *reason, const char *detail);
 enum store_status store_commit(struct store *s);  /* no-op without a batch */
 void store_rollback(struct store *s);
+/* After a failed batch, rolled back: checkpoint and empty the WAL so its
+ * disk space can hold the retry. Fails harmlessly (BUSY, FULL) when it
+ * cannot; the store's error message then says why. */
+enum store_status store_reclaim(struct store *s);
 
 /* Record known_since for cells first seen now (own transaction). */
 enum store_status store_sync_cells(struct store *s, const struct config *cfg, int64_t now_s);

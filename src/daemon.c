@@ -127,6 +127,10 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 	} else {
 		log_debug("database still not writable: %s", store_errmsg(d->store));
 	}
+	if (store_reclaim(d->store) == STORE_OK)
+		log_debug("write-ahead log checkpointed and emptied for the retry");
+	else
+		log_debug("could not empty the write-ahead log: %s", store_errmsg(d->store));
 	mqtt_abort(d->mqtt, 0);
 	mqtt_hold(d->mqtt, true);
 	loop_timer_arm(d->loop, &d->storage_timer, d->storage_backoff_ms);

@@ -8,8 +8,9 @@
  * trade; FULL would fsync every batch). The schema is versioned with
  * PRAGMA user_version and migrated forward inside one transaction.
  *
- * Checkpoints are SQLite's automatic ones, run by the writer inside COMMIT
- * every 1000 WAL frames. They were once moved to a helper thread with its
+ * Checkpoints run in the writer right after COMMIT (a WAL hook doing what
+ * SQLite's automatic checkpoint does, at 1000 frames or sooner when the
+ * disk is nearly full; see store_wal_hook). They were once moved to a helper thread with its
  * own connection; under sustained load that thread never caught up with
  * the writer at the moment a write transaction began, so the WAL never
  * restarted and grew by ~3 KB per message (660 MB after 200,000), making
@@ -25,12 +26,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+/* How long a statement waits for another connection's lock (a report
+ * reading, a CLI ack) before failing with SQLITE_BUSY. */
+#define STORE_BUSY_MS 5000
+
+/* SQLite's own automatic checkpoint interval, and the least the WAL is
+ * allowed to hold before a checkpoint however full the disk. */
+#define STORE_WAL_FRAMES_MAX 1000
+#define STORE_WAL_FRAMES_MIN 16
 
 struct store {
 	sqlite3 *db;
 	int lock_fd;
 	bool in_batch;
+	int page_size;
 	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *put_event, *put_rejected, *cell_known, *count_events;
 	char err[512];
@@ -278,6 +290,40 @@ enum store_status store_set_max_size(struct store *s, int64_t max_size)
 	return STORE_OK;
 }
 
+/* A checkpoint copies the WAL's pages into the database file, which may
+ * grow by as many pages as the WAL holds; until then the WAL cannot be
+ * reused. With SQLite's fixed 1000 frames (~4 MB) a disk with less free
+ * space fills with WAL first, after which neither a commit nor a
+ * checkpoint fits, and the daemon stalls though its rows would fit. So
+ * the interval shrinks with the free space: the WAL holds at most a
+ * quarter of it, leaving room for the checkpoint's growth. One statvfs()
+ * per commit, a batch of messages under load. */
+static int store_wal_limit(struct store *s, sqlite3 *db, const char *name)
+{
+	const char *file = sqlite3_db_filename(db, name);
+	struct statvfs sv;
+	if (!file || !*file || statvfs(file, &sv) != 0 || s->page_size <= 0)
+		return STORE_WAL_FRAMES_MAX;
+	unsigned long long free_pages =
+		(unsigned long long)sv.f_bavail * sv.f_frsize / (unsigned)s->page_size;
+	if (free_pages / 4 >= STORE_WAL_FRAMES_MAX)
+		return STORE_WAL_FRAMES_MAX;
+	if (free_pages / 4 <= STORE_WAL_FRAMES_MIN)
+		return STORE_WAL_FRAMES_MIN;
+	return (int)(free_pages / 4);
+}
+
+static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *s = arg;
+	if (frames >= STORE_WAL_FRAMES_MIN && frames >= store_wal_limit(s, db, name))
+		/* PASSIVE, as SQLite's own: never waits for readers. A failure
+		 * (busy, disk full) leaves the WAL as it was; the next commit
+		 * tries again. */
+		(void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
 struct store *store_open(const char *path, int64_t max_size, char *err, size_t errlen)
 {
 	struct store *s = calloc(1, sizeof(*s));
@@ -298,7 +344,7 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 		goto fail;
 	}
 	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, 5000);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
 
 	/* journal_mode answers with the mode in effect; anything but "wal"
 	 * (a read-only directory, a network filesystem) would silently turn
@@ -312,6 +358,13 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 		goto fail;
 	}
 	sqlite3_finalize(st);
+	s->page_size = 4096;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			s->page_size = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_wal_hook(s->db, store_wal_hook, s); /* replaces the automatic checkpoint */
 
 	/* cache_size: the three indexes of `event` stay hot under load (pages
 	 * are only allocated as used, so an idle daemon stays small). */
@@ -412,6 +465,25 @@ void store_rollback(struct store *s)
 		sqlite3_reset(s->rollback);
 	}
 	s->in_batch = false;
+}
+
+enum store_status store_reclaim(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		return STORE_OK; /* a checkpoint inside a transaction cannot restart the WAL */
+	/* SQLite checkpoints by itself only after a commit that left 1000 WAL
+	 * pages (~4 MB). With less free space than that the WAL fills the disk
+	 * first, and every commit after needs WAL space that only a checkpoint
+	 * gives back: without this the daemon would stall for good although
+	 * the rows fit. TRUNCATE empties the file once every page is in the
+	 * database. Without waiting: a reader (a report) only makes it BUSY,
+	 * and the next failure tries again. */
+	sqlite3_busy_timeout(s->db, 0);
+	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "checkpoint");
+	return STORE_OK;
 }
 
 static int store_bind_text(sqlite3_stmt *st, int i, const char *v, int len)

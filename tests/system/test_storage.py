@@ -70,3 +70,23 @@ def test_full_filesystem_pauses_consuming_and_resumes(make_daemon, broker, tmp_p
         assert d.query("PRAGMA integrity_check")[0][0] == "ok"
     finally:
         subprocess.run(["umount", "-l", str(fs)], capture_output=True)
+
+
+def test_small_filesystem_checkpoints_instead_of_stalling(make_daemon, broker, tmp_path):
+    """Less free space than SQLite's automatic checkpoint interval (1000 WAL
+    pages, ~4 MB): the WAL fills the disk before any checkpoint runs, and
+    every later commit needs WAL space that only a checkpoint gives back.
+    The rows themselves fit; the daemon must not stall for good."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    if os.geteuid() != 0 or not _mount_tmpfs(str(fs), "2m"):
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        d = make_daemon(cells=CELLS, db=str(fs / "patrol.db")).start()
+        sim(broker, N, "--id-prefix", "small")
+        wait_for(lambda: d.count() >= N, 120, f"all {N} rows on a 2 MB filesystem")
+        assert d.stop() == 0
+        assert d.count() == N
+        assert d.query("PRAGMA integrity_check")[0][0] == "ok"
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], capture_output=True)
