@@ -1,8 +1,9 @@
 /*
  * store tests on real SQLite files: schema and WAL, the single-writer lock,
  * dedup, bounded rejected payloads, the size cap as a retryable failure,
- * refusal of a schema newer than the binary, and a WAL that stays bounded
- * under sustained writes.
+ * refusal of a schema newer than the binary, a WAL that stays bounded
+ * under sustained writes, and emptying the WAL after a failed batch
+ * without waiting for a reader.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store.h"
@@ -272,6 +274,59 @@ static void test_wal_stays_bounded(void **state)
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event"), batches * per_batch);
 }
 
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void test_reclaim_empties_wal_without_waiting(void **state)
+{
+	struct fx *f = *state;
+	char err[512], wal[160];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	struct msg_record r;
+	for (int n = 0; n < 200; n++) {
+		char id[32];
+		snprintf(id, sizeof(id), "m-%d", n);
+		rec_init(&r, "w01", id);
+		bool dup = true;
+		assert_int_equal(store_begin(s), STORE_OK);
+		assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
+		assert_int_equal(store_commit(s), STORE_OK);
+	}
+	assert_true(file_size(wal) > 0);
+
+	/* A reader's snapshot pins the WAL: BUSY at once, not after the
+	 * 5 s busy timeout (the daemon's loop would stand still meanwhile). */
+	sqlite3 *rd = NULL;
+	assert_int_equal(sqlite3_open(f->path, &rd), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(rd, "BEGIN; SELECT count(*) FROM event;", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	double t0 = now_s();
+	assert_int_equal(store_reclaim(s), STORE_RETRY);
+	assert_true(now_s() - t0 < 2.0);
+	assert_true(file_size(wal) > 0);
+	sqlite3_exec(rd, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(rd);
+
+	assert_int_equal(store_reclaim(s), STORE_OK);
+	assert_int_equal(file_size(wal), 0);
+	/* The busy timeout is back for ordinary statements, and the rows are
+	 * in the database file. */
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event"), 200);
+	assert_int_equal(store_begin(s), STORE_OK);
+	rec_init(&r, "w01", "m-after");
+	bool dup = true;
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
+	assert_false(dup);
+	assert_int_equal(store_commit(s), STORE_OK);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -281,6 +336,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_size_cap_is_retryable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_stays_bounded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reclaim_empties_wal_without_waiting, setup,
+		                                teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
