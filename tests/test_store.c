@@ -225,6 +225,22 @@ static off_t file_size(const char *path)
 	return stat(path, &st) == 0 ? st.st_size : 0;
 }
 
+/* The n-th message of a steady stream: 50 workers over 1,000 cells. */
+static void put_nth(struct store *s, int n)
+{
+	struct msg_record r;
+	char worker[16], id[32];
+	snprintf(worker, sizeof(worker), "w%02d", n % 50);
+	snprintf(id, sizeof(id), "m-%d", n);
+	rec_init(&r, worker, id);
+	snprintf(r.cell, sizeof(r.cell), "c%03d", (n * 7) % 1000);
+	r.ts += n;
+	bool dup = true;
+	int64_t rowid = 0;
+	assert_int_equal(store_put_event(s, &r, &dup, &rowid), STORE_OK);
+	assert_false(dup);
+}
+
 /* Sustained ingest, shaped like the daemon's: many small transactions, one
  * row per message across 1,000 cells (so each batch dirties pages all over
  * the (cell, ts) index), and a reader looking in now and then like the CLI.
@@ -238,24 +254,12 @@ static void test_wal_stays_bounded(void **state)
 	assert_non_null(s);
 	snprintf(wal, sizeof(wal), "%s-wal", f->path);
 
-	struct msg_record r;
 	off_t max_wal = 0;
 	const int batches = 1000, per_batch = 40;
 	for (int b = 0; b < batches; b++) {
 		assert_int_equal(store_begin(s), STORE_OK);
-		for (int i = 0; i < per_batch; i++) {
-			int n = b * per_batch + i;
-			char worker[16], id[32];
-			snprintf(worker, sizeof(worker), "w%02d", n % 50);
-			snprintf(id, sizeof(id), "m-%d", n);
-			rec_init(&r, worker, id);
-			snprintf(r.cell, sizeof(r.cell), "c%03d", (n * 7) % 1000);
-			r.ts += n;
-			bool dup = true;
-			int64_t rowid = 0;
-			assert_int_equal(store_put_event(s, &r, &dup, &rowid), STORE_OK);
-			assert_false(dup);
-		}
+		for (int i = 0; i < per_batch; i++)
+			put_nth(s, b * per_batch + i);
 		assert_int_equal(store_commit(s), STORE_OK);
 		if (b % 100 == 99)
 			assert_int_equal(q_int(f->path, "SELECT count(*) FROM event"), (b + 1) * per_batch);
@@ -288,14 +292,9 @@ static void test_reclaim_empties_wal_without_waiting(void **state)
 	struct store *s = store_open(f->path, 0, err, sizeof(err));
 	assert_non_null(s);
 	snprintf(wal, sizeof(wal), "%s-wal", f->path);
-	struct msg_record r;
 	for (int n = 0; n < 200; n++) {
-		char id[32];
-		snprintf(id, sizeof(id), "m-%d", n);
-		rec_init(&r, "w01", id);
-		bool dup = true;
 		assert_int_equal(store_begin(s), STORE_OK);
-		assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
+		put_nth(s, n);
 		assert_int_equal(store_commit(s), STORE_OK);
 	}
 	assert_true(file_size(wal) > 0);
@@ -319,10 +318,7 @@ static void test_reclaim_empties_wal_without_waiting(void **state)
 	 * in the database file. */
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event"), 200);
 	assert_int_equal(store_begin(s), STORE_OK);
-	rec_init(&r, "w01", "m-after");
-	bool dup = true;
-	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
-	assert_false(dup);
+	put_nth(s, 200);
 	assert_int_equal(store_commit(s), STORE_OK);
 	store_close(s);
 }

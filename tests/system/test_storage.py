@@ -1,6 +1,7 @@
 """A database that cannot grow: the daemon stops consuming, acknowledges
 nothing it could not store, says so loudly, and resumes without loss once it
 can write again."""
+import contextlib
 import os
 import signal
 import subprocess
@@ -36,21 +37,29 @@ def test_size_cap_pauses_consuming_and_resumes_after_reload(make_daemon, broker)
     assert d.query("SELECT count(DISTINCT msg_id) FROM event")[0][0] == N
 
 
-def _mount_tmpfs(path, size):
+@contextlib.contextmanager
+def small_filesystem(tmp_path, size):
+    """A tmpfs of `size` at tmp_path/fs, unmounted afterwards (lazily: the
+    daemon may still hold files there until its fixture stops it)."""
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
     try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(fs)],
                            capture_output=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return False
-    return r.returncode == 0
+        r = None
+    if r is None or r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield fs
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], capture_output=True)
 
 
 def test_full_filesystem_pauses_consuming_and_resumes(make_daemon, broker, tmp_path):
-    fs = tmp_path / "fs"
-    fs.mkdir()
-    if os.geteuid() != 0 or not _mount_tmpfs(str(fs), "4m"):
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
+    with small_filesystem(tmp_path, "4m") as fs:
         d = make_daemon(cells=CELLS, db=str(fs / "patrol.db")).start()
         # Leave the database about 300 KiB to grow into.
         st = os.statvfs(str(fs))
@@ -68,8 +77,6 @@ def test_full_filesystem_pauses_consuming_and_resumes(make_daemon, broker, tmp_p
         assert d.stop() == 0
         assert d.count() == N
         assert d.query("PRAGMA integrity_check")[0][0] == "ok"
-    finally:
-        subprocess.run(["umount", "-l", str(fs)], capture_output=True)
 
 
 def test_small_filesystem_checkpoints_instead_of_stalling(make_daemon, broker, tmp_path):
@@ -77,16 +84,10 @@ def test_small_filesystem_checkpoints_instead_of_stalling(make_daemon, broker, t
     pages, ~4 MB): the WAL fills the disk before any checkpoint runs, and
     every later commit needs WAL space that only a checkpoint gives back.
     The rows themselves fit; the daemon must not stall for good."""
-    fs = tmp_path / "fs"
-    fs.mkdir()
-    if os.geteuid() != 0 or not _mount_tmpfs(str(fs), "2m"):
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
+    with small_filesystem(tmp_path, "2m") as fs:
         d = make_daemon(cells=CELLS, db=str(fs / "patrol.db")).start()
         sim(broker, N, "--id-prefix", "small")
         wait_for(lambda: d.count() >= N, 120, f"all {N} rows on a 2 MB filesystem")
         assert d.stop() == 0
         assert d.count() == N
         assert d.query("PRAGMA integrity_check")[0][0] == "ok"
-    finally:
-        subprocess.run(["umount", "-l", str(fs)], capture_output=True)
