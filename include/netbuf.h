@@ -37,12 +37,9 @@ size_t netbuf_readable(void);
  * both after a packet and on a dry socket, and errno cannot tell them
  * apart: it also writes a wake-up byte to an internal socketpair per
  * queued packet, which nobody drains in our loop, so EAGAIN from that
- * write is left in errno after nearly every message. */
+ * write is left in errno after nearly every message. OpenSSL's socket
+ * reads come through here as well, so this holds under TLS too. */
 bool netbuf_take_dry(void);
-
-/* read() calls seen on the attached socket: if a loop_read made none, its
- * reads did not come through here (a TLS library reading another way). */
-unsigned long netbuf_reads(void);
 
 /* Between hold and release, writes to the attached socket are gathered.
  * Release sends them: 0 when all left, 1 when some wait for POLLOUT (see

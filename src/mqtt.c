@@ -208,18 +208,13 @@ static void mqtt_fd_cb(void *arg, int fd, short revents)
 	 * once ended every burst after one message whenever nothing in the
 	 * message callback happened to clear errno); netbuf sees the read
 	 * itself. Saves a poll() per message; the poll every 64 packets is a
-	 * safety net. */
+	 * safety net should a libmosquitto read some other way. */
 	(void)netbuf_take_dry(); /* a stale flag from before this burst */
 	for (int i = 0; i < MQTT_READ_BUDGET; i++) {
-		unsigned long reads = netbuf_reads();
-		errno = 0;
 		int rc = mosquitto_loop_read(m->mosq, 1);
 		if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(m->mosq) != fd)
 			return;
 		if (netbuf_take_dry())
-			return;
-		/* Reads that bypassed netbuf (TLS): errno is all there is. */
-		if (netbuf_reads() == reads && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (i % 64 == 63 && !mqtt_readable_now(fd))
 			return;

@@ -22,7 +22,6 @@ static struct {
 	int fd;
 	bool holding;
 	bool dry;               /* a read of fd found nothing waiting */
-	unsigned long reads;    /* read() calls on fd, served or not */
 	size_t rpos, rlen;      /* unread bytes are rbuf[rpos, rlen) */
 	size_t wlen;            /* gathered, not yet sent: wbuf[0, wlen) */
 	unsigned char rbuf[NETBUF_RSIZE];
@@ -40,7 +39,6 @@ static void netbuf_reset(void)
 	nb.fd = -1;
 	nb.holding = false;
 	nb.dry = false;
-	nb.reads = 0;
 	nb.rpos = nb.rlen = 0;
 	nb.wlen = 0;
 }
@@ -71,11 +69,6 @@ bool netbuf_take_dry(void)
 	bool dry = nb.dry;
 	nb.dry = false;
 	return dry;
-}
-
-unsigned long netbuf_reads(void)
-{
-	return nb.reads;
 }
 
 size_t netbuf_unsent(void)
@@ -129,30 +122,20 @@ int netbuf_release(void)
 	return netbuf_push();
 }
 
-static void netbuf_note_dry(ssize_t got)
-{
-	if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-		nb.dry = true;
-}
-
 ssize_t read(int fd, void *buf, size_t count)
 {
 	if (fd < 0 || fd != nb.fd)
 		return syscall(SYS_read, fd, buf, count);
-	nb.reads++;
 	if (nb.rpos == nb.rlen) {
-		ssize_t got;
-		/* A zero-length read must not turn a fill into an apparent EOF. */
-		if (count == 0 || count >= NETBUF_RSIZE) {
-			got = syscall(SYS_read, fd, buf, count);
-			netbuf_note_dry(got);
+		/* Large reads need no buffer; a zero-length one must not turn a
+		 * fill into an apparent end of file. */
+		bool direct = count == 0 || count >= NETBUF_RSIZE;
+		ssize_t got = syscall(SYS_read, fd, direct ? buf : nb.rbuf,
+		                      direct ? count : NETBUF_RSIZE);
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			nb.dry = true;
+		if (direct || got <= 0)
 			return got;
-		}
-		got = syscall(SYS_read, fd, nb.rbuf, NETBUF_RSIZE);
-		if (got <= 0) {
-			netbuf_note_dry(got);
-			return got;
-		}
 		nb.rpos = 0;
 		nb.rlen = (size_t)got;
 	}

@@ -210,7 +210,6 @@ static void test_ran_dry_only_on_own_eagain(void **state)
 	pair(sv);
 	pair(other);
 	netbuf_attach(sv[0]);
-	unsigned long reads = netbuf_reads();
 
 	put(sv[1], "abc");
 	assert_int_equal(read(sv[0], b, 0), 0); /* not an end of file, not dry */
@@ -229,7 +228,6 @@ static void test_ran_dry_only_on_own_eagain(void **state)
 	assert_int_equal(errno, EAGAIN);
 	assert_true(netbuf_take_dry());
 	assert_false(netbuf_take_dry()); /* taking clears it */
-	assert_int_equal(netbuf_reads() - reads, 3);
 
 	/* A large read bypasses the buffer but still reports dryness. */
 	static char big[1 << 17];
