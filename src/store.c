@@ -8,14 +8,14 @@
  * trade; FULL would fsync every batch). The schema is versioned with
  * PRAGMA user_version and migrated forward inside one transaction.
  *
- * Checkpoints run in the writer right after COMMIT (a WAL hook doing what
+ * Checkpoints run in the writer right after COMMIT: a WAL hook doing what
  * SQLite's automatic checkpoint does, at 1000 frames or sooner when the
- * disk is nearly full; see store_wal_hook). They were once moved to a helper thread with its
- * own connection; under sustained load that thread never caught up with
- * the writer at the moment a write transaction began, so the WAL never
- * restarted and grew by ~3 KB per message (660 MB after 200,000), making
- * every page lookup slower. A checkpoint in the writer finishes before
- * the next BEGIN, so the WAL wraps and stays at a few MB.
+ * disk is nearly full (store_wal_hook). They were once moved to a helper
+ * thread with its own connection; under sustained load that thread never
+ * caught up with the writer at the moment a write transaction began, so
+ * the WAL never restarted and grew by ~3 KB per message (660 MB after
+ * 200,000), making every page lookup slower. A checkpoint in the writer
+ * finishes before the next BEGIN, so the WAL wraps and stays at a few MB.
  */
 #include "store.h"
 
@@ -42,7 +42,7 @@ struct store {
 	sqlite3 *db;
 	int lock_fd;
 	bool in_batch;
-	int page_size;
+	int page_size;  /* bytes, > 0 */
 	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *put_event, *put_rejected, *cell_known, *count_events;
 	char err[512];
@@ -273,14 +273,7 @@ enum store_status store_set_max_size(struct store *s, int64_t max_size)
 	 * current size, so lowering it just stops growth. */
 	long long pages = 4294967294LL;
 	if (max_size > 0) {
-		int page_size = 4096;
-		sqlite3_stmt *st;
-		if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK) {
-			if (sqlite3_step(st) == SQLITE_ROW)
-				page_size = sqlite3_column_int(st, 0);
-			sqlite3_finalize(st);
-		}
-		pages = max_size / (page_size > 0 ? page_size : 4096);
+		pages = max_size / s->page_size;
 		if (pages < 1)
 			pages = 1;
 	}
@@ -302,7 +295,7 @@ static int store_wal_limit(struct store *s, sqlite3 *db, const char *name)
 {
 	const char *file = sqlite3_db_filename(db, name);
 	struct statvfs sv;
-	if (!file || !*file || statvfs(file, &sv) != 0 || s->page_size <= 0)
+	if (!file || !*file || statvfs(file, &sv) != 0)
 		return STORE_WAL_FRAMES_MAX;
 	unsigned long long free_pages =
 		(unsigned long long)sv.f_bavail * sv.f_frsize / (unsigned)s->page_size;
@@ -358,9 +351,10 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 		goto fail;
 	}
 	sqlite3_finalize(st);
+	/* Fixed from here on: WAL mode does not let it change. */
 	s->page_size = 4096;
 	if (sqlite3_prepare_v2(s->db, "PRAGMA page_size", -1, &st, NULL) == SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0)
 			s->page_size = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 	}
@@ -469,15 +463,17 @@ void store_rollback(struct store *s)
 
 enum store_status store_reclaim(struct store *s)
 {
-	if (!sqlite3_get_autocommit(s->db))
-		return STORE_OK; /* a checkpoint inside a transaction cannot restart the WAL */
-	/* SQLite checkpoints by itself only after a commit that left 1000 WAL
-	 * pages (~4 MB). With less free space than that the WAL fills the disk
-	 * first, and every commit after needs WAL space that only a checkpoint
-	 * gives back: without this the daemon would stall for good although
-	 * the rows fit. TRUNCATE empties the file once every page is in the
-	 * database. Without waiting: a reader (a report) only makes it BUSY,
-	 * and the next failure tries again. */
+	if (!sqlite3_get_autocommit(s->db)) {
+		/* The rollback before this failed: a checkpoint now could not
+		 * restart the WAL. */
+		snprintf(s->err, sizeof(s->err), "checkpoint: a transaction is still open");
+		return STORE_RETRY;
+	}
+	/* store_wal_hook keeps the WAL within the free space it sees, but the
+	 * disk can fill from elsewhere after the WAL grew. TRUNCATE gives the
+	 * WAL's space back once every page is in the database. Without
+	 * waiting: a reader (a report) only makes it BUSY, and the next
+	 * failure tries again. */
 	sqlite3_busy_timeout(s->db, 0);
 	int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
