@@ -8,9 +8,10 @@
  * parser. JSON is parsed by jansson (strict UTF-8, duplicate keys rejected,
  * error positions), after a fast scanner that takes only the flat objects
  * devices normally send and defers everything else, errors included, to
- * jansson (flat_scan below; tests/test_msg_scan.c); this file adds the field rules and the time rules of the
- * product contract (SPEC.md, "MQTT input"). Checks run in the order promised
- * by include/msg.h, so that the cheapest and least ambiguous reason wins.
+ * jansson (flat_scan below; tests/test_msg_scan.c). This file adds the
+ * field rules and the time rules of the product contract (SPEC.md, "MQTT
+ * input"). Checks run in the order promised by include/msg.h, so that the
+ * cheapest and least ambiguous reason wins.
  *
  * Detail strings are logged and stored in the database, so they are always
  * valid UTF-8 and never carry raw payload bytes: the only device-derived text
@@ -378,8 +379,14 @@ struct jval {
 	double d;               /* J_INTEGER and J_REAL: the number's value */
 };
 
+/* The payload keys msg interprets, named once for the struct and both
+ * parsers. */
+#define FLAT_FIELDS(X) X(id) X(ts) X(lat) X(lon) X(value) X(note) X(photo) X(event)
+
 struct flat {
-	struct jval id, ts, lat, lon, value, note, photo, event;
+#define FLAT_MEMBER(name) struct jval name;
+	FLAT_FIELDS(FLAT_MEMBER)
+#undef FLAT_MEMBER
 };
 
 /* The slot for a key msg interprets, or NULL for any other key. */
@@ -389,8 +396,7 @@ flat_slot(struct flat *fl, const char *k, size_t n)
 #define FLAT_KEY(name) \
 	if (n == sizeof(#name) - 1 && memcmp(k, #name, n) == 0) \
 		return &fl->name;
-	FLAT_KEY(id) FLAT_KEY(ts) FLAT_KEY(lat) FLAT_KEY(lon)
-	FLAT_KEY(value) FLAT_KEY(note) FLAT_KEY(photo) FLAT_KEY(event)
+	FLAT_FIELDS(FLAT_KEY)
 #undef FLAT_KEY
 	return NULL;
 }
@@ -420,14 +426,9 @@ jval_from_json(json_t *j, struct jval *v)
 static void
 flat_from_json(json_t *obj, struct flat *fl)
 {
-	jval_from_json(json_object_get(obj, "id"), &fl->id);
-	jval_from_json(json_object_get(obj, "ts"), &fl->ts);
-	jval_from_json(json_object_get(obj, "lat"), &fl->lat);
-	jval_from_json(json_object_get(obj, "lon"), &fl->lon);
-	jval_from_json(json_object_get(obj, "value"), &fl->value);
-	jval_from_json(json_object_get(obj, "note"), &fl->note);
-	jval_from_json(json_object_get(obj, "photo"), &fl->photo);
-	jval_from_json(json_object_get(obj, "event"), &fl->event);
+#define FLAT_GET(name) jval_from_json(json_object_get(obj, #name), &fl->name);
+	FLAT_FIELDS(FLAT_GET)
+#undef FLAT_GET
 }
 
 static const unsigned char *
