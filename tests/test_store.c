@@ -225,6 +225,16 @@ static off_t file_size(const char *path)
 	return stat(path, &st) == 0 ? st.st_size : 0;
 }
 
+/* A store on the fixture's file, and the path of its WAL. */
+static struct store *open_with_wal(const struct fx *f, char *wal, size_t n)
+{
+	char err[512];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	snprintf(wal, n, "%s-wal", f->path);
+	return s;
+}
+
 /* The n-th message of a steady stream: 50 workers over 1,000 cells. */
 static void put_nth(struct store *s, int n)
 {
@@ -249,10 +259,8 @@ static void put_nth(struct store *s, int n)
 static void test_wal_stays_bounded(void **state)
 {
 	struct fx *f = *state;
-	char err[512], wal[160];
-	struct store *s = store_open(f->path, 0, err, sizeof(err));
-	assert_non_null(s);
-	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	char wal[160];
+	struct store *s = open_with_wal(f, wal, sizeof(wal));
 
 	off_t max_wal = 0;
 	const int batches = 1000, per_batch = 40;
@@ -288,10 +296,8 @@ static double now_s(void)
 static void test_reclaim_empties_wal_without_waiting(void **state)
 {
 	struct fx *f = *state;
-	char err[512], wal[160];
-	struct store *s = store_open(f->path, 0, err, sizeof(err));
-	assert_non_null(s);
-	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	char wal[160];
+	struct store *s = open_with_wal(f, wal, sizeof(wal));
 	for (int n = 0; n < 200; n++) {
 		assert_int_equal(store_begin(s), STORE_OK);
 		put_nth(s, n);
