@@ -77,6 +77,35 @@ enum store_status store_data_version(struct store *s, int64_t *out);
 /* Rows in `event` (for status counters and tests). */
 enum store_status store_count_events(struct store *s, int64_t *out);
 
+/* Retention: history older than a cutoff, and `rejected` beyond a cap,
+ * deleted a bounded step at a time. Each step is its own transaction, so
+ * it must be called with no batch open (after the daemon's commit); it
+ * holds the write lock for as long as `rows` deletions and a bounded
+ * incremental vacuum take, which the caller measures and tunes. */
+struct store_prune;
+struct store_prune_limits {
+	bool by_age;           /* false: keep history of any age */
+	int64_t before_s;      /* with by_age: rows older than this (Unix s) go */
+	int64_t max_rejected;  /* keep at most this many `rejected`; 0: no cap */
+	int rows;              /* deletions per step (> 0) */
+};
+struct store_prune_counts {
+	int64_t events, rejected, alerts, deliveries; /* rows deleted */
+	int64_t pages;         /* pages given back to the file system */
+};
+struct store_prune *store_prune_new(struct store *s, char *err, size_t errlen);
+void store_prune_free(struct store_prune *p);
+/* Start a run over the whole history again (the alert cursor restarts). */
+void store_prune_restart(struct store_prune *p);
+/* One step; adds what it deleted to *c and sets *more while backlog
+ * (old rows, rows over the cap, free pages to give back) remains. On
+ * failure the step is rolled back and nothing is counted. */
+enum store_status store_prune_step(struct store_prune *p, const struct store_prune_limits *lim,
+                                   struct store_prune_counts *c, bool *more);
+/* auto_vacuum of the open database: 0 none (freed pages are reused but
+ * the file never shrinks), 2 incremental. */
+int store_prune_auto_vacuum(const struct store_prune *p);
+
 const char *store_errmsg(const struct store *s);
 
 /* The writer connection, for modules that keep their own prepared

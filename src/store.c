@@ -338,6 +338,12 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 	}
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_busy_timeout(s->db, STORE_BUSY_MS);
+	/* Lets retention give freed pages back (store_prune_step). It takes
+	 * effect only on a new, empty file and only before journal_mode=WAL
+	 * writes the header (measured: after it, a new file stays at NONE);
+	 * on an existing file it is a no-op, whatever that file has. */
+	if (store_exec(s, "PRAGMA auto_vacuum=INCREMENTAL", "set auto_vacuum") < 0)
+		goto fail_msg;
 
 	/* journal_mode answers with the mode in effect; anything but "wal"
 	 * (a read-only directory, a network filesystem) would silently turn
@@ -700,4 +706,333 @@ enum store_status store_data_version(struct store *s, int64_t *out)
 		ret = store_fail(s, rc, "data_version");
 	sqlite3_finalize(st);
 	return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* retention                                                           */
+
+/* Pages given back per step: 1 MiB at 4 KiB pages. Each moved page is a
+ * WAL frame, so this bounds the step's vacuum share of the lock time and
+ * the WAL it adds. */
+#define STORE_PRUNE_VACUUM_PAGES 256
+/* Alerts handled per step: each costs its row, its outbox rows and maybe
+ * a delivery, so it counts as four rows of the budget. */
+#define STORE_PRUNE_ALERTS_MAX 512
+#define STORE_PRUNE_ALERT_COST 4
+#define STORE_STR_(x) #x
+#define STORE_STR(x) STORE_STR_(x)
+
+struct store_prune {
+	struct store *s;
+	int auto_vacuum;
+	int64_t alert_at, alert_id;  /* cursor: alerts up to here were seen */
+	int64_t alert_at_next, alert_id_next; /* where the open step leaves it */
+	sqlite3_stmt *ev_del, *rj_del_age, *rj_max, *rj_del_id;
+	sqlite3_stmt *al_pick, *al_sinks, *al_del_outbox, *al_del, *dl_del;
+	sqlite3_stmt *freelist, *vacuum;
+};
+
+/* An alert may go once it is old and every delivery of it is over
+ * (delivered or expired: never one a sink may still get), unless the
+ * daemon reads it back at start: the newest overdue alert of a cell and
+ * the newest one that was not a repeat (repeat counts and "late" in the
+ * recovery text), the newest patrol recovery (whether that overdue alert
+ * is still open), and the newest level alert per cell and event type
+ * (reading levels). Each of those is kept until a newer one of its kind
+ * exists; that is O(cells) rows, whatever the age. "Newer" needs both a
+ * larger id and a time not earlier, so after a clock step back a row is
+ * kept rather than guessed about, and the index on (cell, kind, at)
+ * answers the check. The cursor (at, id) moves past rows kept, so a run
+ * never reads them twice. */
+static const char store_prune_pick_sql[] =
+	"SELECT a.id, a.at FROM alert a "
+	"WHERE a.at >= ?2 AND a.at < ?1 AND (a.at > ?2 OR a.id > ?3) "
+	"AND NOT EXISTS (SELECT 1 FROM outbox o JOIN delivery d ON d.id = o.delivery_id "
+	"  WHERE o.alert_id = a.id AND d.state NOT IN ('delivered', 'expired')) "
+	"AND (a.cell IS NULL OR CASE "
+	"  WHEN a.level IS NOT NULL THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
+	"    AND b.kind IN ('reading', 'recovered') AND b.at >= a.at AND b.id > a.id "
+	"    AND b.level IS NOT NULL "
+	"    AND json_extract(b.doc, '$.event_type') IS json_extract(a.doc, '$.event_type')) "
+	"  WHEN a.kind = 'overdue' THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
+	"    AND b.kind = 'overdue' AND b.at >= a.at AND b.id > a.id "
+	"    AND (a.repeat <> 0 OR b.repeat = 0)) "
+	"  WHEN a.kind = 'recovered' THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
+	"    AND b.kind = 'recovered' AND b.at >= a.at AND b.id > a.id AND b.level IS NULL) "
+	"  ELSE 1 END) "
+	"ORDER BY a.at, a.id LIMIT ?4";
+
+struct store_prune *store_prune_new(struct store *s, char *err, size_t errlen)
+{
+	struct store_prune *p = calloc(1, sizeof(*p));
+	if (!p) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	p->s = s;
+	store_prune_restart(p);
+	struct {
+		sqlite3_stmt **st;
+		const char *sql;
+	} sql[] = {
+		/* Each by an index range, oldest first, a bounded count. */
+		{ &p->ev_del, "DELETE FROM event WHERE id IN (SELECT id FROM event "
+		              "WHERE ts < ?1 ORDER BY ts LIMIT ?2)" },
+		{ &p->rj_del_age, "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected "
+		                  "WHERE recv_ms < ?1 ORDER BY recv_ms LIMIT ?2)" },
+		/* Rowids only grow (max + 1), so the newest max_rejected rows are
+		 * those above max(id) - max_rejected: the cap costs two index
+		 * lookups, not a count(*). */
+		{ &p->rj_max, "SELECT max(id) FROM rejected" },
+		{ &p->rj_del_id, "DELETE FROM rejected WHERE id IN (SELECT id FROM rejected "
+		                 "WHERE id <= ?1 ORDER BY id LIMIT ?2)" },
+		{ &p->al_pick, store_prune_pick_sql },
+		{ &p->al_sinks, "SELECT delivery_id FROM outbox WHERE alert_id = ?1" },
+		{ &p->al_del_outbox, "DELETE FROM outbox WHERE alert_id = ?1" },
+		{ &p->al_del, "DELETE FROM alert WHERE id = ?1" },
+		/* A grouped delivery goes with the last of its alerts. */
+		{ &p->dl_del, "DELETE FROM delivery WHERE id = ?1 AND NOT EXISTS "
+		              "(SELECT 1 FROM outbox WHERE delivery_id = ?1)" },
+		{ &p->freelist, "PRAGMA freelist_count" },
+		{ &p->vacuum, "PRAGMA incremental_vacuum(" STORE_STR(STORE_PRUNE_VACUUM_PAGES) ")" },
+	};
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		int rc = sqlite3_prepare_v3(s->db, sql[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
+		                            sql[i].st, NULL);
+		if (rc != SQLITE_OK) {
+			snprintf(err, errlen, "prepare retention: %s", sqlite3_errmsg(s->db));
+			store_prune_free(p);
+			return NULL;
+		}
+	}
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA auto_vacuum", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "read auto_vacuum: %s", sqlite3_errmsg(s->db));
+		store_prune_free(p);
+		return NULL;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW)
+		p->auto_vacuum = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return p;
+}
+
+void store_prune_free(struct store_prune *p)
+{
+	if (!p)
+		return;
+	sqlite3_stmt *all[] = { p->ev_del, p->rj_del_age, p->rj_max, p->rj_del_id, p->al_pick,
+	                        p->al_sinks, p->al_del_outbox, p->al_del, p->dl_del,
+	                        p->freelist, p->vacuum };
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		sqlite3_finalize(all[i]);
+	free(p);
+}
+
+void store_prune_restart(struct store_prune *p)
+{
+	p->alert_at = INT64_MIN;
+	p->alert_id = 0;
+}
+
+int store_prune_auto_vacuum(const struct store_prune *p)
+{
+	return p->auto_vacuum;
+}
+
+/* DELETE ... LIMIT ?2 with ?1 as the bound; *n gets the rows deleted. */
+static enum store_status store_prune_range(struct store *s, sqlite3_stmt *st, int64_t bound,
+                                           int limit, int64_t *n, const char *what)
+{
+	if (sqlite3_bind_int64(st, 1, bound) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 2, limit) != SQLITE_OK) {
+		sqlite3_reset(st);
+		return store_fail(s, sqlite3_errcode(s->db), what);
+	}
+	enum store_status ret = store_step_done(s, st, what);
+	*n = ret == STORE_OK ? sqlite3_changes(s->db) : 0;
+	return ret;
+}
+
+/* A statement with one integer column and at most one row; *out keeps
+ * its value when the row is NULL or absent. */
+static enum store_status store_prune_scalar(struct store *s, sqlite3_stmt *st, int64_t *out,
+                                            const char *what)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, rc, what);
+	return STORE_OK;
+}
+
+static enum store_status store_prune_one_alert(struct store_prune *p, int64_t id,
+                                               struct store_prune_counts *c)
+{
+	struct store *s = p->s;
+	int64_t dl[16];
+	size_t n_dl = 0;
+	int rc;
+
+	/* At most one outbox row per sink. */
+	sqlite3_bind_int64(p->al_sinks, 1, id);
+	while ((rc = sqlite3_step(p->al_sinks)) == SQLITE_ROW)
+		if (n_dl < sizeof(dl) / sizeof(dl[0]))
+			dl[n_dl++] = sqlite3_column_int64(p->al_sinks, 0);
+	sqlite3_reset(p->al_sinks);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, rc, "read outbox of old alert");
+
+	enum store_status st;
+	sqlite3_bind_int64(p->al_del_outbox, 1, id);
+	if ((st = store_step_done(s, p->al_del_outbox, "delete outbox")) != STORE_OK)
+		return st;
+	sqlite3_bind_int64(p->al_del, 1, id);
+	if ((st = store_step_done(s, p->al_del, "delete alert")) != STORE_OK)
+		return st;
+	c->alerts += sqlite3_changes(s->db);
+	for (size_t i = 0; i < n_dl; i++) {
+		sqlite3_bind_int64(p->dl_del, 1, dl[i]);
+		if ((st = store_step_done(s, p->dl_del, "delete delivery")) != STORE_OK)
+			return st;
+		c->deliveries += sqlite3_changes(s->db);
+	}
+	return STORE_OK;
+}
+
+/* Old alerts from the cursor on, at most `budget` of them. */
+static enum store_status store_prune_alerts(struct store_prune *p, int64_t before_s, int budget,
+                                            struct store_prune_counts *c, bool *more)
+{
+	struct store *s = p->s;
+	int64_t ids[STORE_PRUNE_ALERTS_MAX], last_at = p->alert_at, last_id = p->alert_id;
+	int n = 0, rc;
+
+	if (budget > STORE_PRUNE_ALERTS_MAX)
+		budget = STORE_PRUNE_ALERTS_MAX;
+	/* Ids first, deletes after: the SELECT reads `alert` itself, and
+	 * changing a table under an open cursor on it is best avoided. */
+	sqlite3_bind_int64(p->al_pick, 1, before_s);
+	sqlite3_bind_int64(p->al_pick, 2, p->alert_at);
+	sqlite3_bind_int64(p->al_pick, 3, p->alert_id);
+	sqlite3_bind_int(p->al_pick, 4, budget);
+	while ((rc = sqlite3_step(p->al_pick)) == SQLITE_ROW) {
+		ids[n++] = sqlite3_column_int64(p->al_pick, 0);
+		last_at = sqlite3_column_int64(p->al_pick, 1);
+		last_id = ids[n - 1];
+	}
+	sqlite3_reset(p->al_pick);
+	if (rc != SQLITE_DONE)
+		return store_fail(s, rc, "pick old alerts");
+	for (int i = 0; i < n; i++) {
+		enum store_status st = store_prune_one_alert(p, ids[i], c);
+		if (st != STORE_OK)
+			return st;
+	}
+	/* The cursor moves only once the step commits (store_prune_step):
+	 * after a rollback these rows are still there. */
+	p->alert_at_next = last_at;
+	p->alert_id_next = last_id;
+	if (n == budget)
+		*more = true;
+	return STORE_OK;
+}
+
+enum store_status store_prune_step(struct store_prune *p, const struct store_prune_limits *lim,
+                                   struct store_prune_counts *out, bool *more)
+{
+	struct store *s = p->s;
+	struct store_prune_counts c = { 0 };
+	int left = lim->rows > 0 ? lim->rows : 1;
+	int64_t n = 0;
+	enum store_status st;
+
+	*more = false;
+	if (s->in_batch) {
+		snprintf(s->err, sizeof(s->err), "retention: a batch is open");
+		return STORE_FATAL; /* a bug in the caller */
+	}
+	if ((st = store_begin(s)) != STORE_OK)
+		return st;
+	p->alert_at_next = p->alert_at;
+	p->alert_id_next = p->alert_id;
+
+	/* The cap first: it is what a flood of garbage needs, every run. */
+	if (lim->max_rejected > 0) {
+		int64_t max_id = 0;
+		if ((st = store_prune_scalar(s, p->rj_max, &max_id, "newest rejected")) != STORE_OK)
+			goto fail;
+		if (max_id > lim->max_rejected) {
+			if ((st = store_prune_range(s, p->rj_del_id, max_id - lim->max_rejected, left, &n,
+			                            "cap rejected")) != STORE_OK)
+				goto fail;
+			c.rejected += n;
+			left -= (int)n;
+			if (left <= 0)
+				*more = true;
+		}
+	}
+	if (lim->by_age && left > 0) {
+		if ((st = store_prune_range(s, p->rj_del_age, lim->before_s * 1000, left, &n,
+		                            "delete old rejected")) != STORE_OK)
+			goto fail;
+		c.rejected += n;
+		left -= (int)n;
+		if (left <= 0)
+			*more = true;
+	}
+	if (lim->by_age && left > 0) {
+		if ((st = store_prune_range(s, p->ev_del, lim->before_s, left, &n,
+		                            "delete old events")) != STORE_OK)
+			goto fail;
+		c.events += n;
+		left -= (int)n;
+		if (left <= 0)
+			*more = true;
+	}
+	if (lim->by_age && left > 0) {
+		int budget = left / STORE_PRUNE_ALERT_COST;
+		if ((st = store_prune_alerts(p, lim->before_s, budget > 0 ? budget : 1, &c,
+		                             more)) != STORE_OK)
+			goto fail;
+	}
+	/* Freed pages stay in the file's free list (new rows reuse them
+	 * first); an incremental database also gives them back, a bounded
+	 * number per step. Without auto_vacuum the pragma does nothing. */
+	if (p->auto_vacuum == 2) {
+		int64_t free_pages = 0;
+		if ((st = store_prune_scalar(s, p->freelist, &free_pages, "freelist_count")) != STORE_OK)
+			goto fail;
+		if (free_pages > 0) {
+			/* The pragma answers with a row per step of its own. */
+			int rc;
+			while ((rc = sqlite3_step(p->vacuum)) == SQLITE_ROW)
+				;
+			sqlite3_reset(p->vacuum);
+			if (rc != SQLITE_DONE) {
+				st = store_fail(s, rc, "incremental vacuum");
+				goto fail;
+			}
+			c.pages = free_pages < STORE_PRUNE_VACUUM_PAGES ? free_pages
+			                                                 : STORE_PRUNE_VACUUM_PAGES;
+			if (free_pages > STORE_PRUNE_VACUUM_PAGES)
+				*more = true;
+		}
+	}
+	if ((st = store_commit(s)) != STORE_OK)
+		goto fail;
+	p->alert_at = p->alert_at_next;
+	p->alert_id = p->alert_id_next;
+	out->events += c.events;
+	out->rejected += c.rejected;
+	out->alerts += c.alerts;
+	out->deliveries += c.deliveries;
+	out->pages += c.pages;
+	return STORE_OK;
+fail:
+	store_rollback(s);
+	*more = false;
+	return st;
 }

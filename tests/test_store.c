@@ -329,6 +329,281 @@ static void test_reclaim_empties_wal_without_waiting(void **state)
 	store_close(s);
 }
 
+/* ------------------------------------------------------------ retention */
+
+static void exec_ok(struct store *s, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(store_db(s), sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+}
+
+/* Steps until nothing is left, with a tiny budget so that every table
+ * takes several steps and the alert cursor has to carry over. */
+static int prune_all(struct store *s, struct store_prune *p, const struct store_prune_limits *lim,
+                     struct store_prune_counts *c)
+{
+	bool more = true;
+	int steps = 0;
+	while (more) {
+		if (store_prune_step(p, lim, c, &more) != STORE_OK)
+			fail_msg("prune step: %s", store_errmsg(s));
+		assert_true(++steps < 100000);
+	}
+	return steps;
+}
+
+/* An alert row: kind, cell, at, repeat, level, event_type. */
+static void put_alert(struct store *s, int id, const char *kind, const char *cell, int64_t at,
+                      int repeat, const char *level, const char *type)
+{
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO alert (id, kind, cell, at, repeat, level, text, doc) VALUES "
+	         "(%d, '%s', %s%s%s, %lld, %d, %s%s%s, 't', json_object('event_type', %s%s%s))",
+	         id, kind, cell ? "'" : "", cell ? cell : "NULL", cell ? "'" : "", (long long)at,
+	         repeat, level ? "'" : "", level ? level : "NULL", level ? "'" : "",
+	         type ? "'" : "", type ? type : "NULL", type ? "'" : "");
+	exec_ok(s, sql);
+}
+
+static void put_delivery(struct store *s, int id, const char *state, int alert_id)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "INSERT OR IGNORE INTO delivery (id, sink, state, created_ms, next_ms) VALUES "
+	         "(%d, 'k', '%s', 0, 0); INSERT INTO outbox VALUES (%d, 'k', %d)",
+	         id, state, alert_id, id);
+	exec_ok(s, sql);
+}
+
+static int64_t has_alert(const char *path, int id)
+{
+	char sql[64];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM alert WHERE id = %d", id);
+	return q_int(path, sql);
+}
+
+static void test_prune_by_age(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	const int64_t cut = 1764000000; /* rows before this are old */
+
+	assert_int_equal(store_begin(s), STORE_OK);
+	for (int n = 0; n < 100; n++) {
+		struct msg_record r;
+		char id[16];
+		snprintf(id, sizeof(id), "e%d", n);
+		rec_init(&r, "w1", id);
+		r.ts = n < 60 ? cut - 86400 + n : cut + n; /* 60 old, 40 new */
+		bool dup;
+		assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
+		/* recv_ms is the only time that counts for rejected */
+		assert_int_equal(store_put_rejected(s, n < 30 ? (cut - 10) * 1000 : cut * 1000 + n,
+		                                    "t", "x", 1, "bad_json", "d"), STORE_OK);
+	}
+	/* Old alerts, delivered or without sinks: they go. */
+	put_alert(s, 1, "event", "yh-01", cut - 500, 0, NULL, "fishing");
+	put_delivery(s, 1, "delivered", 1);
+	put_alert(s, 2, "event", "yh-01", cut - 400, 0, NULL, "fishing");
+	put_delivery(s, 1, "delivered", 2); /* grouped with alert 1 */
+	put_alert(s, 3, "digest", NULL, cut - 300, 0, NULL, NULL);
+	put_delivery(s, 3, "expired", 3);
+	/* Old but a sink may still get it: kept, with its delivery. */
+	put_alert(s, 4, "event", "yh-02", cut - 300, 0, NULL, "fishing");
+	put_delivery(s, 4, "pending", 4);
+	put_alert(s, 5, "system", NULL, cut - 200, 0, NULL, NULL);
+	put_delivery(s, 5, "inflight", 5);
+	/* yh-01 overdue: 10 first, 11 a repeat, then recovered (12); again
+	 * overdue (13, first) and repeated (14, 15): 14 and 15 are newer of
+	 * their kind, 13 is the newest first alert, 15 the newest overdue. */
+	put_alert(s, 10, "overdue", "yh-01", cut - 9000, 0, NULL, NULL);
+	put_alert(s, 11, "overdue", "yh-01", cut - 8000, 1, NULL, NULL);
+	put_alert(s, 12, "recovered", "yh-01", cut - 7000, 0, NULL, NULL);
+	put_alert(s, 13, "overdue", "yh-01", cut - 6000, 0, NULL, NULL);
+	put_alert(s, 14, "overdue", "yh-01", cut - 5000, 1, NULL, NULL);
+	put_alert(s, 15, "overdue", "yh-01", cut - 4000, 2, NULL, NULL);
+	/* Reading levels per event type: 20, 21 flood (21 newest), 22 rain. */
+	put_alert(s, 20, "reading", "yh-01", cut - 900, 0, "alarm", "flood");
+	put_alert(s, 21, "recovered", "yh-01", cut - 800, 0, "normal", "flood");
+	put_alert(s, 22, "reading", "yh-01", cut - 850, 0, "warn", "rain");
+	/* New: kept whatever. */
+	put_alert(s, 30, "event", "yh-01", cut + 10, 0, NULL, "fishing");
+	put_delivery(s, 30, "delivered", 30);
+	assert_int_equal(store_commit(s), STORE_OK);
+
+	struct store_prune *p = store_prune_new(s, err, sizeof(err));
+	assert_non_null(p);
+	struct store_prune_limits lim = { .by_age = true, .before_s = cut, .rows = 8 };
+	struct store_prune_counts c = { 0 };
+	int steps = prune_all(s, p, &lim, &c);
+	print_message("pruned in %d steps\n", steps);
+	assert_true(steps > 10);
+	assert_int_equal(c.events, 60);
+	assert_int_equal(c.rejected, 30);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event WHERE ts < 1764000000"), 0);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event"), 40);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM rejected"), 70);
+
+	int gone[] = { 1, 2, 3, 10, 11, 14, 20 }, kept[] = { 4, 5, 12, 13, 15, 21, 22, 30 };
+	for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		if (has_alert(f->path, gone[i]))
+			fail_msg("alert %d should be gone", gone[i]);
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		if (!has_alert(f->path, kept[i]))
+			fail_msg("alert %d should be kept", kept[i]);
+	assert_int_equal(c.alerts, 7);
+	/* 1 (shared by alerts 1 and 2) and 3 went; 4, 5 and 30 stay. */
+	assert_int_equal(c.deliveries, 2);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM delivery WHERE id IN (4, 5, 30)"), 3);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM delivery"), 3);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM outbox"), 3);
+	assert_int_equal(q_int(f->path, "PRAGMA foreign_key_check"), -1);
+
+	/* What the daemon reads at start is unchanged: the open overdue alert
+	 * of yh-01 is 15 (repeat 2), not one pruned before it. */
+	assert_int_equal(q_int(f->path,
+	                       "SELECT a.id FROM alert a WHERE a.kind = 'overdue' AND a.id = "
+	                       "(SELECT max(id) FROM alert WHERE cell = a.cell AND kind = 'overdue') "
+	                       "AND NOT EXISTS (SELECT 1 FROM alert r WHERE r.cell = a.cell AND "
+	                       "r.kind = 'recovered' AND r.level IS NULL AND r.id > a.id)"), 15);
+
+	/* Once delivered, the pending one goes on the next run. */
+	exec_ok(s, "UPDATE delivery SET state = 'delivered' WHERE id = 4");
+	store_prune_restart(p);
+	struct store_prune_counts c2 = { 0 };
+	prune_all(s, p, &lim, &c2);
+	assert_int_equal(c2.alerts, 1);
+	assert_int_equal(has_alert(f->path, 4), 0);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM delivery"), 2);
+
+	/* Without an age limit nothing more goes. */
+	struct store_prune_limits keep = { .by_age = false, .rows = 8 };
+	struct store_prune_counts c3 = { 0 };
+	store_prune_restart(p);
+	prune_all(s, p, &keep, &c3);
+	assert_int_equal(c3.events + c3.rejected + c3.alerts, 0);
+	store_prune_free(p);
+	store_close(s);
+}
+
+static void test_prune_caps_rejected(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_begin(s), STORE_OK);
+	for (int n = 0; n < 500; n++)
+		assert_int_equal(store_put_rejected(s, 1000 + n, "t", "x", 1, "bad_json", "d"),
+		                 STORE_OK);
+	assert_int_equal(store_commit(s), STORE_OK);
+	struct store_prune *p = store_prune_new(s, err, sizeof(err));
+	assert_non_null(p);
+	struct store_prune_limits lim = { .max_rejected = 120, .rows = 50 };
+	struct store_prune_counts c = { 0 };
+	prune_all(s, p, &lim, &c);
+	assert_int_equal(c.rejected, 380);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM rejected"), 120);
+	/* The oldest went. */
+	assert_int_equal(q_int(f->path, "SELECT min(recv_ms) FROM rejected"), 1000 + 380);
+	/* No cap: nothing more goes. */
+	lim.max_rejected = 0;
+	prune_all(s, p, &lim, &c);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM rejected"), 120);
+	store_prune_free(p);
+	store_close(s);
+}
+
+/* A steady fill and prune: the file must stop growing. fresh: the store
+ * creates the file (incremental auto_vacuum, which also gives space back);
+ * otherwise an old database made with auto_vacuum=NONE, which can only
+ * reuse its free pages. Returns the file sizes after each cycle. */
+static void fill_prune_cycles(struct fx *f, bool fresh, off_t *sizes, int cycles)
+{
+	char err[256];
+	if (!fresh) {
+		sqlite3 *db;
+		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE x(y);"
+		                                  "DROP TABLE x;", NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+	}
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	struct store_prune *p = store_prune_new(s, err, sizeof(err));
+	assert_non_null(p);
+	assert_int_equal(store_prune_auto_vacuum(p), fresh ? 2 : 0);
+	const int per_cycle = 20000;
+	for (int cyc = 0; cyc < cycles; cyc++) {
+		for (int b = 0; b < per_cycle / 500; b++) {
+			assert_int_equal(store_begin(s), STORE_OK);
+			for (int i = 0; i < 500; i++)
+				put_nth(s, cyc * per_cycle + b * 500 + i); /* ts = base + n */
+			assert_int_equal(store_commit(s), STORE_OK);
+		}
+		/* Keep the newest cycle only. */
+		struct store_prune_limits lim = { .by_age = true, .rows = 2000,
+		                                  .before_s = 1764000000 + cyc * per_cycle };
+		struct store_prune_counts c = { 0 };
+		store_prune_restart(p);
+		prune_all(s, p, &lim, &c);
+		assert_int_equal(c.events, cyc ? per_cycle : 0);
+		/* The file shrinks only at a checkpoint; measure what it is then. */
+		assert_int_equal(store_reclaim(s), STORE_OK);
+		sizes[cyc] = file_size(f->path);
+	}
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event"), per_cycle);
+	store_prune_free(p);
+	store_close(s);
+}
+
+/* The largest size over cycles [from, to). */
+static off_t max_size(const off_t *sz, int from, int to)
+{
+	off_t m = 0;
+	for (int i = from; i < to; i++)
+		if (sz[i] > m)
+			m = sz[i];
+	return m;
+}
+
+#define PLATEAU_CYCLES 12
+
+static void check_plateau(const off_t *sz)
+{
+	for (int i = 0; i < PLATEAU_CYCLES; i++)
+		print_message("cycle %d: %lld bytes\n", i, (long long)sz[i]);
+	/* The file settles once its pages are reused (cycle 1 on); growth of
+	 * a whole cycle (~2 MB) per cycle is what a leak looks like. */
+	off_t early = max_size(sz, 1, PLATEAU_CYCLES / 2);
+	off_t late = max_size(sz, PLATEAU_CYCLES / 2, PLATEAU_CYCLES);
+	assert_true(late <= early + early / 50);
+}
+
+static void test_prune_file_plateau_incremental(void **state)
+{
+	off_t sz[PLATEAU_CYCLES];
+	fill_prune_cycles(*state, true, sz, PLATEAU_CYCLES);
+	check_plateau(sz);
+	/* And space is given back: after each prune the file holds about one
+	 * cycle of rows (sz[0]) rather than the two it held before. */
+	assert_true(sz[PLATEAU_CYCLES - 1] < sz[0] + sz[0] / 2);
+}
+
+static void test_prune_file_plateau_none(void **state)
+{
+	off_t sz[PLATEAU_CYCLES];
+	fill_prune_cycles(*state, false, sz, PLATEAU_CYCLES);
+	check_plateau(sz);
+	/* Free pages are reused but never given back: two cycles' worth. */
+	assert_true(sz[PLATEAU_CYCLES - 1] > sz[0] + sz[0] / 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +615,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wal_stays_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reclaim_empties_wal_without_waiting, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_prune_by_age, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_caps_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_file_plateau_incremental, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_file_plateau_none, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
