@@ -94,6 +94,7 @@ struct config {
 		char *path;            /* default /var/lib/gridpatrol/patrol.db */
 		int64_t retention_s;   /* default 400d; 0 keeps forever */
 		int64_t max_size;      /* bytes, 0 = unlimited (default) */
+		int64_t max_rejected;  /* rows kept in `rejected`, default 100000; 0 = no cap */
 	} storage;
 
 	char *timezone;            /* IANA name, default Asia/Shanghai */

@@ -1291,7 +1291,11 @@ v_storage(struct ctx *c, const struct node *m)
 			get_dur(c, v, "retention", &cfg->storage.retention_s);
 		else if (key_is(k, "max_size"))
 			get_size(c, v, "max_size", &cfg->storage.max_size);
-		else
+		else if (key_is(k, "max_rejected")) {
+			long long n;
+			if (get_int(c, v, "max_rejected", 0, 1000000000, &n))
+				cfg->storage.max_rejected = n;
+		} else
 			unknown_key(c, k, "storage");
 	}
 }
@@ -2474,6 +2478,7 @@ config_new(struct ctx *c, const char *path)
 	cfg->storage.path = xstrdup(c, "/var/lib/gridpatrol/patrol.db");
 	cfg->storage.retention_s = 400 * 86400;
 	cfg->storage.max_size = 0;
+	cfg->storage.max_rejected = 100000;
 	cfg->timezone = xstrdup(c, "Asia/Shanghai");
 	cfg->defaults.interval_s = 4 * 3600;
 	cfg->defaults.grace_s = 15 * 60;

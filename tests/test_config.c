@@ -65,6 +65,7 @@ check_defaults(const struct config *cfg)
 	assert_string_equal(cfg->storage.path, "/var/lib/gridpatrol/patrol.db");
 	assert_int_equal(cfg->storage.retention_s, 400 * 86400);
 	assert_int_equal(cfg->storage.max_size, 0);
+	assert_int_equal(cfg->storage.max_rejected, 100000);
 	assert_string_equal(cfg->timezone, "Asia/Shanghai");
 	assert_int_equal(cfg->defaults.interval_s, 4 * 3600);
 	assert_int_equal(cfg->defaults.grace_s, 15 * 60);
@@ -148,6 +149,7 @@ test_full(void **state)
 	assert_string_equal(cfg->storage.path, "/tmp/patrol.db");
 	assert_int_equal(cfg->storage.retention_s, 0);
 	assert_int_equal(cfg->storage.max_size, INT64_C(1) << 30);
+	assert_int_equal(cfg->storage.max_rejected, 0);
 	assert_string_equal(cfg->timezone, "Europe/Berlin");
 	assert_int_equal(cfg->defaults.interval_s, 5400);
 	assert_int_equal(cfg->defaults.grace_s, 0);
