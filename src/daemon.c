@@ -49,6 +49,17 @@
 /* Re-check deadlines at least this often, so a wall-clock step (NTP after
  * a cold boot without RTC) is noticed without waiting for a stale timer. */
 #define DEADLINE_RECHECK_MS 30000
+/* Retention (SPEC: at start and then at least hourly). A step is one
+ * transaction of deletions; its row budget follows the time the last step
+ * took, so that the write lock is held about PRUNE_TARGET_MS whatever the
+ * disk (SPEC: never much over ~50 ms). */
+#define PRUNE_INTERVAL_MS (60 * 60 * 1000)
+#define PRUNE_RETRY_MS 60000
+#define PRUNE_CAP_DELAY_MS 1000  /* rejected rows stored: enforce the cap soon */
+#define PRUNE_TARGET_MS 25
+#define PRUNE_ROWS_MIN 64
+#define PRUNE_ROWS_START 500
+#define PRUNE_ROWS_MAX 32000
 
 struct daemon_stats {
 	uint64_t received, stored, duplicates, rejected, batches, storage_failures;
@@ -86,6 +97,15 @@ struct daemon {
 	struct loop_timer storage_timer, status_timer, housekeeping_timer;
 	int64_t watchdog_ms;
 	struct loop_timer watchdog_timer;
+
+	struct store_prune *prune;
+	struct loop_timer prune_timer;
+	bool prune_due;               /* the timer fired: a step after the next commit */
+	bool prune_running;           /* a run is under way (steps left) */
+	int prune_rows;               /* budget of the next step */
+	struct store_prune_counts prune_counts; /* this run so far */
+	int64_t prune_started_ms, prune_longest_ms;
+	int prune_steps;
 };
 
 static void daemon_notify(const char *state)
@@ -331,6 +351,111 @@ static void daemon_broker_cb(void *arg)
 	daemon_batch_status(d, st);
 }
 
+static void daemon_prune_cb(void *arg)
+{
+	struct daemon *d = arg;
+	d->prune_due = true;
+}
+
+/* Arm the retention timer unless it already fires within delay_ms. */
+static void daemon_prune_soon(struct daemon *d, int64_t delay_ms)
+{
+	struct loop_timer *t = &d->prune_timer;
+	if (d->prune_due || (t->armed && t->due_ms <= loop_now_ms(d->loop) + delay_ms))
+		return;
+	loop_timer_arm(d->loop, t, delay_ms);
+}
+
+/*
+ * One retention step, from the check hook right after the ingest batch
+ * committed and its acks left. It is a transaction of its own rather than
+ * part of the ingest batch: a batch's acks wait for its COMMIT, so deletions
+ * inside it would delay every ack of that batch by their duration, and a
+ * deletion that fails (a full disk) would roll back and redeliver messages
+ * that had nothing to do with it. Here it delays only the reading of the
+ * next burst, by at most one step (~PRUNE_TARGET_MS), and while backlog
+ * remains the next step waits for the next pass (a zero timer), so every
+ * step has an ingest batch between it and the next.
+ */
+static void daemon_prune_step(struct daemon *d)
+{
+	d->prune_due = false;
+	if (d->storage_down || d->need_rebuild || store_in_batch(d->store)) {
+		/* Ingest has priority and a failing database would fail this
+		 * too; the storage retry brings ingest back first. */
+		loop_timer_arm(d->loop, &d->prune_timer, PRUNE_RETRY_MS);
+		return;
+	}
+	if (!d->prune_running) {
+		d->prune_running = true;
+		memset(&d->prune_counts, 0, sizeof(d->prune_counts));
+		d->prune_started_ms = loop_mono_ms();
+		d->prune_longest_ms = 0;
+		d->prune_steps = 0;
+		store_prune_restart(d->prune);
+	}
+	struct store_prune_limits lim = {
+		.by_age = d->cfg->storage.retention_s > 0,
+		.before_s = loop_wall_ms() / 1000 - d->cfg->storage.retention_s,
+		.max_rejected = d->cfg->storage.max_rejected,
+		.rows = d->prune_rows,
+	};
+	struct store_prune_counts c = { 0 };
+	bool more = false;
+	int64_t t0 = loop_mono_ms();
+	enum store_status st = store_prune_step(d->prune, &lim, &c, &more);
+	int64_t dt = loop_mono_ms() - t0;
+	if (st != STORE_OK) {
+		if (st == STORE_RETRY) {
+			log_warnx("retention: %s; trying again in %d s", store_errmsg(d->store),
+			          PRUNE_RETRY_MS / 1000);
+			loop_timer_arm(d->loop, &d->prune_timer, PRUNE_RETRY_MS);
+		} else {
+			log_errx("retention: %s; next run in an hour", store_errmsg(d->store));
+			d->prune_running = false;
+			loop_timer_arm(d->loop, &d->prune_timer, PRUNE_INTERVAL_MS);
+		}
+		return;
+	}
+	d->prune_steps++;
+	if (dt > d->prune_longest_ms)
+		d->prune_longest_ms = dt;
+	d->prune_counts.events += c.events;
+	d->prune_counts.rejected += c.rejected;
+	d->prune_counts.alerts += c.alerts;
+	d->prune_counts.deliveries += c.deliveries;
+	d->prune_counts.pages += c.pages;
+	log_debug("retention step: %lld events, %lld rejected, %lld alerts, %lld pages "
+	          "in %lld ms (budget %d rows)", (long long)c.events, (long long)c.rejected,
+	          (long long)c.alerts, (long long)c.pages, (long long)dt, lim.rows);
+	/* Scale the budget toward the target, at most by two either way per
+	 * step: one slow commit (a checkpoint, a busy disk) must not swing it
+	 * far. Steps that ran out of work say nothing about the rate. */
+	if (more || dt > PRUNE_TARGET_MS) {
+		int64_t rows = (int64_t)d->prune_rows * PRUNE_TARGET_MS / (dt > 0 ? dt : 1);
+		if (rows > 2 * (int64_t)d->prune_rows)
+			rows = 2 * (int64_t)d->prune_rows;
+		if (rows < d->prune_rows / 2)
+			rows = d->prune_rows / 2;
+		d->prune_rows = rows < PRUNE_ROWS_MIN ? PRUNE_ROWS_MIN :
+		                rows > PRUNE_ROWS_MAX ? PRUNE_ROWS_MAX : (int)rows;
+	}
+	if (more) {
+		loop_timer_arm(d->loop, &d->prune_timer, 0);
+		return;
+	}
+	d->prune_running = false;
+	struct store_prune_counts *t = &d->prune_counts;
+	if (t->events || t->rejected || t->alerts || t->pages)
+		log_info("retention: removed %lld events, %lld rejected, %lld alerts and %lld "
+		         "deliveries, gave back %lld pages, in %lld ms (%d steps, longest %lld ms)",
+		         (long long)t->events, (long long)t->rejected, (long long)t->alerts,
+		         (long long)t->deliveries, (long long)t->pages,
+		         (long long)(loop_mono_ms() - d->prune_started_ms), d->prune_steps,
+		         (long long)d->prune_longest_ms);
+	loop_timer_arm(d->loop, &d->prune_timer, PRUNE_INTERVAL_MS);
+}
+
 /* After every wake-up: commit, then (and only then) let the acks out. */
 static void daemon_check(void *arg)
 {
@@ -353,6 +478,8 @@ static void daemon_check(void *arg)
 		d->storage_committed = true;
 		daemon_storage_confirm(d);
 	}
+	if (d->pending.rejected && d->cfg->storage.max_rejected > 0)
+		daemon_prune_soon(d, PRUNE_CAP_DELAY_MS);
 	daemon_stats_add(&d->stats, &d->pending);
 	if (d->alerts_queued) {
 		d->alerts_queued = false;
@@ -360,6 +487,8 @@ static void daemon_check(void *arg)
 	}
 	daemon_arm_deadline(d);
 	mqtt_flush(d->mqtt);
+	if (d->prune_due)
+		daemon_prune_step(d);
 }
 
 static void daemon_publish_status(struct daemon *d, const char *state)
@@ -498,6 +627,7 @@ static void daemon_on_hup(void *arg)
 	d->cfg = ncfg;
 	daemon_arm_deadline(d);
 	daemon_arm_digest(d);
+	daemon_prune_soon(d, 0); /* retention may have been lowered */
 	log_info("configuration reloaded: %zu cells, %zu event types", ncfg->n_cells,
 	         ncfg->n_events);
 	daemon_notify("READY=1");
@@ -565,6 +695,17 @@ int daemon_run(const char *config_path, struct config *cfg)
 		d.exit_status = 1;
 		goto out;
 	}
+	d.prune = store_prune_new(d.store, err, sizeof(err));
+	if (!d.prune) {
+		log_errx("%s: %s", cfg->storage.path, err);
+		d.exit_status = 1;
+		goto out;
+	}
+	d.prune_rows = PRUNE_ROWS_START;
+	if (store_prune_auto_vacuum(d.prune) != 2)
+		log_info("%s was created without auto_vacuum: space freed by retention is "
+		         "reused but not given back to the file system (docs/configuration.md)",
+		         cfg->storage.path);
 	int64_t t0 = loop_mono_ms();
 	if (outbox_recover(d.outbox) != STORE_OK || store_commit(d.store) != STORE_OK ||
 	    watch_rebuild(d.watch, cfg, loop_wall_ms() / 1000) != STORE_OK ||
@@ -586,6 +727,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 	loop_timer_init(&d.digest_timer, daemon_digest_cb, &d);
 	loop_timer_init(&d.pause_timer, daemon_pause_cb, &d);
 	loop_timer_init(&d.broker_timer, daemon_broker_cb, &d);
+	loop_timer_init(&d.prune_timer, daemon_prune_cb, &d);
 	d.grace_until_ms = loop_now_ms(d.loop) + cfg->alerts.startup_grace_s * 1000;
 	daemon_arm_deadline(&d);
 	daemon_arm_digest(&d);
@@ -594,6 +736,9 @@ int daemon_run(const char *config_path, struct config *cfg)
 	deliver_kick(d.deliver);
 	loop_timer_arm(d.loop, &d.housekeeping_timer, HOUSEKEEPING_MS);
 	loop_timer_arm(d.loop, &d.status_timer, STATUS_INTERVAL_MS);
+	/* The first run starts in the first pass, after the broker connection
+	 * is under way: a backlog never delays start-up. */
+	loop_timer_arm(d.loop, &d.prune_timer, 0);
 #ifdef HAVE_SYSTEMD
 	uint64_t usec;
 	if (sd_watchdog_enabled(0, &usec) > 0) {
@@ -628,6 +773,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 	         (unsigned long long)d.stats.stored, (unsigned long long)d.stats.duplicates,
 	         (unsigned long long)d.stats.rejected);
 out:
+	store_prune_free(d.prune);
 	deliver_free(d.deliver);
 	watch_free(d.watch);
 	alert_free(d.alert);
