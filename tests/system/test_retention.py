@@ -3,6 +3,7 @@ running, alerts a sink may still get stay, and `rejected` keeps its cap
 under a flood. Back-dated rows are written straight into the database file
 (SQL, as a year of history would look) before the daemon starts."""
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -102,9 +103,12 @@ class Probe(threading.Thread):
         self.latencies = []
         self.errors = []
         self.last_id = 0
+        self.last_seen = 0
+        self.max_gap = 0  # ms between two looks that found new rows
 
     def run(self):
         con = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
+        self.last_id = con.execute("SELECT coalesce(max(id), 0) FROM event").fetchone()[0]
         while not self.stop.is_set():
             try:
                 rows = con.execute("SELECT id, raw FROM event WHERE id > ? ORDER BY id",
@@ -119,6 +123,10 @@ class Probe(threading.Thread):
                 doc = json.loads(raw)
                 if str(doc.get("id", "")).startswith(self.prefix):
                     self.latencies.append(seen - doc["sent_ms"])
+            if rows:
+                if self.last_seen:
+                    self.max_gap = max(self.max_gap, seen - self.last_seen)
+                self.last_seen = seen
             time.sleep(0.005)
         con.close()
 
@@ -157,16 +165,23 @@ def test_large_backlog_does_not_stall_ingest(make_daemon, broker):
     p99 = lat[int(len(lat) * 0.99)]
     print(f"pruned {removed} rows in {took} ms, {steps} steps, longest step {longest} ms; "
           f"{len(lat)} live messages stored meanwhile, publish->seen p50 "
-          f"{lat[len(lat) // 2]:.0f} ms, p99 {p99:.0f} ms, max {lat[-1]:.0f} ms")
+          f"{lat[len(lat) // 2]:.0f} ms, p99 {p99:.0f} ms, max {lat[-1]:.0f} ms; "
+          f"longest gap between commits seen {probe.max_gap:.0f} ms")
     assert removed == n_old
     assert probe.is_alive() is False and len(probe.errors) < 100, probe.errors[:5]
     assert len(lat) > rate  # ingest really ran alongside
     # Generous bounds (the suite also runs under ASan on 2 shared cores):
     # the point is "no stall", i.e. nothing like the seconds a single
     # DELETE of a million rows holds the lock.
-    assert longest < 500
-    assert lat[-1] < 2000
+    assert longest < 1000
+    assert lat[-1] < 2500
+    assert probe.max_gap < 2500
     assert d.stop() == 0
+    # The new file (auto_vacuum=INCREMENTAL) gave the space back: the
+    # million rows took about 150 MB.
+    size = os.path.getsize(d.db)
+    print(f"database file after pruning: {size} bytes")
+    assert size < 16 * 1024 * 1024
 
 
 def test_rejected_cap_holds_under_a_flood(make_daemon, broker):
