@@ -2,8 +2,11 @@
  * store tests on real SQLite files: schema and WAL, the single-writer lock,
  * dedup, bounded rejected payloads, the size cap as a retryable failure,
  * refusal of a schema newer than the binary, a WAL that stays bounded
- * under sustained writes, and emptying the WAL after a failed batch
- * without waiting for a reader.
+ * under sustained writes, emptying the WAL after a failed batch
+ * without waiting for a reader, and retention: what goes and what stays
+ * (pending deliveries, the alerts read back at start), the rejected cap,
+ * and a file that stops growing over fill/prune cycles in both auto_vacuum
+ * modes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
