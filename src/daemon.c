@@ -142,7 +142,10 @@ static void daemon_system(struct daemon *d, const char *condition, bool recovere
 	char *text, *doc;
 	int64_t now = loop_wall_ms() / 1000;
 
-	log_errx("%s%s", recovered ? "back to normal: " : "SYSTEM ALERT: ", en);
+	if (recovered)
+		log_notice("system back to normal: %s", en);
+	else
+		log_errx("SYSTEM ALERT: %s", en);
 	if (alert_system_render(d->alert, condition, recovered, zh, en, now, &text, &doc) < 0 ||
 	    deliver_hold(d->deliver, CONFIG_KIND_SYSTEM, now, text, doc, d->storage_down) < 0)
 		log_errx("system alert: out of memory; it is only in this log");
@@ -460,7 +463,8 @@ static void daemon_on_dropped(void *arg, const void *payload, size_t len)
 		 * our time are not ours to report. */
 		d->dropped_known = true;
 		d->dropped_seen = v;
-		log_info("mqtt: the broker reports %lld messages dropped since it started; "
+		log_info("mqtt: the broker reports %lld messages dropped since it started (its "
+		         "max_queued_messages and max_queued_bytes are not visible to clients); "
 		         "a rise raises a system alert", v);
 		return;
 	}
