@@ -124,9 +124,14 @@ static void daemon_notify(const char *state)
 static void daemon_rebuild(struct daemon *d);
 static void daemon_system_tick(struct daemon *d);
 
-static enum timefmt_lang daemon_lang(const struct daemon *d)
+/* timefmt_duration, but a short system_after or outage in seconds rather
+ * than "under 1m". */
+static void daemon_span(int64_t secs, enum timefmt_lang lang, char *buf, size_t len)
 {
-	return strcmp(d->cfg->alerts.language, "en") == 0 ? TIMEFMT_EN : TIMEFMT_ZH;
+	if (secs < 60)
+		snprintf(buf, len, lang == TIMEFMT_ZH ? "%lld秒" : "%llds", (long long)secs);
+	else
+		timefmt_duration(secs, lang, buf, len);
 }
 
 /*
@@ -206,15 +211,17 @@ static void daemon_storage_confirm(struct daemon *d)
 		d->storage_down = false;
 		d->storage_backoff_ms = STORAGE_BACKOFF_MIN_MS;
 		if (d->storage_alerted) {
-			char dur[TIMEFMT_MAX], zh[512], en[512];
+			char dz[TIMEFMT_MAX], de[TIMEFMT_MAX], zh[512], en[512];
+			/* Not writable from the first failure to the last one. */
+			int64_t down = (d->storage_failed_at_ms - d->storage_down_ms) / 1000;
 			d->storage_alerted = false;
-			timefmt_duration((loop_now_ms(d->loop) - d->storage_down_ms) / 1000,
-			                 daemon_lang(d), dur, sizeof(dur));
-			snprintf(zh, sizeof(zh), "数据库 %s 已恢复正常（约 %s 无法写入），设备上报继续接收，"
-			         "未丢失消息。", d->cfg->storage.path, dur);
-			snprintf(en, sizeof(en), "the database %s is writable again after about %s; "
-			         "device reports are being received, none was lost.",
-			         d->cfg->storage.path, dur);
+			daemon_span(down, TIMEFMT_ZH, dz, sizeof(dz));
+			daemon_span(down, TIMEFMT_EN, de, sizeof(de));
+			snprintf(zh, sizeof(zh), "数据库 %s 已恢复正常（约 %s 无法写入），设备上报继续接收。",
+			         d->cfg->storage.path, dz);
+			snprintf(en, sizeof(en), "the database %s is writable again (it was not for "
+			         "about %s); device reports are being received again.",
+			         d->cfg->storage.path, de);
 			daemon_system(d, "storage", true, zh, en);
 		}
 	}
@@ -389,8 +396,8 @@ static void daemon_broker_cb(void *arg)
 		return;
 	d->broker_alerted = true;
 	char zh[512], en[512], dz[TIMEFMT_MAX], de[TIMEFMT_MAX];
-	timefmt_duration(d->cfg->alerts.system_after_s, TIMEFMT_ZH, dz, sizeof(dz));
-	timefmt_duration(d->cfg->alerts.system_after_s, TIMEFMT_EN, de, sizeof(de));
+	daemon_span(d->cfg->alerts.system_after_s, TIMEFMT_ZH, dz, sizeof(dz));
+	daemon_span(d->cfg->alerts.system_after_s, TIMEFMT_EN, de, sizeof(de));
 	snprintf(zh, sizeof(zh), "巡查系统已超过 %s 无法连接 MQTT 服务器 %s:%d，设备上报暂时无法接收。",
 	         dz, d->cfg->mqtt.host, d->cfg->mqtt.port);
 	snprintf(en, sizeof(en), "gridpatrold cannot reach the MQTT broker %s:%d for over %s; "
@@ -431,8 +438,8 @@ static void daemon_dropped_check(struct daemon *d)
 	if (d->dropped_episode && d->dropped_unreported == 0 &&
 	    now - d->dropped_rise_ms >= DROPPED_QUIET_MS) {
 		char zh[512], en[512], dz[TIMEFMT_MAX], de[TIMEFMT_MAX];
-		timefmt_duration(DROPPED_QUIET_MS / 1000, TIMEFMT_ZH, dz, sizeof(dz));
-		timefmt_duration(DROPPED_QUIET_MS / 1000, TIMEFMT_EN, de, sizeof(de));
+		daemon_span(DROPPED_QUIET_MS / 1000, TIMEFMT_ZH, dz, sizeof(dz));
+		daemon_span(DROPPED_QUIET_MS / 1000, TIMEFMT_EN, de, sizeof(de));
 		snprintf(zh, sizeof(zh), "MQTT 服务器 %s:%d 已 %s 没有再丢弃消息，恢复正常（本次共丢弃 %lld 条）。",
 		         d->cfg->mqtt.host, d->cfg->mqtt.port, dz, (long long)d->dropped_total);
 		snprintf(en, sizeof(en), "the MQTT broker %s:%d has dropped no messages for %s; "
@@ -629,8 +636,8 @@ static void daemon_on_connected(void *arg)
 	if (d->broker_alerted) {
 		char zh[512], en[512], dz[TIMEFMT_MAX], de[TIMEFMT_MAX];
 		int64_t down = (d->connected_ms - d->broker_down_ms) / 1000;
-		timefmt_duration(down, TIMEFMT_ZH, dz, sizeof(dz));
-		timefmt_duration(down, TIMEFMT_EN, de, sizeof(de));
+		daemon_span(down, TIMEFMT_ZH, dz, sizeof(dz));
+		daemon_span(down, TIMEFMT_EN, de, sizeof(de));
 		snprintf(zh, sizeof(zh), "已重新连接 MQTT 服务器 %s:%d，恢复正常（中断约 %s），"
 		         "设备上报继续接收。", d->cfg->mqtt.host, d->cfg->mqtt.port, dz);
 		snprintf(en, sizeof(en), "reconnected to the MQTT broker %s:%d after about %s; "
