@@ -96,7 +96,7 @@ struct daemon {
 	bool storage_down;
 	int64_t storage_down_ms;      /* monotonic, first failure of this outage */
 	bool storage_alerted;         /* a `system` alert for this outage was raised */
-	bool storage_probe;           /* retry due: writing held alerts is the probe */
+	bool storage_probe;           /* retry due: held alerts and due deadlines write (a probe) */
 	int64_t storage_failed_at_ms; /* monotonic, last failure */
 	bool storage_committed;       /* a batch committed since that failure */
 	int64_t storage_backoff_ms;
@@ -329,7 +329,10 @@ static void daemon_batch_status(struct daemon *d, enum store_status st)
 static void daemon_deadline_cb(void *arg)
 {
 	struct daemon *d = arg;
-	if (d->batch_failed || d->storage_down || d->need_rebuild) {
+	/* While failing, only when a retry is due: the overdue alert whose
+	 * write failed may be the only write there is to prove the database
+	 * writable again (no message to redeliver). */
+	if (d->batch_failed || (d->storage_down && !d->storage_probe) || d->need_rebuild) {
 		daemon_arm_deadline(d);
 		return;
 	}
