@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,8 @@
 /* Not writable this long (no commit since the first failure) is a
  * `system` alert: a blip that the next batch rides over is not news. */
 #define STORAGE_ALERT_MS 5000
+/* This much more free space than at the failure wakes the retry early. */
+#define STORAGE_WAKE_BYTES (256 * 1024)
 /* A nearly full database still takes the odd small batch; call it healthy
  * only after this long without a failure, so the log says "not writable"
  * once per outage instead of flapping with every batch that happens to fit. */
@@ -98,6 +101,7 @@ struct daemon {
 	bool storage_alerted;         /* a `system` alert for this outage was raised */
 	bool storage_probe;           /* retry due: held alerts and due deadlines write (a probe) */
 	int64_t storage_failed_at_ms; /* monotonic, last failure */
+	int64_t storage_free;         /* bytes free on its filesystem then, or -1 */
 	bool storage_committed;       /* a batch committed since that failure */
 	int64_t storage_backoff_ms;
 	struct loop_timer storage_timer, status_timer, housekeeping_timer;
@@ -158,6 +162,15 @@ static void daemon_system(struct daemon *d, const char *condition, bool recovere
 	free(doc);
 }
 
+/* Space available to the database's filesystem, or -1. */
+static int64_t daemon_free_bytes(const struct daemon *d)
+{
+	struct statvfs sv;
+	if (statvfs(d->cfg->storage.path, &sv) < 0)
+		return -1;
+	return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+}
+
 static void daemon_storage_failed(struct daemon *d, enum store_status st)
 {
 	store_rollback(d->store);
@@ -178,6 +191,7 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 	d->storage_failed_at_ms = loop_now_ms(d->loop);
 	d->storage_committed = false;
 	d->storage_probe = false;
+	d->storage_free = daemon_free_bytes(d);
 	if (!d->storage_down) {
 		log_errx("DATABASE NOT WRITABLE (%s): %s; stopped consuming from the broker, "
 		         "nothing was acknowledged, will retry", d->cfg->storage.path,
@@ -504,6 +518,17 @@ static void daemon_on_dropped(void *arg, const void *payload, size_t len)
 static void daemon_system_tick(struct daemon *d)
 {
 	int64_t now = loop_now_ms(d->loop);
+
+	/* Space came back (a log rotated, a file deleted): retry now rather
+	 * than at the end of the backoff. */
+	if (d->storage_down && d->storage_timer.armed && d->storage_free >= 0) {
+		int64_t free_now = daemon_free_bytes(d);
+		if (free_now > d->storage_free + STORAGE_WAKE_BYTES) {
+			log_debug("database: %lld bytes free again; retrying now", (long long)free_now);
+			d->storage_free = free_now;
+			loop_timer_arm(d->loop, &d->storage_timer, 0);
+		}
+	}
 
 	if (d->storage_down && !d->storage_committed && !d->storage_alerted &&
 	    now - d->storage_down_ms >= STORAGE_ALERT_MS) {
