@@ -191,7 +191,6 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 	d->storage_failed_at_ms = loop_now_ms(d->loop);
 	d->storage_committed = false;
 	d->storage_probe = false;
-	d->storage_free = daemon_free_bytes(d);
 	if (!d->storage_down) {
 		log_errx("DATABASE NOT WRITABLE (%s): %s; stopped consuming from the broker, "
 		         "nothing was acknowledged, will retry", d->cfg->storage.path,
@@ -208,6 +207,8 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 		log_debug("write-ahead log checkpointed and emptied for the retry");
 	else
 		log_debug("could not empty the write-ahead log: %s", store_errmsg(d->store));
+	/* After the checkpoint: the space it gave back is no reason to wake. */
+	d->storage_free = daemon_free_bytes(d);
 	mqtt_abort(d->mqtt, 0);
 	mqtt_hold(d->mqtt, true);
 	loop_timer_arm(d->loop, &d->storage_timer, d->storage_backoff_ms);
