@@ -130,6 +130,7 @@ struct dheld {
 	int64_t created_ms;
 	char *text, *doc;       /* doc: the alert's object, without alert_id */
 	bool writing;           /* in the open batch, not committed yet */
+	bool untried;           /* no tries before the caller's write fails */
 	size_t n_sinks;
 	struct dheld_sink *sinks;
 };
@@ -871,7 +872,7 @@ static struct dheld_sink *deliver_held_next(struct dsink *ds, struct dheld **whi
 
 	for (size_t i = 0; i < d->n_held; i++) {
 		struct dheld *h = d->held[i];
-		if (h->writing)
+		if (h->writing || h->untried)
 			continue;
 		for (size_t j = 0; j < h->n_sinks; j++) {
 			struct dheld_sink *hs = &h->sinks[j];
@@ -1056,6 +1057,7 @@ int deliver_hold(struct deliver *d, unsigned kind, int64_t at, const char *text,
 		goto fail;
 	h->kind = kind;
 	h->at = at;
+	h->untried = !try_now;
 	h->created_ms = loop_wall_ms();
 	if (h->created_ms <= d->last_held_ms)
 		h->created_ms = d->last_held_ms + 1;
@@ -1143,6 +1145,8 @@ void deliver_held_committed(struct deliver *d, bool committed)
 			continue;
 		}
 		h->writing = false;
+		if (!committed)
+			h->untried = false;
 		d->held[k++] = h;
 	}
 	d->n_held = k;
