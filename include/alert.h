@@ -43,7 +43,16 @@ enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
                                  int64_t event_id, int64_t now, bool *queued);
 /* The day's coverage so far, for the day containing now. */
 enum store_status alert_digest(struct alert *a, int64_t now);
-enum store_status alert_system(struct alert *a, const char *what_zh, const char *what_en,
-                               int64_t now);
+/* The daemon's own trouble (`condition`: "broker", "storage", "dropped"),
+ * or with recovered its end ("back to normal"). what_zh/what_en are the
+ * sentences after the 【系统告警】/[System] tag. */
+enum store_status alert_system(struct alert *a, const char *condition, bool recovered,
+                               const char *what_zh, const char *what_en, int64_t now);
+/* The same alert's text and JSON document (malloc'd) without writing
+ * anything, for delivery from memory when the database cannot be written.
+ * Returns -1 when out of memory. */
+int alert_system_render(struct alert *a, const char *condition, bool recovered,
+                        const char *what_zh, const char *what_en, int64_t now,
+                        char **text, char **doc);
 
 #endif

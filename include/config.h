@@ -129,6 +129,7 @@ struct config {
 		int daily_digest_min;    /* minutes of day, -1 = no digest (default 20:00) */
 		char *language;          /* "zh-CN" (default) or "en" */
 		int64_t startup_grace_s; /* 5m */
+		int64_t system_after_s;  /* 10m: broker unreachable → system alert */
 		int64_t retry_min_s;     /* 10s */
 		int64_t retry_max_s;     /* 30m */
 		int64_t give_up_after_s; /* 24h */

@@ -49,6 +49,23 @@ void deliver_on_published(struct deliver *d, int mid);
 void deliver_shutdown(struct deliver *d, int timeout_ms);
 /* (Outcomes of tries that end during deliver_shutdown are written into the
  * open batch: the caller commits after it returns.) */
+/* Held alerts: a `system` alert raised while the database cannot be
+ * written is kept here and tried from memory on every exec sink whose
+ * kinds include it (delivery_id "<sink>-m<raise time, ms>"; "alert_id" is
+ * null in its document), with the usual backoff and give-up, even while
+ * outbox tries are paused. Without try_now the first try waits for
+ * deliver_held_committed(false): the caller means to write it at once
+ * and it then goes out through the outbox like any alert. Returns -1 when
+ * out of memory. */
+int deliver_hold(struct deliver *d, unsigned kind, int64_t at, const char *text,
+                 const char *doc, bool try_now);
+size_t deliver_held_count(const struct deliver *d);
+/* Write the held alerts whose tries are not running into the open batch
+ * (alert, delivery and outbox rows in the state memory reached), then
+ * tell deliver_held_committed whether that batch committed: only then are
+ * they forgotten. */
+enum store_status deliver_write_held(struct deliver *d);
+void deliver_held_committed(struct deliver *d, bool committed);
 /* Tries currently running (for tests and status). */
 int deliver_running(const struct deliver *d);
 

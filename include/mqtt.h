@@ -25,7 +25,12 @@ struct mqtt_handlers {
 	void (*connected)(void *arg);     /* CONNACK accepted, subscribed */
 	void (*disconnected)(void *arg);
 	void (*published)(void *arg, int mid); /* PUBACK for our QoS 1 publish */
+	/* The broker's $SYS/broker/publish/messages/dropped counter (payload
+	 * as sent: decimal text). Never passed to `message`. */
+	void (*dropped)(void *arg, const void *payload, size_t len);
 };
+
+#define MQTT_SYS_DROPPED "$SYS/broker/publish/messages/dropped"
 
 /* Builds the client from cfg->mqtt (credentials, TLS, protocol, will).
  * Returns NULL with a message in err. cfg must outlive the client. */

@@ -72,6 +72,27 @@ enum store_status outbox_add(struct outbox *o, const struct config *cfg,
                              const struct outbox_alert *a, int64_t now_ms,
                              int64_t *alert_id);
 
+/* What a sink made of an alert delivered from memory while the database
+ * could not be written (deliver's held alerts). */
+enum outbox_held_state { OUTBOX_HELD_PENDING, OUTBOX_HELD_DELIVERED, OUTBOX_HELD_EXPIRED };
+struct outbox_held {
+	const char *sink;
+	enum outbox_held_state state;
+	int tries;              /* failed tries so far */
+	int64_t next_ms;        /* pending: the next try */
+	int64_t done_ms;        /* delivered/expired: when */
+	const char *last_error; /* NULL: none */
+};
+
+/* outbox_add for an alert that was raised (at now_ms) and tried from
+ * memory: a sink named in held gets a delivery row in that state —
+ * 'delivered' rows are never tried again, 'pending' ones carry on with
+ * their tries and backoff — the other sinks get a delivery as usual. */
+enum store_status outbox_add_held(struct outbox *o, const struct config *cfg,
+                                  const struct outbox_alert *a, int64_t now_ms,
+                                  const struct outbox_held *held, size_t n_held,
+                                  int64_t *alert_id);
+
 /* The next pending delivery of `sink` whose next_ms <= now_ms (oldest
  * first), fully assembled. *found false when none. Free with
  * outbox_delivery_clear. */

@@ -676,14 +676,55 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 	return alert_emit(a, &oa, doc, now);
 }
 
-enum store_status alert_system(struct alert *a, const char *what_zh, const char *what_en,
-                               int64_t now)
+/* The daemon's own trouble: no cell, no workers; `condition` names which
+ * (broker, storage, dropped) so a bridge can tell an alert from its end. */
+static json_t *alert_system_doc(struct alert *a, const char *condition, bool recovered,
+                                const char *what_zh, const char *what_en, int64_t now,
+                                char *text, size_t textlen)
 {
-	char text[ALERT_TEXT_MAX] = "";
+	text[0] = '\0';
 	if (alert_lang(a) == TIMEFMT_ZH)
-		alert_cat(text, sizeof(text), "【系统告警】%s", what_zh);
+		alert_cat(text, textlen, "%s%s", recovered ? "【系统恢复】" : "【系统告警】", what_zh);
 	else
-		alert_cat(text, sizeof(text), "[System] %s", what_en);
+		alert_cat(text, textlen, "%s%s", recovered ? "[System back to normal] " : "[System] ",
+		          what_en);
+	json_t *doc = alert_doc("system", NULL, now);
+	if (doc) {
+		json_object_set_new(doc, "condition", json_string(condition));
+		json_object_set_new(doc, "recovered", json_boolean(recovered));
+	}
+	return doc;
+}
+
+enum store_status alert_system(struct alert *a, const char *condition, bool recovered,
+                               const char *what_zh, const char *what_en, int64_t now)
+{
+	char text[ALERT_TEXT_MAX];
+	json_t *doc = alert_system_doc(a, condition, recovered, what_zh, what_en, now, text,
+	                               sizeof(text));
 	struct outbox_alert oa = { .kind = CONFIG_KIND_SYSTEM, .at = now, .text = text };
-	return alert_emit(a, &oa, alert_doc("system", NULL, now), now);
+	return alert_emit(a, &oa, doc, now);
+}
+
+int alert_system_render(struct alert *a, const char *condition, bool recovered,
+                        const char *what_zh, const char *what_en, int64_t now,
+                        char **text, char **doc)
+{
+	char buf[ALERT_TEXT_MAX];
+	json_t *j = alert_system_doc(a, condition, recovered, what_zh, what_en, now, buf,
+	                             sizeof(buf));
+	*text = *doc = NULL;
+	if (!j)
+		return -1;
+	json_object_set_new(j, "text", json_string(buf));
+	*doc = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(j);
+	*text = strdup(buf);
+	if (!*doc || !*text) {
+		free(*doc);
+		free(*text);
+		*text = *doc = NULL;
+		return -1;
+	}
+	return 0;
 }

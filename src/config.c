@@ -2386,6 +2386,9 @@ v_alerts(struct ctx *c, const struct node *m)
 		} else if (key_is(k, "startup_grace")) {
 			get_dur(c, v, "startup_grace",
 			        &cfg->alerts.startup_grace_s);
+		} else if (key_is(k, "system_after")) {
+			get_dur_pos(c, v, "system_after",
+			            &cfg->alerts.system_after_s);
 		} else if (key_is(k, "retry")) {
 			v_retry(c, v);
 		} else {
@@ -2492,6 +2495,7 @@ config_new(struct ctx *c, const char *path)
 	cfg->alerts.daily_digest_min = 20 * 60;
 	cfg->alerts.language = xstrdup(c, "zh-CN");
 	cfg->alerts.startup_grace_s = 5 * 60;
+	cfg->alerts.system_after_s = 10 * 60;
 	cfg->alerts.retry_min_s = 10;
 	cfg->alerts.retry_max_s = 30 * 60;
 	cfg->alerts.give_up_after_s = 24 * 3600;

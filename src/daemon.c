@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,10 +33,19 @@
 #include "msg.h"
 #include "outbox.h"
 #include "store.h"
+#include "timefmt.h"
 #include "watch.h"
 
 #define STORAGE_BACKOFF_MIN_MS 1000
-#define STORAGE_BACKOFF_MAX_MS 30000
+/* Each retry is one reconnect and one redelivered batch, cheap next to a
+ * village's reports waiting on the broker: once space returns, consuming
+ * resumes within this. */
+#define STORAGE_BACKOFF_MAX_MS 5000
+/* Not writable this long (no commit since the first failure) is a
+ * `system` alert: a blip that the next batch rides over is not news. */
+#define STORAGE_ALERT_MS 5000
+/* This much more free space than at the failure wakes the retry early. */
+#define STORAGE_WAKE_BYTES (256 * 1024)
 /* A nearly full database still takes the odd small batch; call it healthy
  * only after this long without a failure, so the log says "not writable"
  * once per outage instead of flapping with every batch that happens to fit. */
@@ -44,8 +54,13 @@
 #define HOUSEKEEPING_MS 5000
 /* The CLI's pause/resume is picked up within this (SPEC: "within seconds"). */
 #define PAUSE_POLL_MS 1000
-/* The broker being unreachable this long is a `system` alert. */
-#define BROKER_ALERT_MS (10 * 60 * 1000)
+/* The broker's dropped-messages counter: one alert per rise, then at most
+ * one more per DROPPED_REALERT_MS while it keeps rising; the episode ends
+ * (a recovery) after DROPPED_QUIET_MS without a rise. */
+#define DROPPED_REALERT_MS (30 * 60 * 1000)
+#define DROPPED_QUIET_MS (10 * 60 * 1000)
+/* No $SYS value this long after connecting: say drops cannot be seen. */
+#define DROPPED_UNKNOWN_MS 30000
 /* Re-check deadlines at least this often, so a wall-clock step (NTP after
  * a cold boot without RTC) is noticed without waiting for a stale timer. */
 #define DEADLINE_RECHECK_MS 30000
@@ -83,6 +98,8 @@ struct daemon {
 	int64_t grace_until_ms;    /* monotonic: no overdue alerts before this */
 	int64_t data_version;
 	bool broker_alerted;
+	int64_t broker_down_ms;       /* monotonic: since when unreachable */
+	int64_t connected_ms;         /* monotonic: last CONNACK */
 	struct loop_timer deadline_timer, digest_timer, pause_timer, broker_timer;
 
 	/* The open batch. Counters move to `stats` only once it commits. */
@@ -91,7 +108,11 @@ struct daemon {
 	struct daemon_stats pending, stats;
 
 	bool storage_down;
+	int64_t storage_down_ms;      /* monotonic, first failure of this outage */
+	bool storage_alerted;         /* a `system` alert for this outage was raised */
+	bool storage_probe;           /* retry due: held alerts and due deadlines write (a probe) */
 	int64_t storage_failed_at_ms; /* monotonic, last failure */
+	int64_t storage_free;         /* bytes free on its filesystem then, or -1 */
 	bool storage_committed;       /* a batch committed since that failure */
 	int64_t storage_backoff_ms;
 	struct loop_timer storage_timer, status_timer, housekeeping_timer;
@@ -106,6 +127,13 @@ struct daemon {
 	struct store_prune_counts prune_counts; /* this run so far */
 	int64_t prune_started_ms, prune_longest_ms;
 	int prune_steps;
+
+	/* $SYS/broker/publish/messages/dropped */
+	bool dropped_known, dropped_warned, dropped_episode, dropped_alerted;
+	int64_t dropped_seen;         /* last value */
+	int64_t dropped_unreported;   /* rise not yet in an alert */
+	int64_t dropped_total;        /* rise in this episode */
+	int64_t dropped_rise_ms, dropped_alert_ms; /* monotonic */
 };
 
 static void daemon_notify(const char *state)
@@ -118,6 +146,50 @@ static void daemon_notify(const char *state)
 }
 
 static void daemon_rebuild(struct daemon *d);
+static void daemon_system_tick(struct daemon *d);
+
+/* timefmt_duration, but a short system_after or outage in seconds rather
+ * than "under 1m". */
+static void daemon_span(int64_t secs, enum timefmt_lang lang, char *buf, size_t len)
+{
+	if (secs < 60)
+		snprintf(buf, len, lang == TIMEFMT_ZH ? "%lld秒" : "%llds", (long long)secs);
+	else
+		timefmt_duration(secs, lang, buf, len);
+}
+
+/*
+ * Every `system` alert starts in memory (deliver_hold) and is written to
+ * the database by the check hook of the same pass: with a healthy database
+ * it is then an ordinary outbox alert. If that write or its commit fails —
+ * or the database is already known to be failing — it stays in memory and
+ * goes to the exec sinks from there, and is written once a commit works.
+ */
+static void daemon_system(struct daemon *d, const char *condition, bool recovered,
+                          const char *zh, const char *en)
+{
+	char *text, *doc;
+	int64_t now = loop_wall_ms() / 1000;
+
+	if (recovered)
+		log_notice("system back to normal: %s", en);
+	else
+		log_errx("SYSTEM ALERT: %s", en);
+	if (alert_system_render(d->alert, condition, recovered, zh, en, now, &text, &doc) < 0 ||
+	    deliver_hold(d->deliver, CONFIG_KIND_SYSTEM, now, text, doc, d->storage_down) < 0)
+		log_errx("system alert: out of memory; it is only in this log");
+	free(text);
+	free(doc);
+}
+
+/* Space available to the database's filesystem, or -1. */
+static int64_t daemon_free_bytes(const struct daemon *d)
+{
+	struct statvfs sv;
+	if (statvfs(d->cfg->storage.path, &sv) < 0)
+		return -1;
+	return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+}
 
 static void daemon_storage_failed(struct daemon *d, enum store_status st)
 {
@@ -138,19 +210,25 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 	d->stats.storage_failures++;
 	d->storage_failed_at_ms = loop_now_ms(d->loop);
 	d->storage_committed = false;
+	d->storage_probe = false;
 	if (!d->storage_down) {
 		log_errx("DATABASE NOT WRITABLE (%s): %s; stopped consuming from the broker, "
 		         "nothing was acknowledged, will retry", d->cfg->storage.path,
 		         store_errmsg(d->store));
 		daemon_notify("STATUS=database not writable; consuming paused");
 		d->storage_down = true;
+		d->storage_down_ms = d->storage_failed_at_ms;
 	} else {
 		log_debug("database still not writable: %s", store_errmsg(d->store));
 	}
+	/* System alerts meant for this batch go out from memory instead. */
+	deliver_held_committed(d->deliver, false);
 	if (store_reclaim(d->store) == STORE_OK)
 		log_debug("write-ahead log checkpointed and emptied for the retry");
 	else
 		log_debug("could not empty the write-ahead log: %s", store_errmsg(d->store));
+	/* After the checkpoint: the space it gave back is no reason to wake. */
+	d->storage_free = daemon_free_bytes(d);
 	mqtt_abort(d->mqtt, 0);
 	mqtt_hold(d->mqtt, true);
 	loop_timer_arm(d->loop, &d->storage_timer, d->storage_backoff_ms);
@@ -167,12 +245,27 @@ static void daemon_storage_confirm(struct daemon *d)
 		daemon_notify("STATUS=running");
 		d->storage_down = false;
 		d->storage_backoff_ms = STORAGE_BACKOFF_MIN_MS;
+		if (d->storage_alerted) {
+			char dz[TIMEFMT_MAX], de[TIMEFMT_MAX], zh[512], en[512];
+			/* Not writable from the first failure to the last one. */
+			int64_t down = (d->storage_failed_at_ms - d->storage_down_ms) / 1000;
+			d->storage_alerted = false;
+			daemon_span(down, TIMEFMT_ZH, dz, sizeof(dz));
+			daemon_span(down, TIMEFMT_EN, de, sizeof(de));
+			snprintf(zh, sizeof(zh), "数据库 %s 已恢复正常（约 %s 无法写入），设备上报继续接收。",
+			         d->cfg->storage.path, dz);
+			snprintf(en, sizeof(en), "the database %s is writable again (it was not for "
+			         "about %s); device reports are being received again.",
+			         d->cfg->storage.path, de);
+			daemon_system(d, "storage", true, zh, en);
+		}
 	}
 }
 
 static void daemon_storage_retry(void *arg)
 {
 	struct daemon *d = arg;
+	d->storage_probe = true;
 	/* The real test of writability is the next batch: reconnect and let
 	 * the broker redeliver. If it fails again we are back here later. */
 	mqtt_hold(d->mqtt, false);
@@ -271,7 +364,10 @@ static void daemon_batch_status(struct daemon *d, enum store_status st)
 static void daemon_deadline_cb(void *arg)
 {
 	struct daemon *d = arg;
-	if (d->batch_failed || d->storage_down || d->need_rebuild) {
+	/* While failing, only when a retry is due: the overdue alert whose
+	 * write failed may be the only write there is to prove the database
+	 * writable again (no message to redeliver). */
+	if (d->batch_failed || (d->storage_down && !d->storage_probe) || d->need_rebuild) {
 		daemon_arm_deadline(d);
 		return;
 	}
@@ -327,6 +423,7 @@ static void daemon_pause_cb(void *arg)
 			log_warnx("reading pauses: %s", store_errmsg(d->store));
 		daemon_arm_deadline(d);
 	}
+	daemon_system_tick(d);
 	loop_timer_arm(d->loop, &d->pause_timer, PAUSE_POLL_MS);
 }
 
@@ -336,19 +433,145 @@ static void daemon_broker_cb(void *arg)
 	if (mqtt_connected(d->mqtt) || d->broker_alerted)
 		return;
 	d->broker_alerted = true;
-	char zh[512], en[512];
-	snprintf(zh, sizeof(zh), "巡查系统已超过 %d 分钟无法连接 MQTT 服务器 %s:%d，设备上报暂时无法接收。",
-	         BROKER_ALERT_MS / 60000, d->cfg->mqtt.host, d->cfg->mqtt.port);
-	snprintf(en, sizeof(en), "gridpatrold cannot reach the MQTT broker %s:%d for over %d minutes; "
-	         "device reports are not being received.", d->cfg->mqtt.host, d->cfg->mqtt.port,
-	         BROKER_ALERT_MS / 60000);
-	log_errx("%s", en);
-	enum store_status st = store_begin(d->store);
-	if (st == STORE_OK)
-		st = alert_system(d->alert, zh, en, loop_wall_ms() / 1000);
-	if (st == STORE_OK)
-		d->alerts_queued = true;
-	daemon_batch_status(d, st);
+	char zh[512], en[512], dz[TIMEFMT_MAX], de[TIMEFMT_MAX];
+	daemon_span(d->cfg->alerts.system_after_s, TIMEFMT_ZH, dz, sizeof(dz));
+	daemon_span(d->cfg->alerts.system_after_s, TIMEFMT_EN, de, sizeof(de));
+	snprintf(zh, sizeof(zh), "巡查系统已超过 %s 无法连接 MQTT 服务器 %s:%d，设备上报暂时无法接收。",
+	         dz, d->cfg->mqtt.host, d->cfg->mqtt.port);
+	snprintf(en, sizeof(en), "gridpatrold cannot reach the MQTT broker %s:%d for over %s; "
+	         "device reports are not being received.", d->cfg->mqtt.host, d->cfg->mqtt.port, de);
+	daemon_system(d, "broker", false, zh, en);
+}
+
+static void daemon_dropped_alert(struct daemon *d)
+{
+	char zh[768], en[768];
+	long long n = (long long)d->dropped_unreported, all = (long long)d->dropped_seen;
+
+	snprintf(zh, sizeof(zh), "MQTT 服务器 %s:%d 丢弃了 %lld 条消息（" MQTT_SYS_DROPPED
+	         " 现为 %lld），设备上报可能已丢失。请在 mosquitto.conf 中调大 "
+	         "max_queued_messages（默认 1000）和 max_queued_bytes，并重启 mosquitto。",
+	         d->cfg->mqtt.host, d->cfg->mqtt.port, n, all);
+	snprintf(en, sizeof(en), "the MQTT broker %s:%d dropped %lld messages (" MQTT_SYS_DROPPED
+	         " is now %lld); device reports may be lost. Raise max_queued_messages "
+	         "(default 1000) and max_queued_bytes in mosquitto.conf and restart mosquitto.",
+	         d->cfg->mqtt.host, d->cfg->mqtt.port, n, all);
+	d->dropped_unreported = 0;
+	d->dropped_alerted = true;
+	d->dropped_alert_ms = loop_now_ms(d->loop);
+	daemon_system(d, "dropped", false, zh, en);
+}
+
+/* Rate limit and end of a dropped-messages episode; called on every rise
+ * and once a second. */
+static void daemon_dropped_check(struct daemon *d)
+{
+	int64_t now = loop_now_ms(d->loop);
+
+	if (d->dropped_unreported > 0 &&
+	    (!d->dropped_alerted || now - d->dropped_alert_ms >= DROPPED_REALERT_MS)) {
+		daemon_dropped_alert(d);
+		return;
+	}
+	if (d->dropped_episode && d->dropped_unreported == 0 &&
+	    now - d->dropped_rise_ms >= DROPPED_QUIET_MS) {
+		char zh[512], en[512], dz[TIMEFMT_MAX], de[TIMEFMT_MAX];
+		daemon_span(DROPPED_QUIET_MS / 1000, TIMEFMT_ZH, dz, sizeof(dz));
+		daemon_span(DROPPED_QUIET_MS / 1000, TIMEFMT_EN, de, sizeof(de));
+		snprintf(zh, sizeof(zh), "MQTT 服务器 %s:%d 已 %s 没有再丢弃消息，恢复正常（本次共丢弃 %lld 条）。",
+		         d->cfg->mqtt.host, d->cfg->mqtt.port, dz, (long long)d->dropped_total);
+		snprintf(en, sizeof(en), "the MQTT broker %s:%d has dropped no messages for %s; "
+		         "back to normal (%lld dropped in all).", d->cfg->mqtt.host,
+		         d->cfg->mqtt.port, de, (long long)d->dropped_total);
+		d->dropped_episode = false;
+		d->dropped_alerted = false;
+		d->dropped_total = 0;
+		daemon_system(d, "dropped", true, zh, en);
+	}
+}
+
+static void daemon_on_dropped(void *arg, const void *payload, size_t len)
+{
+	struct daemon *d = arg;
+	char buf[32], *end;
+
+	if (len == 0 || len >= sizeof(buf))
+		return;
+	memcpy(buf, payload, len);
+	buf[len] = '\0';
+	errno = 0;
+	long long v = strtoll(buf, &end, 10);
+	if (errno || *end || v < 0)
+		return;
+	if (!d->dropped_known) {
+		/* The retained value at the first connect: drops from before
+		 * our time are not ours to report. */
+		d->dropped_known = true;
+		d->dropped_seen = v;
+		log_info("mqtt: the broker reports %lld messages dropped since it started (its "
+		         "max_queued_messages and max_queued_bytes are not visible to clients); "
+		         "a rise raises a system alert", v);
+		return;
+	}
+	if (v < d->dropped_seen) {
+		/* The broker restarted: its counter starts again from 0. */
+		d->dropped_seen = v;
+		return;
+	}
+	if (v == d->dropped_seen)
+		return;
+	/* The counter is the broker's, for all its clients: a rise may be
+	 * another slow subscriber's loss, but the setting to raise is the
+	 * same. Kept across our reconnects, so drops of our queue while we
+	 * were away count too. */
+	log_errx("mqtt: the broker dropped %lld messages (%s %lld -> %lld): raise "
+	         "max_queued_messages and max_queued_bytes in mosquitto.conf",
+	         v - (long long)d->dropped_seen, MQTT_SYS_DROPPED, (long long)d->dropped_seen, v);
+	d->dropped_unreported += v - d->dropped_seen;
+	d->dropped_total += v - d->dropped_seen;
+	d->dropped_seen = v;
+	d->dropped_rise_ms = loop_now_ms(d->loop);
+	d->dropped_episode = true;
+	daemon_dropped_check(d);
+}
+
+/* Once a second: the conditions that raise `system` alerts by lasting. */
+static void daemon_system_tick(struct daemon *d)
+{
+	int64_t now = loop_now_ms(d->loop);
+
+	/* Space came back (a log rotated, a file deleted): retry now rather
+	 * than at the end of the backoff. */
+	if (d->storage_down && d->storage_timer.armed && d->storage_free >= 0) {
+		int64_t free_now = daemon_free_bytes(d);
+		if (free_now > d->storage_free + STORAGE_WAKE_BYTES) {
+			log_debug("database: %lld bytes free again; retrying now", (long long)free_now);
+			d->storage_free = free_now;
+			loop_timer_arm(d->loop, &d->storage_timer, 0);
+		}
+	}
+
+	if (d->storage_down && !d->storage_committed && !d->storage_alerted &&
+	    now - d->storage_down_ms >= STORAGE_ALERT_MS) {
+		char zh[768], en[768];
+		d->storage_alerted = true;
+		snprintf(zh, sizeof(zh), "数据库 %s 无法写入（%s），巡查系统已暂停接收设备上报"
+		         "（消息留在 MQTT 服务器上，恢复后补收）。请检查磁盘空间。",
+		         d->cfg->storage.path, store_errmsg(d->store));
+		snprintf(en, sizeof(en), "the database %s cannot be written (%s); gridpatrold has "
+		         "stopped taking device reports (they wait on the MQTT broker and are taken "
+		         "when it can write again). Check the disk.", d->cfg->storage.path,
+		         store_errmsg(d->store));
+		daemon_system(d, "storage", false, zh, en);
+	}
+	daemon_dropped_check(d);
+	if (mqtt_connected(d->mqtt) && !d->dropped_known && !d->dropped_warned &&
+	    now - d->connected_ms >= DROPPED_UNKNOWN_MS) {
+		d->dropped_warned = true;
+		log_warnx("mqtt: no %s from the broker %lld s after connecting (sys_interval 0, "
+		          "an ACL, or not mosquitto): messages it drops over max_queued_messages "
+		          "cannot be noticed", MQTT_SYS_DROPPED, (long long)DROPPED_UNKNOWN_MS / 1000);
+	}
 }
 
 static void daemon_prune_cb(void *arg)
@@ -467,9 +690,26 @@ static void daemon_check(void *arg)
 		daemon_storage_failed(d, d->batch_status);
 		return;
 	}
+	/* Held alerts join this batch — while the database is failing only
+	 * when a retry is due or a batch got through, so that they do not
+	 * turn every pass into another failure. */
+	bool held = deliver_held_count(d->deliver) > 0 &&
+	            (!d->storage_down || d->storage_probe || d->storage_committed);
+	if (held) {
+		d->storage_probe = false;
+		enum store_status st = deliver_write_held(d->deliver);
+		if (st != STORE_OK) {
+			deliver_held_committed(d->deliver, false);
+			memset(&d->pending, 0, sizeof(d->pending));
+			daemon_storage_failed(d, st);
+			return;
+		}
+	}
 	if (store_in_batch(d->store)) {
 		enum store_status st = store_commit(d->store);
 		if (st != STORE_OK) {
+			if (held)
+				deliver_held_committed(d->deliver, false);
 			memset(&d->pending, 0, sizeof(d->pending));
 			daemon_storage_failed(d, st);
 			return;
@@ -478,6 +718,8 @@ static void daemon_check(void *arg)
 		d->storage_committed = true;
 		daemon_storage_confirm(d);
 	}
+	if (held)
+		deliver_held_committed(d->deliver, true);
 	if (d->pending.rejected && d->cfg->storage.max_rejected > 0)
 		daemon_prune_soon(d, PRUNE_CAP_DELAY_MS);
 	daemon_stats_add(&d->stats, &d->pending);
@@ -547,7 +789,19 @@ static void daemon_on_connected(void *arg)
 	struct daemon *d = arg;
 	/* Devices' queued check-ins arrive first; only then judge deadlines. */
 	d->grace_until_ms = loop_now_ms(d->loop) + d->cfg->alerts.startup_grace_s * 1000;
+	d->connected_ms = loop_now_ms(d->loop);
 	loop_timer_disarm(d->loop, &d->broker_timer);
+	if (d->broker_alerted) {
+		char zh[512], en[512], dz[TIMEFMT_MAX], de[TIMEFMT_MAX];
+		int64_t down = (d->connected_ms - d->broker_down_ms) / 1000;
+		daemon_span(down, TIMEFMT_ZH, dz, sizeof(dz));
+		daemon_span(down, TIMEFMT_EN, de, sizeof(de));
+		snprintf(zh, sizeof(zh), "已重新连接 MQTT 服务器 %s:%d，恢复正常（中断约 %s），"
+		         "设备上报继续接收。", d->cfg->mqtt.host, d->cfg->mqtt.port, dz);
+		snprintf(en, sizeof(en), "reconnected to the MQTT broker %s:%d after about %s; "
+		         "device reports are being received.", d->cfg->mqtt.host, d->cfg->mqtt.port, de);
+		daemon_system(d, "broker", true, zh, en);
+	}
 	d->broker_alerted = false;
 	daemon_arm_deadline(d);
 	daemon_status_cb(arg);
@@ -557,8 +811,10 @@ static void daemon_on_disconnected(void *arg)
 {
 	struct daemon *d = arg;
 	/* A storage pause drops the connection on purpose: not the broker's fault. */
-	if (!d->storage_down)
-		loop_timer_arm(d->loop, &d->broker_timer, BROKER_ALERT_MS);
+	if (!d->storage_down) {
+		d->broker_down_ms = loop_now_ms(d->loop);
+		loop_timer_arm(d->loop, &d->broker_timer, d->cfg->alerts.system_after_s * 1000);
+	}
 }
 
 static void daemon_on_published(void *arg, int mid)
@@ -642,6 +898,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 		.connected = daemon_on_connected,
 		.disconnected = daemon_on_disconnected,
 		.published = daemon_on_published,
+		.dropped = daemon_on_dropped,
 	};
 
 	d.config_path = config_path;
@@ -732,7 +989,8 @@ int daemon_run(const char *config_path, struct config *cfg)
 	daemon_arm_deadline(&d);
 	daemon_arm_digest(&d);
 	loop_timer_arm(d.loop, &d.pause_timer, PAUSE_POLL_MS);
-	loop_timer_arm(d.loop, &d.broker_timer, BROKER_ALERT_MS);
+	d.broker_down_ms = loop_now_ms(d.loop);
+	loop_timer_arm(d.loop, &d.broker_timer, cfg->alerts.system_after_s * 1000);
 	deliver_kick(d.deliver);
 	loop_timer_arm(d.loop, &d.housekeeping_timer, HOUSEKEEPING_MS);
 	loop_timer_arm(d.loop, &d.status_timer, STATUS_INTERVAL_MS);
@@ -764,8 +1022,16 @@ int daemon_run(const char *config_path, struct config *cfg)
 		/* Let running bridge scripts finish (bounded); what they
 		 * report commits before we leave. */
 		deliver_shutdown(d.deliver, 5000);
-		if (store_in_batch(d.store) && store_commit(d.store) != STORE_OK)
+		/* Held alerts get their rows now if the database allows, so the
+		 * next start still delivers what memory could not. */
+		bool held = deliver_held_count(d.deliver) > 0 &&
+		            deliver_write_held(d.deliver) == STORE_OK;
+		if (store_in_batch(d.store) && store_commit(d.store) != STORE_OK) {
 			store_rollback(d.store);
+			held = false;
+		}
+		if (deliver_held_count(d.deliver) > 0)
+			deliver_held_committed(d.deliver, held);
 		daemon_publish_status(&d, "offline");
 		mqtt_shutdown(d.mqtt, 2000);
 	}

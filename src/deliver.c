@@ -51,15 +51,20 @@ extern char **environ;
 /* After SIGKILL, how often to look for the exit if SIGCHLD went missing. */
 #define DELIVER_REAP_RETRY_MS 1000
 #define DELIVER_STORE_RETRY_MIN_MS 1000
-#define DELIVER_STORE_RETRY_MAX_MS 30000
+#define DELIVER_STORE_RETRY_MAX_MS 5000
 /* Reads per output callback, so a chatty child cannot starve the loop. */
 #define DELIVER_READS_PER_CB 16
 
 struct deliver;
 struct dsink;
+struct dheld;
+struct dheld_sink;
 
 struct dtry {
 	struct dsink *ds;
+	struct loop_timer *timer;       /* the sink's timer this try uses */
+	struct dheld *held;             /* a held alert's try, or NULL */
+	struct dheld_sink *hs;
 	struct outbox_delivery del;
 	enum config_sink_type type;
 	int64_t start_mono;
@@ -94,6 +99,40 @@ struct dsink {
 	const struct config_sink *cfg;  /* NULL: gone from the config, try still running */
 	struct loop_timer timer;        /* idle: next due time; running: try deadline */
 	struct dtry *cur;
+	/* A try of a held alert (below), beside cur: cur may be a finished
+	 * try whose outcome waits for the database. Never two running. */
+	struct loop_timer mem_timer;
+	struct dtry *mem;
+};
+
+/*
+ * A held alert: a `system` alert raised while the database cannot be
+ * written, so it has no alert row, no outbox and no delivery_id of the
+ * usual form. It is tried from memory on the exec sinks that want it
+ * (delivery_id "<sink>-m<raise time in ms>"), with the usual backoff, and
+ * written to the alert table by deliver_write_held once the database takes
+ * writes again — with each sink's delivery row in the state memory reached,
+ * so a sink that got it is not sent it twice.
+ */
+struct dheld_sink {
+	char name[TOPIC_SEGMENT_MAX + 1];
+	char delivery_id[TOPIC_SEGMENT_MAX + 16];
+	enum outbox_held_state state;
+	int tries;
+	int64_t next_ms, done_ms;
+	char error[256];
+	bool running;
+};
+
+struct dheld {
+	unsigned kind;
+	int64_t at;             /* Unix seconds */
+	int64_t created_ms;
+	char *text, *doc;       /* doc: the alert's object, without alert_id */
+	bool writing;           /* in the open batch, not committed yet */
+	bool untried;           /* no tries before the caller's write fails */
+	size_t n_sinks;
+	struct dheld_sink *sinks;
 };
 
 struct deliver {
@@ -110,9 +149,14 @@ struct deliver {
 	int64_t store_backoff_ms;
 	struct loop_timer store_timer;
 	uint64_t rng;
+	struct dheld **held;
+	size_t n_held;
+	int64_t last_held_ms;   /* keeps held delivery_ids unique */
 };
 
 static void deliver_plan(struct dsink *ds);
+static void deliver_held_plan(struct dsink *ds);
+static void deliver_held_done(struct dtry *t);
 static void deliver_try_finish(struct dtry *t, bool ok, const char *error);
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -248,6 +292,7 @@ static void deliver_try_free(struct dtry *t)
 static void deliver_sink_free(struct dsink *ds)
 {
 	loop_timer_disarm(ds->d->l, &ds->timer);
+	loop_timer_disarm(ds->d->l, &ds->mem_timer);
 	free(ds);
 }
 
@@ -297,7 +342,7 @@ static void deliver_try_finish(struct dtry *t, bool ok, const char *error)
 	char out[4 * DELIVER_OUTPUT_MAX + 8];
 	const char *sep = t->out_len ? "; output: " : "";
 
-	loop_timer_disarm(d->l, &ds->timer);
+	loop_timer_disarm(d->l, t->timer);
 	t->finished = true;
 	t->ok = ok;
 	t->end_wall = loop_wall_ms();
@@ -338,6 +383,12 @@ static void deliver_try_finish(struct dtry *t, bool ok, const char *error)
 				          t->error, sep, out);
 		}
 	}
+	if (t->held) {
+		deliver_held_done(t);
+		return;
+	}
+	if (ds->cfg)
+		deliver_held_plan(ds);
 	if (!d->store_blocked)
 		deliver_record(t);
 }
@@ -464,7 +515,9 @@ static void deliver_on_sigchld(void *arg)
 	 * may drop its (retired) sink from the array, hence the re-check. */
 	for (size_t i = 0; i < d->n_sinks;) {
 		struct dsink *ds = d->sinks[i];
-		if (ds->cur)
+		if (ds->mem)
+			deliver_exec_poll_exit(ds->mem);
+		if (i < d->n_sinks && d->sinks[i] == ds && ds->cur)
 			deliver_exec_poll_exit(ds->cur);
 		if (i < d->n_sinks && d->sinks[i] == ds)
 			i++;
@@ -495,7 +548,7 @@ static void deliver_exec_timeout(struct dtry *t)
 	deliver_exec_kill(t);
 	/* SIGCHLD normally reports the death; this only guards against a
 	 * lost signal. */
-	if (loop_timer_arm(ds->d->l, &ds->timer, DELIVER_REAP_RETRY_MS) < 0)
+	if (loop_timer_arm(ds->d->l, t->timer, DELIVER_REAP_RETRY_MS) < 0)
 		log_errx("delivery %s: no timer slot to reap the killed try", t->del.delivery_id);
 }
 
@@ -741,6 +794,8 @@ static void deliver_start(struct dsink *ds)
 	bool found;
 	char err[256];
 
+	if (ds->mem)
+		return; /* a held alert's try; its end plans the sink again */
 	enum store_status st = outbox_next_due(d->o, ds->name, loop_wall_ms(), &del, &found);
 	if (st != STORE_OK) {
 		deliver_store_trouble(d, st, "reading the outbox");
@@ -766,6 +821,7 @@ static void deliver_start(struct dsink *ds)
 		return;
 	}
 	t->ds = ds;
+	t->timer = &ds->timer;
 	t->del = del;
 	t->type = cs->type;
 	t->in_fd = t->out_fd = t->in_h = t->out_h = -1;
@@ -801,6 +857,310 @@ static void deliver_start(struct dsink *ds)
 		log_errx("delivery %s: no timer slot for the try's timeout", del.delivery_id);
 }
 
+/* ---- held alerts ---------------------------------------------------------- */
+
+static bool deliver_busy(const struct dsink *ds)
+{
+	return (ds->cur && !ds->cur->finished) || ds->mem;
+}
+
+/* The held entry of sink ds due first (NULL: none). */
+static struct dheld_sink *deliver_held_next(struct dsink *ds, struct dheld **which)
+{
+	struct deliver *d = ds->d;
+	struct dheld_sink *best = NULL;
+
+	for (size_t i = 0; i < d->n_held; i++) {
+		struct dheld *h = d->held[i];
+		if (h->writing || h->untried)
+			continue;
+		for (size_t j = 0; j < h->n_sinks; j++) {
+			struct dheld_sink *hs = &h->sinks[j];
+			if (hs->state != OUTBOX_HELD_PENDING || hs->running ||
+			    strcmp(hs->name, ds->name) != 0)
+				continue;
+			if (!best || hs->next_ms < best->next_ms) {
+				best = hs;
+				*which = h;
+			}
+		}
+	}
+	return best;
+}
+
+static void deliver_held_plan(struct dsink *ds)
+{
+	struct deliver *d = ds->d;
+	struct dheld *h;
+
+	if (ds->mem || !ds->cfg || ds->cfg->type != CONFIG_SINK_EXEC || d->stopping ||
+	    deliver_busy(ds))
+		return;
+	struct dheld_sink *hs = deliver_held_next(ds, &h);
+	if (!hs) {
+		loop_timer_disarm(d->l, &ds->mem_timer);
+		return;
+	}
+	int64_t delay = hs->next_ms - loop_wall_ms();
+	if (delay < 0)
+		delay = 0;
+	if (delay > DELIVER_PLAN_MAX_MS)
+		delay = DELIVER_PLAN_MAX_MS;
+	if (loop_timer_arm(d->l, &ds->mem_timer, delay) < 0)
+		log_errx("delivery: no timer slot for sink %s", ds->name);
+}
+
+/* The delivery document of a held alert: as outbox assembles it, with
+ * "alert_id": null — the alert has no row yet. */
+static char *deliver_held_doc(const struct dheld *h, const struct dheld_sink *hs)
+{
+	json_t *src = json_loads(h->doc, 0, NULL);
+	json_t *obj = json_object();
+	json_t *doc = NULL;
+	char *out = NULL;
+	const char *k;
+	json_t *v;
+	int rc = 0;
+
+	if (!json_is_object(src) || !obj)
+		goto out;
+	rc |= json_object_set_new(obj, "alert_id", json_null());
+	json_object_foreach(src, k, v)
+		rc |= json_object_set(obj, k, v);
+	doc = json_pack("{s:s, s:s, s:s, s:[O]}", "delivery_id", hs->delivery_id,
+	                "sink", hs->name, "text", h->text, "alerts", obj);
+	if (doc && rc == 0)
+		out = json_dumps(doc, JSON_COMPACT);
+out:
+	json_decref(doc);
+	json_decref(obj);
+	json_decref(src);
+	return out;
+}
+
+static void deliver_held_start(struct dsink *ds)
+{
+	struct deliver *d = ds->d;
+	const struct config_sink *cs = ds->cfg;
+	struct dheld *h;
+	char err[256];
+
+	if (ds->mem || !cs || cs->type != CONFIG_SINK_EXEC || d->stopping || deliver_busy(ds))
+		return;
+	struct dheld_sink *hs = deliver_held_next(ds, &h);
+	if (!hs || hs->next_ms > loop_wall_ms()) {
+		deliver_held_plan(ds);
+		return;
+	}
+	struct dtry *t = calloc(1, sizeof(*t));
+	if (t) {
+		t->del.doc = deliver_held_doc(h, hs);
+		t->del.text = strdup(h->text);
+	}
+	if (!t || !t->del.doc || !t->del.text) {
+		if (t)
+			deliver_try_free(t);
+		log_errx("delivery %s: out of memory", hs->delivery_id);
+		loop_timer_arm(d->l, &ds->mem_timer, DELIVER_STORE_RETRY_MAX_MS);
+		return;
+	}
+	t->ds = ds;
+	t->timer = &ds->mem_timer;
+	t->held = h;
+	t->hs = hs;
+	snprintf(t->del.sink, sizeof(t->del.sink), "%s", hs->name);
+	snprintf(t->del.delivery_id, sizeof(t->del.delivery_id), "%s", hs->delivery_id);
+	snprintf(t->del.first_kind, sizeof(t->del.first_kind), "%s", config_kind_name(h->kind));
+	t->del.tries = hs->tries;
+	t->del.created_ms = h->created_ms;
+	t->del.n_alerts = 1;
+	t->type = CONFIG_SINK_EXEC;
+	t->in_fd = t->out_fd = t->in_h = t->out_h = -1;
+	t->start_mono = loop_mono_ms();
+	t->timeout_ms = cs->timeout_s * 1000;
+	hs->running = true;
+	ds->mem = t;
+	d->running++;
+	log_debug("delivery %s (sink %s, held in memory): try %d", hs->delivery_id, ds->name,
+	          hs->tries + 1);
+	if (deliver_exec_spawn(t, cs, err, sizeof(err)) < 0) {
+		deliver_try_finish(t, false, err);
+		return;
+	}
+	if (loop_timer_arm(d->l, &ds->mem_timer, t->timeout_ms) < 0)
+		log_errx("delivery %s: no timer slot for the try's timeout", hs->delivery_id);
+}
+
+static void deliver_held_timer(void *arg)
+{
+	struct dsink *ds = arg;
+	struct dtry *t = ds->mem;
+
+	if (!t)
+		deliver_held_start(ds);
+	else if (!t->finished)
+		deliver_exec_timeout(t);
+}
+
+/* A held try ended: its outcome stays in memory until deliver_write_held. */
+static void deliver_held_done(struct dtry *t)
+{
+	struct dsink *ds = t->ds;
+	struct deliver *d = ds->d;
+	struct dheld_sink *hs = t->hs;
+
+	hs->running = false;
+	if (t->ok) {
+		hs->state = OUTBOX_HELD_DELIVERED;
+		hs->done_ms = t->end_wall;
+	} else {
+		hs->tries++;
+		snprintf(hs->error, sizeof(hs->error), "%s", t->error);
+		if (t->expired) {
+			hs->state = OUTBOX_HELD_EXPIRED;
+			hs->done_ms = t->end_wall;
+		} else {
+			hs->next_ms = t->next_ms;
+		}
+	}
+	ds->mem = NULL;
+	deliver_try_free(t);
+	if (!ds->cfg) {
+		if (!ds->cur)
+			deliver_sink_drop(d, ds);
+		return;
+	}
+	if (!d->store_blocked)
+		deliver_plan(ds);
+	deliver_held_plan(ds);
+}
+
+static void deliver_held_free(struct dheld *h)
+{
+	if (!h)
+		return;
+	free(h->text);
+	free(h->doc);
+	free(h->sinks);
+	free(h);
+}
+
+int deliver_hold(struct deliver *d, unsigned kind, int64_t at, const char *text,
+                 const char *doc, bool try_now)
+{
+	struct dheld *h = calloc(1, sizeof(*h));
+	struct dheld **v = realloc(d->held, (d->n_held + 1) * sizeof(*v));
+
+	if (v)
+		d->held = v;
+	if (!h || !v)
+		goto fail;
+	h->kind = kind;
+	h->at = at;
+	h->untried = !try_now;
+	h->created_ms = loop_wall_ms();
+	if (h->created_ms <= d->last_held_ms)
+		h->created_ms = d->last_held_ms + 1;
+	d->last_held_ms = h->created_ms;
+	h->text = strdup(text);
+	h->doc = strdup(doc);
+	h->sinks = calloc(d->n_sinks ? d->n_sinks : 1, sizeof(*h->sinks));
+	if (!h->text || !h->doc || !h->sinks)
+		goto fail;
+	for (size_t i = 0; i < d->n_sinks; i++) {
+		const struct config_sink *cs = d->sinks[i]->cfg;
+		if (!cs || cs->type != CONFIG_SINK_EXEC || !(cs->kinds & kind))
+			continue;
+		struct dheld_sink *hs = &h->sinks[h->n_sinks++];
+		snprintf(hs->name, sizeof(hs->name), "%s", cs->name);
+		snprintf(hs->delivery_id, sizeof(hs->delivery_id), "%s-m%lld", cs->name,
+		         (long long)h->created_ms);
+		hs->next_ms = h->created_ms;
+	}
+	d->held[d->n_held++] = h;
+	for (size_t i = 0; try_now && i < d->n_sinks; i++)
+		deliver_held_plan(d->sinks[i]);
+	return 0;
+fail:
+	deliver_held_free(h);
+	return -1;
+}
+
+size_t deliver_held_count(const struct deliver *d)
+{
+	return d->n_held;
+}
+
+enum store_status deliver_write_held(struct deliver *d)
+{
+	for (size_t i = 0; i < d->n_held; i++) {
+		struct dheld *h = d->held[i];
+		struct outbox_held oh[64];
+		size_t n = 0;
+		bool running = false;
+
+		if (h->writing)
+			continue;
+		for (size_t j = 0; j < h->n_sinks; j++)
+			running |= h->sinks[j].running;
+		if (running)
+			continue; /* its outcome is not known yet: a later pass */
+		for (size_t j = 0; j < h->n_sinks && n < 64; j++) {
+			const struct dheld_sink *hs = &h->sinks[j];
+			oh[n++] = (struct outbox_held){
+				.sink = hs->name, .state = hs->state, .tries = hs->tries,
+				.next_ms = hs->next_ms, .done_ms = hs->done_ms,
+				.last_error = hs->error[0] ? hs->error : NULL,
+			};
+		}
+		/* "held": this alert went out from memory; its delivery rows
+		 * say what each sink made of it. */
+		json_t *j = json_loads(h->doc, 0, NULL);
+		char *doc = NULL;
+		if (json_is_object(j) && json_object_set_new(j, "held", json_true()) == 0)
+			doc = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(j);
+		struct outbox_alert oa = {
+			.kind = h->kind, .at = h->at, .text = h->text, .doc = doc ? doc : h->doc,
+		};
+		enum store_status st = outbox_add_held(d->o, d->cfg, &oa, h->created_ms, oh, n,
+		                                       NULL);
+		free(doc);
+		if (st != STORE_OK)
+			return st;
+		h->writing = true;
+	}
+	return STORE_OK;
+}
+
+void deliver_held_committed(struct deliver *d, bool committed)
+{
+	size_t k = 0, written = 0;
+
+	for (size_t i = 0; i < d->n_held; i++) {
+		struct dheld *h = d->held[i];
+		if (h->writing && committed) {
+			deliver_held_free(h);
+			written++;
+			continue;
+		}
+		h->writing = false;
+		if (!committed)
+			h->untried = false;
+		d->held[k++] = h;
+	}
+	d->n_held = k;
+	if (written)
+		log_info("delivery: %zu alert%s held in memory written to the database", written,
+		         written == 1 ? "" : "s");
+	/* After a commit what is left is either being tried (planned again
+	 * when the try ends) or new, to be written by the next pass. */
+	for (size_t i = 0; !committed && i < d->n_sinks; i++)
+		deliver_held_plan(d->sinks[i]);
+	if (written)
+		deliver_kick(d);
+}
+
 static void deliver_sink_timer(void *arg)
 {
 	struct dsink *ds = arg;
@@ -828,7 +1188,7 @@ static void deliver_plan(struct dsink *ds)
 	struct deliver *d = ds->d;
 	int64_t next;
 
-	if (ds->cur || !ds->cfg || d->stopping || d->store_blocked)
+	if (ds->cur || ds->mem || !ds->cfg || d->stopping || d->store_blocked)
 		return;
 	enum store_status st = outbox_next_time(d->o, ds->name, &next);
 	if (st != STORE_OK) {
@@ -875,6 +1235,7 @@ static struct dsink *deliver_sink_new(struct deliver *d, const struct config_sin
 	ds->cfg = cs;
 	snprintf(ds->name, sizeof(ds->name), "%s", cs->name);
 	loop_timer_init(&ds->timer, deliver_sink_timer, ds);
+	loop_timer_init(&ds->mem_timer, deliver_held_timer, ds);
 	return ds;
 }
 
@@ -913,7 +1274,7 @@ static int deliver_sync_sinks(struct deliver *d, const struct config *cfg)
 		struct dsink *ds = d->sinks[j];
 		if (kept[j])
 			continue;
-		if (ds->cur) {
+		if (ds->cur || ds->mem) {
 			/* Gone from the config: its running try finishes and
 			 * records its outcome, then the sink is dropped. */
 			ds->cfg = NULL;
@@ -1018,11 +1379,17 @@ int deliver_running(const struct deliver *d)
 
 /* A try abandoned at shutdown: its row stays 'inflight' and outbox_recover
  * makes it pending again at the next start. */
-static void deliver_abandon(struct deliver *d, struct dsink *ds)
+static void deliver_abandon(struct deliver *d, struct dsink *ds, struct dtry *t)
 {
-	struct dtry *t = ds->cur;
-
-	if (!t->finished) {
+	if (t->held) {
+		/* Stays pending in memory: deliver_write_held (the daemon's
+		 * last commit) hands it to the outbox for the next start. */
+		t->hs->running = false;
+		if (!t->finished)
+			d->running--;
+		log_warnx("delivery %s (sink %s): still running at shutdown, killed",
+		          t->del.delivery_id, ds->name);
+	} else if (!t->finished) {
 		d->running--;
 		log_warnx("delivery %s (sink %s): still running at shutdown, %s; "
 		          "it is tried again at the next start", t->del.delivery_id, ds->name,
@@ -1036,17 +1403,28 @@ static void deliver_abandon(struct deliver *d, struct dsink *ds)
 	deliver_unwatch(d, &t->out_h);
 	deliver_close(&t->in_fd);
 	deliver_close(&t->out_fd);
-	loop_timer_disarm(d->l, &ds->timer);
-	ds->cur = NULL;
+	loop_timer_disarm(d->l, t->timer);
+	if (t == ds->mem)
+		ds->mem = NULL;
+	else
+		ds->cur = NULL;
 	deliver_try_free(t);
+}
+
+/* The two try slots of a sink: k = 0 the outbox's, 1 a held alert's. */
+static struct dtry *deliver_slot(const struct dsink *ds, int k)
+{
+	return k ? ds->mem : ds->cur;
 }
 
 static bool deliver_exec_pending(const struct deliver *d)
 {
 	for (size_t i = 0; i < d->n_sinks; i++) {
-		const struct dtry *t = d->sinks[i]->cur;
-		if (t && !t->finished && t->type == CONFIG_SINK_EXEC)
-			return true;
+		for (int k = 0; k < 2; k++) {
+			const struct dtry *t = deliver_slot(d->sinks[i], k);
+			if (t && !t->finished && t->type == CONFIG_SINK_EXEC)
+				return true;
+		}
 	}
 	return false;
 }
@@ -1057,9 +1435,12 @@ void deliver_shutdown(struct deliver *d, int timeout_ms)
 
 	d->stopping = true;
 	loop_timer_disarm(d->l, &d->store_timer);
-	for (size_t i = 0; i < d->n_sinks; i++)
+	for (size_t i = 0; i < d->n_sinks; i++) {
 		if (!d->sinks[i]->cur)
 			loop_timer_disarm(d->l, &d->sinks[i]->timer);
+		if (!d->sinks[i]->mem)
+			loop_timer_disarm(d->l, &d->sinks[i]->mem_timer);
+	}
 
 	/* The loop no longer runs: drive the children's pipes here, and look
 	 * for their exits every few ms (SIGCHLD stays blocked for signalfd). */
@@ -1071,8 +1452,8 @@ void deliver_shutdown(struct deliver *d, int timeout_ms)
 
 		if (left <= 0)
 			break;
-		for (size_t i = 0; i < d->n_sinks && n + 2 <= 2 * 64; i++) {
-			struct dtry *t = d->sinks[i]->cur;
+		for (size_t i = 0; i < 2 * d->n_sinks && n + 2 <= 2 * 64; i++) {
+			struct dtry *t = deliver_slot(d->sinks[i / 2], (int)(i % 2));
 			if (!t || t->finished || t->type != CONFIG_SINK_EXEC)
 				continue;
 			if (t->in_fd >= 0) {
@@ -1096,8 +1477,8 @@ void deliver_shutdown(struct deliver *d, int timeout_ms)
 		deliver_on_sigchld(d);
 	}
 
-	for (size_t i = 0; i < d->n_sinks; i++) {
-		struct dtry *t = d->sinks[i]->cur;
+	for (size_t i = 0; i < 2 * d->n_sinks; i++) {
+		struct dtry *t = deliver_slot(d->sinks[i / 2], (int)(i % 2));
 		if (t && !t->finished && t->type == CONFIG_SINK_EXEC && !t->reaped) {
 			deliver_exec_kill(t);
 			/* Reap, but never hang on a child stuck in the kernel. */
@@ -1110,8 +1491,9 @@ void deliver_shutdown(struct deliver *d, int timeout_ms)
 		}
 	}
 	for (size_t i = 0; i < d->n_sinks; i++)
-		if (d->sinks[i]->cur)
-			deliver_abandon(d, d->sinks[i]);
+		for (int k = 0; k < 2; k++)
+			if (deliver_slot(d->sinks[i], k))
+				deliver_abandon(d, d->sinks[i], deliver_slot(d->sinks[i], k));
 }
 
 void deliver_free(struct deliver *d)
@@ -1124,6 +1506,12 @@ void deliver_free(struct deliver *d)
 	for (size_t i = 0; i < d->n_sinks; i++)
 		deliver_sink_free(d->sinks[i]);
 	free(d->sinks);
+	for (size_t i = 0; i < d->n_held; i++) {
+		log_errx("alert held in memory lost at exit (database not writable): %s",
+		         d->held[i]->text);
+		deliver_held_free(d->held[i]);
+	}
+	free(d->held);
 	loop_timer_disarm(d->l, &d->store_timer);
 	free(d);
 }

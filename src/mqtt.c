@@ -131,6 +131,15 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *obj, int rc)
 		         mosquitto_strerror(rc));
 		return;
 	}
+	/* Not matched by `#` (MQTT-4.7.2-1): the one way a client learns that
+	 * mosquitto discarded messages over max_queued_messages/bytes. QoS 0:
+	 * the value is retained and refreshed every sys_interval. A refusal
+	 * (ACL) shows up as no value; the daemon says so. */
+	if (m->h.dropped) {
+		rc = mosquitto_subscribe(m->mosq, &mid, MQTT_SYS_DROPPED, 0);
+		if (rc != MOSQ_ERR_SUCCESS)
+			log_warnx("mqtt: subscribe %s: %s", MQTT_SYS_DROPPED, mosquitto_strerror(rc));
+	}
 	m->connected = true;
 	m->ever_connected = true;
 	m->backoff_ms = MQTT_BACKOFF_MIN_MS;
@@ -162,6 +171,13 @@ static void mqtt_on_message(struct mosquitto *mosq, void *obj, const struct mosq
 	 * sends it again after we reconnect. */
 	if (m->aborting)
 		return;
+	/* $SYS is the broker talking, not a device: never a bad_topic. */
+	if (msg->topic && strncmp(msg->topic, "$SYS/", 5) == 0) {
+		if (m->h.dropped && strcmp(msg->topic, MQTT_SYS_DROPPED) == 0)
+			m->h.dropped(m->arg, msg->payload,
+			             (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
+		return;
+	}
 	m->h.message(m->arg, msg->topic, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
 }
 

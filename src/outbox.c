@@ -38,6 +38,7 @@ struct outbox {
 	sqlite3_stmt *mark_delivered;
 	sqlite3_stmt *mark_failed;
 	sqlite3_stmt *mark_expired;
+	sqlite3_stmt *put_held;
 };
 
 /*
@@ -88,6 +89,10 @@ static const struct {
 	{ offsetof(struct outbox, mark_expired),
 	  "UPDATE delivery SET state = 'expired', done_ms = ?2, tries = tries + 1, "
 	  "last_error = ?3 WHERE id = ?1" },
+	/* A delivery that already ran from memory (outbox_add_held). */
+	{ offsetof(struct outbox, put_held),
+	  "INSERT INTO delivery (sink, state, created_ms, next_ms, tries, last_error, done_ms) "
+	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" },
 };
 
 #define OUTBOX_N_SQL (sizeof(outbox_sql) / sizeof(outbox_sql[0]))
@@ -200,9 +205,39 @@ static enum store_status outbox_delivery_for(struct outbox *o, const struct conf
 	return st;
 }
 
+static enum store_status outbox_put_held(struct outbox *o, const struct outbox_held *h,
+                                         int64_t created_ms, int64_t *delivery)
+{
+	static const char *const states[] = { "pending", "delivered", "expired" };
+	sqlite3_stmt *ins = o->put_held;
+	int rc;
+
+	if ((rc = sqlite3_bind_text(ins, 1, h->sink, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_text(ins, 2, states[h->state], -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(ins, 3, created_ms)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(ins, 4, h->next_ms)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(ins, 5, h->tries)) != SQLITE_OK ||
+	    (rc = outbox_bind_opt_text(ins, 6, h->last_error)) != SQLITE_OK ||
+	    (rc = h->state != OUTBOX_HELD_PENDING ? sqlite3_bind_int64(ins, 7, h->done_ms)
+	                                          : sqlite3_bind_null(ins, 7)) != SQLITE_OK)
+		return outbox_fail(o, ins, rc, "bind held delivery");
+	enum store_status st = outbox_step_done(o, ins, "insert held delivery");
+	if (st == STORE_OK)
+		*delivery = sqlite3_last_insert_rowid(o->db);
+	return st;
+}
+
 enum store_status outbox_add(struct outbox *o, const struct config *cfg,
                              const struct outbox_alert *a, int64_t now_ms,
                              int64_t *alert_id)
+{
+	return outbox_add_held(o, cfg, a, now_ms, NULL, 0, alert_id);
+}
+
+enum store_status outbox_add_held(struct outbox *o, const struct config *cfg,
+                                  const struct outbox_alert *a, int64_t now_ms,
+                                  const struct outbox_held *held, size_t n_held,
+                                  int64_t *alert_id)
 {
 	const char *kind = config_kind_name(a->kind);
 	sqlite3_stmt *st = o->put_alert;
@@ -239,9 +274,16 @@ enum store_status outbox_add(struct outbox *o, const struct config *cfg,
 	for (size_t i = 0; i < cfg->alerts.n_sinks; i++) {
 		const struct config_sink *sink = &cfg->alerts.sinks[i];
 		int64_t delivery = 0;
+		const struct outbox_held *h = NULL;
 		if (!(sink->kinds & a->kind))
 			continue;
-		ret = outbox_delivery_for(o, sink, now_ms, &delivery);
+		for (size_t j = 0; j < n_held; j++)
+			if (strcmp(held[j].sink, sink->name) == 0)
+				h = &held[j];
+		if (h)
+			ret = outbox_put_held(o, h, now_ms, &delivery);
+		else
+			ret = outbox_delivery_for(o, sink, now_ms, &delivery);
 		if (ret != STORE_OK)
 			return ret;
 		sqlite3_stmt *ob = o->put_outbox;

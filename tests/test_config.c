@@ -86,6 +86,7 @@ check_defaults(const struct config *cfg)
 	assert_int_equal(cfg->alerts.daily_digest_min, 20 * 60);
 	assert_string_equal(cfg->alerts.language, "zh-CN");
 	assert_int_equal(cfg->alerts.startup_grace_s, 300);
+	assert_int_equal(cfg->alerts.system_after_s, 600);
 	assert_int_equal(cfg->alerts.retry_min_s, 10);
 	assert_int_equal(cfg->alerts.retry_max_s, 1800);
 	assert_int_equal(cfg->alerts.give_up_after_s, 86400);
@@ -243,6 +244,7 @@ test_full(void **state)
 	assert_int_equal(cfg->alerts.daily_digest_min, -1);
 	assert_string_equal(cfg->alerts.language, "en");
 	assert_int_equal(cfg->alerts.startup_grace_s, 0);
+	assert_int_equal(cfg->alerts.system_after_s, 90);
 	assert_int_equal(cfg->alerts.retry_min_s, 60);
 	assert_int_equal(cfg->alerts.retry_max_s, 3600);
 	assert_int_equal(cfg->alerts.give_up_after_s, 2 * 86400);

@@ -1007,6 +1007,85 @@ static void test_mqtt_sink(void **state)
 	free(got);
 }
 
+static bool held_tried(struct fx *f)
+{
+	return fx_count(f, "rec") == 1 && fx_count(f, "flaky") >= 1 &&
+	       deliver_running(f->d) == 0;
+}
+
+static bool flaky_from_outbox(struct fx *f)
+{
+	long n = fx_count(f, "flaky");
+	char *v = n > 0 ? fx_file(f, "flaky", "id", (int)n) : NULL;
+	bool ok = v && strcmp(v, "flaky-000002") == 0;
+	free(v);
+	return ok;
+}
+
+/* (n) A held alert (database not writable) goes to the exec sinks from
+ * memory while nothing is written; once written, the sink that got it has
+ * a 'delivered' row and is not sent it again, the one that failed carries
+ * on from the outbox with its tries, and the mqtt sink gets its delivery. */
+static void test_held_alert(void **state)
+{
+	struct fx *f = *state;
+	fx_mkdir(f, "rec");
+	fx_mkdir(f, "flaky");
+	fx_start(f, "alerts:\n"
+	            "  retry: { min: 1s, max: 1s, give_up_after: 1h }\n"
+	            "  sinks:\n"
+	            "    - name: rec\n"
+	            "      exec: [\"@SRC@/fixtures/sinks/record.sh\", \"@DIR@/rec\"]\n"
+	            "    - name: flaky\n"
+	            "      exec: [\"@SRC@/fixtures/sinks/record.sh\", \"@DIR@/flaky\", \"100\"]\n"
+	            "    - name: pub\n"
+	            "      topic: \"alerts/{kind}\"\n");
+	assert_int_equal(deliver_hold(f->d, CONFIG_KIND_SYSTEM, loop_wall_ms() / 1000,
+	                              "【系统告警】数据库无法写入",
+	                              "{\"kind\":\"system\",\"cell\":null,\"condition\":\"storage\"}",
+	                              true), 0);
+	assert_true(run_until(f, held_tried, 10000));
+	assert_int_equal(q_int(f, "SELECT count(*) FROM alert"), 0);
+	assert_int_equal(deliver_held_count(f->d), 1);
+
+	char *id = fx_file(f, "rec", "id", 1);
+	assert_non_null(id);
+	assert_true(strncmp(id, "rec-m", 5) == 0);
+	char *in = fx_file(f, "rec", "stdin", 1);
+	json_t *doc = json_loads(in, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(json_string_value(json_object_get(doc, "delivery_id")), id);
+	json_t *a0 = json_array_get(json_object_get(doc, "alerts"), 0);
+	assert_string_equal(json_object_iter_key(json_object_iter(a0)), "alert_id");
+	assert_true(json_is_null(json_object_get(a0, "alert_id")));
+	assert_string_equal(json_string_value(json_object_get(a0, "condition")), "storage");
+	json_decref(doc);
+	free(in);
+	free(id);
+
+	assert_int_equal(deliver_write_held(f->d), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	deliver_held_committed(f->d, true);
+	assert_int_equal(deliver_held_count(f->d), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM alert WHERE kind = 'system' AND "
+	                          "json_extract(doc, '$.held') = 1"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM delivery WHERE sink = 'rec' AND "
+	                          "state = 'delivered' AND tries = 0 AND done_ms > 0"), 1);
+	assert_true(q_int(f, "SELECT tries FROM delivery WHERE sink = 'flaky' AND "
+	                     "state = 'pending'") >= 1);
+	char *err = q_text(f, "SELECT last_error FROM delivery WHERE sink = 'flaky'");
+	assert_string_equal(err, "exit status 1");
+	free(err);
+	/* Not an exec sink: nothing from memory, an ordinary delivery now. */
+	assert_int_equal(q_int(f, "SELECT count(*) FROM delivery WHERE sink = 'pub' AND "
+	                          "state = 'pending' AND tries = 0"), 1);
+	assert_int_equal(q_int(f, "SELECT id FROM delivery WHERE sink = 'flaky'"), 2);
+
+	/* The outbox takes over: flaky again under its row's id, rec never. */
+	assert_true(run_until(f, flaky_from_outbox, 10000));
+	assert_int_equal(fx_count(f, "rec"), 1);
+}
+
 int main(void)
 {
 	/* As the daemon does: a script that does not read its stdin must
@@ -1029,6 +1108,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_program, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mqtt_sink, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_alert, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
