@@ -94,6 +94,8 @@ struct config {
 		char *path;            /* default /var/lib/gridpatrol/patrol.db */
 		int64_t retention_s;   /* default 400d; 0 keeps forever */
 		int64_t max_size;      /* bytes, 0 = unlimited (default) */
+		bool sync_full;        /* sync: full (default) fsyncs every batch before
+		                        * its acks; normal does not (not power-cut safe) */
 	} storage;
 
 	char *timezone;            /* IANA name, default Asia/Shanghai */

@@ -1281,6 +1281,8 @@ static void
 v_storage(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
+	const char *s;
+	char b[SHOW_MAX];
 
 	if (!want_map(c, m, "storage"))
 		return;
@@ -1291,7 +1293,18 @@ v_storage(struct ctx *c, const struct node *m)
 			get_dur(c, v, "retention", &cfg->storage.retention_s);
 		else if (key_is(k, "max_size"))
 			get_size(c, v, "max_size", &cfg->storage.max_size);
-		else
+		else if (key_is(k, "sync")) {
+			s = get_scalar(c, v, "sync");
+			if (s == NULL)
+				continue;
+			if (strcmp(s, "full") == 0)
+				cfg->storage.sync_full = true;
+			else if (strcmp(s, "normal") == 0)
+				cfg->storage.sync_full = false;
+			else
+				err_at(c, v, "sync must be full or normal, not '%s'",
+				       show(s, b, sizeof(b)));
+		} else
 			unknown_key(c, k, "storage");
 	}
 }
@@ -2474,6 +2487,7 @@ config_new(struct ctx *c, const char *path)
 	cfg->storage.path = xstrdup(c, "/var/lib/gridpatrol/patrol.db");
 	cfg->storage.retention_s = 400 * 86400;
 	cfg->storage.max_size = 0;
+	cfg->storage.sync_full = true;
 	cfg->timezone = xstrdup(c, "Asia/Shanghai");
 	cfg->defaults.interval_s = 4 * 3600;
 	cfg->defaults.grace_s = 15 * 60;

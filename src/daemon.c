@@ -446,6 +446,20 @@ static void daemon_on_term(void *arg)
 	loop_stop(d->loop);
 }
 
+/* Between batches (the caller has committed): a pragma on the writer. */
+static void daemon_apply_sync(struct daemon *d, bool full)
+{
+	if (store_set_sync(d->store, full) != STORE_OK) {
+		log_errx("storage.sync: %s", store_errmsg(d->store));
+		return;
+	}
+	if (full)
+		log_info("storage.sync: full: every batch is on disk before its acks leave");
+	else
+		log_warnx("storage.sync: normal: acknowledged messages are not fsync'ed before "
+		          "their acks leave; a power cut can lose them (use sync: full)");
+}
+
 static void daemon_on_hup(void *arg)
 {
 	struct daemon *d = arg;
@@ -483,6 +497,8 @@ static void daemon_on_hup(void *arg)
 	if (st != STORE_OK)
 		log_warnx("reload: recording new cells: %s", store_errmsg(d->store));
 	store_set_max_size(d->store, ncfg->storage.max_size);
+	if (ncfg->storage.sync_full != d->cfg->storage.sync_full)
+		daemon_apply_sync(d, ncfg->storage.sync_full);
 	st = watch_rebuild(d->watch, ncfg, loop_wall_ms() / 1000);
 	if (st != STORE_OK) {
 		log_errx("reload: cannot rebuild cell state: %s; keeping the running configuration",
@@ -537,6 +553,8 @@ int daemon_run(const char *config_path, struct config *cfg)
 		d.exit_status = 1;
 		goto out;
 	}
+	if (!cfg->storage.sync_full)
+		daemon_apply_sync(&d, false);
 	if (store_sync_cells(d.store, cfg, loop_wall_ms() / 1000) != STORE_OK)
 		log_warnx("recording cells: %s", store_errmsg(d.store));
 
