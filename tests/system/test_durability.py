@@ -17,6 +17,8 @@ import shutil
 import signal
 import subprocess
 
+import pytest
+
 from harness import GRIDPATROLD, Daemon, sim, wait_for
 
 CELLS = [f"c{i:03d}" for i in range(50)]
@@ -152,6 +154,8 @@ def check_trace(path, broker_port):
 
 
 class TracedDaemon(Daemon):
+    env = None
+
     def start(self, wait_connected=True):
         self.trace = os.path.join(self.dir, "strace.log")
         self.logf = open(self.log, "ab")
@@ -161,7 +165,7 @@ class TracedDaemon(Daemon):
              "-e", "trace=write,writev,send,sendto,sendmsg,pwrite64,pwritev,pwritev2,"
                    "fsync,fdatasync",
              GRIDPATROLD, "-c", self.conf, "-v"],
-            stdout=self.logf, stderr=self.logf)
+            stdout=self.logf, stderr=self.logf, env=self.env)
         if wait_connected:
             self.wait_log("subscribed to", 60)
         return self
@@ -187,10 +191,17 @@ class TracedDaemon(Daemon):
         self.logf.close()
 
 
-def run_traced(tmp_path, broker, sync):
+def run_traced(tmp_path, broker, sync, slow_fsync_ms=0):
     d = TracedDaemon(str(tmp_path), broker, cells=CELLS, storage_extra=f"  sync: {sync}\n")
+    if slow_fsync_ms:
+        # strace -E would also preload into strace itself; env= does not.
+        d.env = dict(os.environ, LD_PRELOAD=os.environ["GRIDPATROL_SLOWFSYNC"],
+                     GRIDPATROL_SLOW_FSYNC_MS=str(slow_fsync_ms))
     d.start()
     try:
+        if slow_fsync_ms:
+            with open(f"/proc/{d.daemon_pid()}/maps") as f:
+                assert "slowfsync.so" in f.read(), "the shim is not loaded"
         out = sim(broker, N, "--cells-n", str(len(CELLS)), "--id-prefix", f"dur-{sync}",
                   timeout=300)
         assert out.returncode == 0, out.stderr
@@ -210,8 +221,12 @@ def run_traced(tmp_path, broker, sync):
     return rows, res, log
 
 
-def test_full_acks_only_synced_batches(tmp_path, broker):
-    rows, (violations, pubacks, wal_writes, wal_syncs), log = run_traced(tmp_path, broker, "full")
+@pytest.mark.parametrize("slow_fsync_ms", [0, 10])
+def test_full_acks_only_synced_batches(tmp_path, broker, slow_fsync_ms):
+    """Also with every fsync 10 ms long (the slowfsync shim, an SD card):
+    batches grow, and each is synced before its acks."""
+    rows, (violations, pubacks, wal_writes, wal_syncs), log = run_traced(
+        tmp_path, broker, "full", slow_fsync_ms)
     assert rows == N
     assert pubacks >= N  # every message was acked, and the parser saw it
     assert wal_writes > 0 and wal_syncs > 0
