@@ -70,8 +70,10 @@ def mqtt_packet_types(data, carry):
     return types
 
 
-def check_trace(path, broker_port):
-    """(violations, pubacks, wal_writes, wal_syncs) of one strace -f -y log."""
+def check_trace(path, broker_port, mark=None):
+    """(violations, pubacks, wal_writes, wal_syncs) of one strace -f -yy log.
+    With mark (bytes), also (violations, pubacks) up to the daemon's log
+    line (a write to fd 2) containing it, as .at_mark."""
     sock = re.compile(r"^TCP(?:v6)?:\[[^\]]*->(?:127\.0\.0\.1|\[::1\]):%d\]$" % broker_port)
 
     def fd_is(args, what):
@@ -90,6 +92,7 @@ def check_trace(path, broker_port):
     pending_send = {}    # pid -> bytes of an unfinished socket write
     carry = [0, b""]
     violations = pubacks = wal_writes = wal_syncs = 0
+    at_mark = None
 
     def dirty():
         return write_seq > synced_upto or any(writing.values())
@@ -130,6 +133,10 @@ def check_trace(path, broker_port):
             unfinished = args.endswith("<unfinished ...>")
             r = RESULT.search(args)
             ok = r is not None and r.group(1) != "?" and int(r.group(1)) >= 0
+            if mark and at_mark is None and name == "write" and args.startswith("2<"):
+                if mark in b"".join(bytes.fromhex(x.replace("\\x", ""))
+                                    for x in STRING.findall(args)):
+                    at_mark = (violations, pubacks)
             if name in SOCKET_SENDS and fd_is(args, sock):
                 data = b"".join(bytes.fromhex(s.replace("\\x", "")) for s in STRING.findall(args))
                 # What was sent is what the result says; strace shows the
@@ -150,7 +157,14 @@ def check_trace(path, broker_port):
                 elif ok:
                     synced_upto = max(synced_upto, write_seq)
                     wal_syncs += 1
-    return violations, pubacks, wal_writes, wal_syncs
+    return TraceResult(violations, pubacks, wal_writes, wal_syncs, at_mark)
+
+
+class TraceResult(tuple):
+    def __new__(cls, violations, pubacks, wal_writes, wal_syncs, at_mark):
+        r = super().__new__(cls, (violations, pubacks, wal_writes, wal_syncs))
+        r.at_mark = at_mark
+        return r
 
 
 class TracedDaemon(Daemon):
@@ -242,6 +256,34 @@ def test_normal_is_caught_by_the_same_checker(tmp_path, broker):
     assert pubacks >= N
     assert violations > 0
     assert "a power cut can lose" in log
+
+
+def test_sighup_switches_sync(tmp_path, broker):
+    """A reload applies storage.sync to the running writer: full, then
+    normal after SIGHUP (violations appear only after the reload's warning),
+    as the same trace shows."""
+    d = TracedDaemon(str(tmp_path), broker, cells=CELLS, storage_extra="  sync: full\n")
+    d.start()
+    try:
+        half = N // 2
+        assert sim(broker, half, "--cells-n", str(len(CELLS)), "--id-prefix", "hup-a").returncode == 0
+        wait_for(lambda: d.count() >= half, 120, f"{half} rows")
+        d.write_config(CELLS, storage_extra="  sync: normal\n")
+        os.kill(d.daemon_pid(), signal.SIGHUP)
+        d.wait_log("a power cut can lose", 30)
+        d.wait_log("configuration reloaded", 30)
+        assert sim(broker, half, "--cells-n", str(len(CELLS)), "--id-prefix", "hup-b").returncode == 0
+        wait_for(lambda: d.count() >= 2 * half, 120, f"{2 * half} rows")
+        assert d.stop(60) == 0
+    finally:
+        if d.alive():
+            d.kill()
+    res = check_trace(d.trace, broker.port, mark=b"storage.sync: normal")
+    print(f"\nreload: before {res.at_mark}, all {tuple(res)}")
+    assert res.at_mark is not None, "the reload's warning is not in the trace"
+    before_violations, before_pubacks = res.at_mark
+    assert before_pubacks >= half and before_violations == 0
+    assert res[0] > 0  # after the reload into normal
 
 
 def test_packet_parser_follows_the_stream():
