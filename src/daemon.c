@@ -72,6 +72,7 @@ struct daemon {
 	int64_t grace_until_ms;    /* monotonic: no overdue alerts before this */
 	int64_t data_version;
 	bool broker_alerted;
+	bool sync_full;            /* synchronous=FULL on the writer now */
 	struct loop_timer deadline_timer, digest_timer, pause_timer, broker_timer;
 
 	/* The open batch. Counters move to `stats` only once it commits. */
@@ -331,6 +332,26 @@ static void daemon_broker_cb(void *arg)
 	daemon_batch_status(d, st);
 }
 
+/* storage.sync is a pragma on the writer, which SQLite refuses inside a
+ * transaction: applied at start, on reload, and otherwise after the next
+ * successful commit (a reload while the database was not writable). */
+static void daemon_apply_sync(struct daemon *d)
+{
+	bool full = d->cfg->storage.sync_full;
+	if (full == d->sync_full || store_in_batch(d->store))
+		return;
+	if (store_set_sync(d->store, full) != STORE_OK) {
+		log_errx("storage.sync: %s", store_errmsg(d->store));
+		return;
+	}
+	d->sync_full = full;
+	if (full)
+		log_info("storage.sync: full: every batch is on disk before its acks leave");
+	else
+		log_warnx("storage.sync: normal: acknowledged messages are not fsync'ed before "
+		          "their acks leave; a power cut can lose them (use sync: full)");
+}
+
 /* After every wake-up: commit, then (and only then) let the acks out. */
 static void daemon_check(void *arg)
 {
@@ -353,6 +374,7 @@ static void daemon_check(void *arg)
 		d->storage_committed = true;
 		daemon_storage_confirm(d);
 	}
+	daemon_apply_sync(d);
 	daemon_stats_add(&d->stats, &d->pending);
 	if (d->alerts_queued) {
 		d->alerts_queued = false;
@@ -446,20 +468,6 @@ static void daemon_on_term(void *arg)
 	loop_stop(d->loop);
 }
 
-/* Between batches (the caller has committed): a pragma on the writer. */
-static void daemon_apply_sync(struct daemon *d, bool full)
-{
-	if (store_set_sync(d->store, full) != STORE_OK) {
-		log_errx("storage.sync: %s", store_errmsg(d->store));
-		return;
-	}
-	if (full)
-		log_info("storage.sync: full: every batch is on disk before its acks leave");
-	else
-		log_warnx("storage.sync: normal: acknowledged messages are not fsync'ed before "
-		          "their acks leave; a power cut can lose them (use sync: full)");
-}
-
 static void daemon_on_hup(void *arg)
 {
 	struct daemon *d = arg;
@@ -497,8 +505,6 @@ static void daemon_on_hup(void *arg)
 	if (st != STORE_OK)
 		log_warnx("reload: recording new cells: %s", store_errmsg(d->store));
 	store_set_max_size(d->store, ncfg->storage.max_size);
-	if (ncfg->storage.sync_full != d->cfg->storage.sync_full)
-		daemon_apply_sync(d, ncfg->storage.sync_full);
 	st = watch_rebuild(d->watch, ncfg, loop_wall_ms() / 1000);
 	if (st != STORE_OK) {
 		log_errx("reload: cannot rebuild cell state: %s; keeping the running configuration",
@@ -512,6 +518,7 @@ static void daemon_on_hup(void *arg)
 	if (d->cfg != d->boot_cfg)
 		config_free(d->cfg);
 	d->cfg = ncfg;
+	daemon_apply_sync(d);
 	daemon_arm_deadline(d);
 	daemon_arm_digest(d);
 	log_info("configuration reloaded: %zu cells, %zu event types", ncfg->n_cells,
@@ -553,8 +560,8 @@ int daemon_run(const char *config_path, struct config *cfg)
 		d.exit_status = 1;
 		goto out;
 	}
-	if (!cfg->storage.sync_full)
-		daemon_apply_sync(&d, false);
+	d.sync_full = true; /* store_open's */
+	daemon_apply_sync(&d);
 	if (store_sync_cells(d.store, cfg, loop_wall_ms() / 1000) != STORE_OK)
 		log_warnx("recording cells: %s", store_errmsg(d.store));
 
