@@ -1,12 +1,20 @@
 """storage.sync: an ack leaves only once its rows are on disk.
 
 The daemon runs under `strace -f -yy`; a publisher sends a few thousand
-QoS 1 messages. The trace is then read in order: every pwrite to the
-database's `-wal` file makes the WAL dirty, a successful fsync/fdatasync
-of that file makes clean what was written before the sync began, and a
-PUBACK (MQTT packet type 0x40) in anything written to the broker socket
-while the WAL is dirty is a violation: a power cut at that instant would
-lose a message the broker has already deleted.
+QoS 1 messages. The trace is then replayed in order:
+
+- every pwrite to the database's `-wal` file makes the WAL dirty; a
+  successful fsync/fdatasync of that file makes clean what was written
+  before the sync began, and counts one completed sync;
+- every PUBLISH read from the broker socket is noted with the number of
+  WAL syncs completed so far;
+- a PUBACK (MQTT packet type 0x40) written to the broker socket (acks are
+  gathered: every packet inside every write/send is looked at) is a
+  violation if the WAL is dirty at that moment, or if no WAL sync has
+  completed since its PUBLISH was read (its row cannot be on disk yet: the
+  only syncs are a COMMIT's, and any COMMIT after the read includes the
+  row). A power cut at that instant would lose a message the broker has
+  already deleted.
 
 With `sync: full` there must be none; with `sync: normal` the same checker
 must find some, which proves it can fail.
@@ -37,43 +45,61 @@ HEX = re.compile(r"^(?:\\x[0-9a-f]{2})+$")
 WAL = re.compile(r"-wal$")
 STRING = re.compile(r'"((?:\\x[0-9a-f]{2})*)"')
 SOCKET_SENDS = {"write", "writev", "send", "sendto", "sendmsg"}
+SOCKET_READS = {"read", "readv", "recv", "recvfrom", "recvmsg"}
 WAL_WRITES = {"pwrite64", "pwrite", "write", "pwritev", "pwritev2", "writev"}
 SYNCS = {"fsync", "fdatasync"}
+# x86-64 and arm64 have no send/recv/pwrite system calls (libc maps them)
+TRACED = ",".join(sorted((SOCKET_SENDS | SOCKET_READS | WAL_WRITES | SYNCS)
+                         - {"send", "recv", "pwrite"}))
 
 
-def mqtt_packet_types(data, carry):
-    """Packet types in one chunk of the socket's byte stream. carry is the
-    parser state across writes: [bytes still to skip, partial header]."""
-    types = []
-    buf = carry[1] + data
-    carry[1] = b""
-    i = carry[0]
-    carry[0] = 0
-    while i < len(buf):
-        # fixed header: type byte, then 1..4 bytes of remaining length
-        j = i + 1
-        length = 0
-        shift = 0
+class MqttStream:
+    """One direction of an MQTT connection, fed in the chunks the system
+    calls moved; yields (first byte, body) per complete packet."""
+
+    def __init__(self):
+        self.buf = b""
+
+    def feed(self, data):
+        self.buf += data
+        out = []
+        i = 0
         while True:
-            if j >= len(buf):
-                carry[1] = buf[i:]
-                return types
-            b = buf[j]
-            length |= (b & 0x7F) << shift
-            shift += 7
-            j += 1
-            if not b & 0x80:
-                break
-        types.append(buf[i] & 0xF0)
-        i = j + length
-    carry[0] = i - len(buf)
-    return types
+            j, length, shift = i + 1, 0, 0
+            while j < len(self.buf):
+                b = self.buf[j]
+                length |= (b & 0x7F) << shift
+                shift += 7
+                j += 1
+                if not b & 0x80:
+                    break
+            else:
+                break  # header incomplete
+            if j + length > len(self.buf):
+                break  # body incomplete
+            out.append((self.buf[i], self.buf[j:j + length]))
+            i = j + length
+        self.buf = self.buf[i:]
+        return out
+
+
+def publish_mid(first, body):
+    """Packet id of a QoS 1/2 PUBLISH (MQTT 3.1.1), else None."""
+    if first & 0xF0 != 0x30 or not (first >> 1) & 3:
+        return None
+    tlen = int.from_bytes(body[0:2], "big")
+    return int.from_bytes(body[2 + tlen:4 + tlen], "big")
+
+
+def strings(text):
+    return b"".join(bytes.fromhex(x.replace("\\x", "")) for x in STRING.findall(text))
 
 
 def check_trace(path, broker_port, mark=None):
-    """(violations, pubacks, wal_writes, wal_syncs) of one strace -f -yy log.
-    With mark (bytes), also (violations, pubacks) up to the daemon's log
-    line (a write to fd 2) containing it, as .at_mark."""
+    """(violations, pubacks, wal_writes, wal_syncs) of one strace -f -yy -xx
+    log. With mark (bytes), also (violations, pubacks) up to the daemon's
+    log line (a write to fd 2) containing it, as .at_mark; .early counts
+    the acks that left before any sync since their PUBLISH was read."""
     sock = re.compile(r"^TCP(?:v6)?:\[[^\]]*->(?:127\.0\.0\.1|\[::1\]):%d\]$" % broker_port)
 
     def fd_is(args, what):
@@ -85,25 +111,41 @@ def check_trace(path, broker_port, mark=None):
         if HEX.match(text):
             text = bytes.fromhex(text.replace("\\x", "")).decode("utf-8", "replace")
         return what.search(text) is not None
-    write_seq = 0        # WAL writes completed so far
+
+    write_seq = 0        # WAL writes begun so far
     synced_upto = 0      # every WAL write numbered <= this is on disk
+    syncs_done = 0       # WAL syncs completed so far
     writing = {}         # pid -> True while a WAL write is unfinished
     syncing = {}         # pid -> write_seq when its sync began
-    pending_send = {}    # pid -> bytes of an unfinished socket write
-    carry = [0, b""]
-    violations = pubacks = wal_writes = wal_syncs = 0
+    pending = {}         # pid -> ("send" | "read", data) of an unfinished call
+    out, inn = MqttStream(), MqttStream()
+    read_at = {}         # packet id -> syncs_done when its PUBLISH was read
+    violations = pubacks = wal_writes = wal_syncs = early = 0
     at_mark = None
 
-    def dirty():
-        return write_seq > synced_upto or any(writing.values())
-
     def on_send(data):
-        nonlocal violations, pubacks
-        n = mqtt_packet_types(data, carry).count(0x40)
-        if n:
-            pubacks += n
-            if dirty():
-                violations += n
+        nonlocal violations, pubacks, early
+        for first, body in out.feed(data):
+            if first & 0xF0 != 0x40:
+                continue
+            pubacks += 1
+            mid = int.from_bytes(body[0:2], "big")
+            unsynced = mid not in read_at or syncs_done <= read_at.pop(mid)
+            early += unsynced
+            if unsynced or write_seq > synced_upto or any(writing.values()):
+                violations += 1
+
+    def on_read(data):
+        for first, body in inn.feed(data):
+            mid = publish_mid(first, body)
+            if mid is not None:
+                read_at[mid] = syncs_done
+
+    def on_sync(began):
+        nonlocal synced_upto, syncs_done, wal_syncs
+        synced_upto = max(synced_upto, began)
+        syncs_done += 1
+        wal_syncs += 1
 
     with open(path, errors="replace") as f:
         for line in f:
@@ -114,56 +156,58 @@ def check_trace(path, broker_port, mark=None):
             if m.group("rname"):
                 name, rest = m.group("rname"), m.group("rrest")
                 r = RESULT.search(rest)
-                ok = r is not None and r.group(1) not in ("?",) and int(r.group(1)) >= 0
+                n = int(r.group(1)) if r and r.group(1) != "?" else -1
                 if name in SYNCS and pid in syncing:
                     began = syncing.pop(pid)
-                    if ok:
-                        synced_upto = max(synced_upto, began)
-                        wal_syncs += 1
-                elif pid in writing and name in WAL_WRITES:
+                    if n >= 0:
+                        on_sync(began)
+                elif name in WAL_WRITES and pid in writing:
                     del writing[pid]
-                    write_seq += 1
-                    wal_writes += 1
-                elif pid in pending_send and name in SOCKET_SENDS:
-                    data = pending_send.pop(pid)
-                    if ok:
-                        on_send(data)
+                elif pid in pending:
+                    kind, data = pending.pop(pid)
+                    if n > 0 and kind == "send":
+                        on_send(data[:n])
+                    elif n > 0:
+                        on_read(strings(rest)[:n])  # a read's buffer is shown at exit
                 continue
             name, args = m.group("name"), m.group("args")
             unfinished = args.endswith("<unfinished ...>")
             r = RESULT.search(args)
-            ok = r is not None and r.group(1) != "?" and int(r.group(1)) >= 0
+            n = int(r.group(1)) if r and r.group(1) != "?" else -1
             if mark and at_mark is None and name == "write" and args.startswith("2<"):
-                if mark in b"".join(bytes.fromhex(x.replace("\\x", ""))
-                                    for x in STRING.findall(args)):
+                if mark in strings(args):
                     at_mark = (violations, pubacks)
             if name in SOCKET_SENDS and fd_is(args, sock):
-                data = b"".join(bytes.fromhex(s.replace("\\x", "")) for s in STRING.findall(args))
-                # What was sent is what the result says; strace shows the
-                # whole buffer (-s is large), a short write sends a prefix.
+                # strace shows the whole buffer (-s is large); a short
+                # write sent only the prefix the result says.
                 if unfinished:
-                    pending_send[pid] = data
-                elif ok:
-                    on_send(data[:int(r.group(1))])
+                    pending[pid] = ("send", strings(args))
+                elif n > 0:
+                    on_send(strings(args)[:n])
+            elif name in SOCKET_READS and fd_is(args, sock):
+                if unfinished:
+                    pending[pid] = ("read", b"")
+                elif n > 0:
+                    on_read(strings(args)[:n])
             elif name in WAL_WRITES and fd_is(args, WAL):
+                # dirty from the moment it begins
+                write_seq += 1
+                wal_writes += 1
                 if unfinished:
                     writing[pid] = True
-                else:
-                    write_seq += 1
-                    wal_writes += 1
             elif name in SYNCS and fd_is(args, WAL):
                 if unfinished:
                     syncing[pid] = write_seq
-                elif ok:
-                    synced_upto = max(synced_upto, write_seq)
-                    wal_syncs += 1
-    return TraceResult(violations, pubacks, wal_writes, wal_syncs, at_mark)
+                elif n >= 0:
+                    on_sync(write_seq)
+    return TraceResult(violations, pubacks, wal_writes, wal_syncs, at_mark, early)
 
 
 class TraceResult(tuple):
-    def __new__(cls, violations, pubacks, wal_writes, wal_syncs, at_mark):
+    def __new__(cls, violations, pubacks, wal_writes, wal_syncs, at_mark, early):
         r = super().__new__(cls, (violations, pubacks, wal_writes, wal_syncs))
         r.at_mark = at_mark
+        r.early = early
         return r
 
 
@@ -180,8 +224,7 @@ class TracedDaemon(Daemon):
         self.log_offset = os.path.getsize(self.log)
         self.proc = subprocess.Popen(
             ["strace", "-f", "-yy", "-xx", "-s", "1000000", "-o", self.trace,
-             "-e", "trace=write,writev,send,sendto,sendmsg,pwrite64,pwritev,pwritev2,"
-                   "fsync,fdatasync",
+             "-e", "trace=" + TRACED,
              GRIDPATROLD, "-c", self.conf, "-v"],
             stdout=self.logf, stderr=self.logf, env=self.env)
         if wait_connected:
@@ -223,10 +266,9 @@ def run_traced(tmp_path, broker, sync, slow_fsync_ms=0):
         out = sim(broker, N, "--cells-n", str(len(CELLS)), "--id-prefix", f"dur-{sync}",
                   timeout=300)
         assert out.returncode == 0, out.stderr
+        # The last batch is committed once its rows are visible; its acks
+        # leave in the same pass, before the SIGTERM is looked at.
         wait_for(lambda: d.count() >= N, 120, f"{N} rows")
-        # The last batch's acks leave after its commit: wait until the
-        # broker has nothing left in flight for us, i.e. the sim is done
-        # (it waits for its own PUBACKs) and the daemon had a quiet pass.
         assert d.stop(60) == 0
     finally:
         if d.alive():
@@ -235,6 +277,7 @@ def run_traced(tmp_path, broker, sync, slow_fsync_ms=0):
     log = d.log_text()
     res = check_trace(d.trace, broker.port)
     print(f"\nsync: {sync}: rows {rows}, pubacks {res[1]}, violations {res[0]}, "
+          f"acks before any sync since their read {res.early}, "
           f"wal pwrites {res[2]}, wal syncs {res[3]}")
     return rows, res, log
 
@@ -291,9 +334,44 @@ def test_sighup_switches_sync(tmp_path, broker):
 
 
 def test_packet_parser_follows_the_stream():
-    carry = [0, b""]
-    # two PUBACKs, a PUBLISH split across writes, then a PUBACK
-    pub = bytes([0x32, 5]) + b"\x00\x01t\x00\x07"
-    chunks = [b"\x40\x02\x00\x01\x40\x02\x00\x02" + pub[:3], pub[3:], b"\x40\x02\x00\x03"]
-    types = [t for c in chunks for t in mqtt_packet_types(c, carry)]
-    assert types == [0x40, 0x40, 0x30, 0x40]
+    st = MqttStream()
+    # two PUBACKs, a QoS 1 PUBLISH (topic "t", id 7) split across writes, a PUBACK
+    pub = bytes([0x32, 6]) + b"\x00\x01t\x00\x07x"
+    chunks = [b"\x40\x02\x00\x01\x40\x02\x00\x02" + pub[:1], pub[1:4], pub[4:],
+              b"\x40\x02\x00\x03"]
+    packets = [p for c in chunks for p in st.feed(c)]
+    assert [f & 0xF0 for f, _ in packets] == [0x40, 0x40, 0x30, 0x40]
+    assert publish_mid(*packets[2]) == 7
+    assert publish_mid(*packets[0]) is None
+    assert st.buf == b""
+
+
+def test_checker_on_synthetic_traces(tmp_path):
+    """The checker itself: an ack after its row's WAL write and sync
+    passes; an ack while the write is unsynced, or before any sync since
+    its PUBLISH was read (the ack-before-commit bug), does not."""
+    port = 1883
+    sock = f"7<TCP:[127.0.0.1:40000->127.0.0.1:{port}]>"
+    wal = "5<" + "".join(f"\\x{b:02x}" for b in b"/tmp/x/patrol.db-wal") + ">"
+
+    def hexs(b):
+        return '"' + "".join(f"\\x{x:02x}" for x in b) + '"'
+
+    publish = bytes([0x32, 6]) + b"\x00\x01t\x00\x01x"
+    puback = b"\x40\x02\x00\x01"
+    read = f"100 read({sock}, {hexs(publish)}, 65536) = {len(publish)}"
+    write = f"100 pwrite64({wal}, {hexs(b'frame')}, 5, 0) = 5"
+    sync = f"100 fdatasync({wal}) = 0"
+    ack = f"100 sendto({sock}, {hexs(puback)}, 4, MSG_NOSIGNAL, NULL, 0) = 4"
+
+    def run(*lines):
+        path = tmp_path / "trace"
+        path.write_text("\n".join(lines) + "\n")
+        return check_trace(str(path), port)
+
+    ok = run(read, write, sync, ack)
+    assert (ok[0], ok[1], ok[2], ok[3], ok.early) == (0, 1, 1, 1, 0)
+    dirty = run(read, write, sync, write, ack)
+    assert dirty[0] == 1 and dirty.early == 0
+    early = run(write, sync, read, ack)
+    assert early[0] == 1 and early.early == 1
