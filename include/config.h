@@ -95,6 +95,8 @@ struct config {
 		int64_t retention_s;   /* default 400d; 0 keeps forever */
 		int64_t max_size;      /* bytes, 0 = unlimited (default) */
 		int64_t max_rejected;  /* rows kept in `rejected`, default 100000; 0 = no cap */
+		bool sync_full;        /* sync: full (default) fsyncs every batch before
+		                        * its acks; normal does not (not power-cut safe) */
 	} storage;
 
 	char *timezone;            /* IANA name, default Asia/Shanghai */

@@ -4,7 +4,9 @@
  *
  * The daemon owns the only writer connection. Rows of one poll wake-up go
  * into one transaction (store_begin is idempotent within a batch); nothing
- * is acknowledged to the broker until store_commit returns STORE_OK.
+ * is acknowledged to the broker until store_commit returns STORE_OK, which
+ * with the default synchronous=FULL means the batch's WAL frames have been
+ * fsync'ed (store_set_sync).
  * This module never logs: failures come back as a status and a message.
  */
 #ifndef GRIDPATROL_STORE_H
@@ -38,6 +40,10 @@ void store_close(struct store *s);
 
 /* Re-apply the size cap (SIGHUP). */
 enum store_status store_set_max_size(struct store *s, int64_t max_size);
+/* storage.sync: full makes every COMMIT fsync the WAL before it returns
+ * (store_open's default); !full is synchronous=NORMAL, durable against a
+ * crash of the process but not a power cut. Not inside a batch. */
+enum store_status store_set_sync(struct store *s, bool full);
 
 enum store_status store_begin(struct store *s);  /* no-op if already open */
 bool store_in_batch(const struct store *s);

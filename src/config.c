@@ -1281,6 +1281,8 @@ static void
 v_storage(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
+	const char *s;
+	char b[SHOW_MAX];
 
 	if (!want_map(c, m, "storage"))
 		return;
@@ -1295,6 +1297,17 @@ v_storage(struct ctx *c, const struct node *m)
 			long long n;
 			if (get_int(c, v, "max_rejected", 0, 1000000000, &n))
 				cfg->storage.max_rejected = n;
+		} else if (key_is(k, "sync")) {
+			s = get_scalar(c, v, "sync");
+			if (s == NULL)
+				continue;
+			if (strcmp(s, "full") == 0)
+				cfg->storage.sync_full = true;
+			else if (strcmp(s, "normal") == 0)
+				cfg->storage.sync_full = false;
+			else
+				err_at(c, v, "sync must be full or normal, not '%s'",
+				       show(s, b, sizeof(b)));
 		} else
 			unknown_key(c, k, "storage");
 	}
@@ -2482,6 +2495,7 @@ config_new(struct ctx *c, const char *path)
 	cfg->storage.retention_s = 400 * 86400;
 	cfg->storage.max_size = 0;
 	cfg->storage.max_rejected = 100000;
+	cfg->storage.sync_full = true;
 	cfg->timezone = xstrdup(c, "Asia/Shanghai");
 	cfg->defaults.interval_s = 4 * 3600;
 	cfg->defaults.grace_s = 15 * 60;

@@ -100,6 +100,7 @@ struct daemon {
 	bool broker_alerted;
 	int64_t broker_down_ms;       /* monotonic: since when unreachable */
 	int64_t connected_ms;         /* monotonic: last CONNACK */
+	bool sync_full;            /* synchronous=FULL on the writer now */
 	struct loop_timer deadline_timer, digest_timer, pause_timer, broker_timer;
 
 	/* The open batch. Counters move to `stats` only once it commits. */
@@ -679,6 +680,26 @@ static void daemon_prune_step(struct daemon *d)
 	loop_timer_arm(d->loop, &d->prune_timer, PRUNE_INTERVAL_MS);
 }
 
+/* storage.sync is a pragma on the writer, which SQLite refuses inside a
+ * transaction: applied at start, on reload, and otherwise after the next
+ * successful commit (a reload while the database was not writable). */
+static void daemon_apply_sync(struct daemon *d)
+{
+	bool full = d->cfg->storage.sync_full;
+	if (full == d->sync_full || store_in_batch(d->store))
+		return;
+	if (store_set_sync(d->store, full) != STORE_OK) {
+		log_errx("storage.sync: %s", store_errmsg(d->store));
+		return;
+	}
+	d->sync_full = full;
+	if (full)
+		log_info("storage.sync: full: every batch is on disk before its acks leave");
+	else
+		log_warnx("storage.sync: normal: acknowledged messages are not fsync'ed before "
+		          "their acks leave; a power cut can lose them (use sync: full)");
+}
+
 /* After every wake-up: commit, then (and only then) let the acks out. */
 static void daemon_check(void *arg)
 {
@@ -722,6 +743,7 @@ static void daemon_check(void *arg)
 		deliver_held_committed(d->deliver, true);
 	if (d->pending.rejected && d->cfg->storage.max_rejected > 0)
 		daemon_prune_soon(d, PRUNE_CAP_DELAY_MS);
+	daemon_apply_sync(d);
 	daemon_stats_add(&d->stats, &d->pending);
 	if (d->alerts_queued) {
 		d->alerts_queued = false;
@@ -881,6 +903,7 @@ static void daemon_on_hup(void *arg)
 	if (d->cfg != d->boot_cfg)
 		config_free(d->cfg);
 	d->cfg = ncfg;
+	daemon_apply_sync(d);
 	daemon_arm_deadline(d);
 	daemon_arm_digest(d);
 	daemon_prune_soon(d, 0); /* retention may have been lowered */
@@ -924,6 +947,8 @@ int daemon_run(const char *config_path, struct config *cfg)
 		d.exit_status = 1;
 		goto out;
 	}
+	d.sync_full = true; /* store_open's */
+	daemon_apply_sync(&d);
 	if (store_sync_cells(d.store, cfg, loop_wall_ms() / 1000) != STORE_OK)
 		log_warnx("recording cells: %s", store_errmsg(d.store));
 

@@ -1,12 +1,16 @@
 /*
  * store: SQLite behind a narrow interface.
  *
- * Durability model: WAL with synchronous=NORMAL. A committed transaction
- * survives a crash of this process (the WAL is written before COMMIT
- * returns), and acks leave only after COMMIT; a power cut may roll back
- * the last moments of the WAL, acked messages included (the design notes'
- * trade; FULL would fsync every batch). The schema is versioned with
- * PRAGMA user_version and migrated forward inside one transaction.
+ * Durability model: WAL; storage.sync picks synchronous=FULL (default) or
+ * NORMAL. With FULL, SQLite fsyncs the WAL inside every COMMIT, so when
+ * store_commit returns the batch is on disk and its acks, which leave only
+ * after COMMIT, promise nothing a power cut can take back: one fsync per
+ * batch (one transaction per poll wake-up), not per message. NORMAL
+ * fsyncs only at checkpoints: a committed batch survives a crash of this
+ * process but may sit in the page cache while its acks leave, so a power
+ * cut can lose acknowledged messages (the daemon says so in its log).
+ * The schema is versioned with PRAGMA user_version and migrated forward
+ * inside one transaction.
  *
  * Checkpoints run in the writer right after COMMIT: a WAL hook doing what
  * SQLite's automatic checkpoint does, at 1000 frames or sooner when the
@@ -283,6 +287,19 @@ enum store_status store_set_max_size(struct store *s, int64_t max_size)
 	return STORE_OK;
 }
 
+enum store_status store_set_sync(struct store *s, bool full)
+{
+	/* Takes effect with the next COMMIT; it may not change inside one. */
+	if (s->in_batch) {
+		snprintf(s->err, sizeof(s->err), "set synchronous: a batch is open");
+		return STORE_FATAL;
+	}
+	if (store_exec(s, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+	               "set synchronous") < 0)
+		return STORE_FATAL;
+	return STORE_OK;
+}
+
 /* A checkpoint copies the WAL's pages into the database file, which may
  * grow by as many pages as the WAL holds; until then the WAL cannot be
  * reused. With SQLite's fixed 1000 frames (~4 MB) a disk with less free
@@ -368,7 +385,9 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 
 	/* cache_size: the three indexes of `event` stay hot under load (pages
 	 * are only allocated as used, so an idle daemon stays small). */
-	if (store_exec(s, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+	/* FULL until the caller says otherwise (store_set_sync): the safe
+	 * side for anything that writes before the configuration is applied. */
+	if (store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
 	                  "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-8192;",
 	                  "set pragmas") < 0 ||
 	    store_migrate(s) < 0 ||

@@ -6,7 +6,7 @@
  * without waiting for a reader, and retention: what goes and what stays
  * (pending deliveries, the alerts read back at start), the rejected cap,
  * and a file that stops growing over fill/prune cycles in both auto_vacuum
- * modes.
+ * modes; storage.sync's pragma on the writer.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -229,6 +229,38 @@ static off_t file_size(const char *path)
 }
 
 /* A store on the fixture's file, and the path of its WAL. */
+static int64_t writer_synchronous(struct store *s)
+{
+	sqlite3_stmt *st;
+	int64_t v = -1;
+	assert_int_equal(sqlite3_prepare_v2(store_db(s), "PRAGMA synchronous", -1, &st, NULL),
+	                 SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* FULL (2) from the start: acks follow a COMMIT that fsync'ed the WAL.
+ * NORMAL (1) only when asked, and never switched inside a batch. */
+static void test_sync_full_unless_normal(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(writer_synchronous(s), 2);
+	assert_int_equal(store_set_sync(s, false), STORE_OK);
+	assert_int_equal(writer_synchronous(s), 1);
+	assert_int_equal(store_begin(s), STORE_OK);
+	assert_int_equal(store_set_sync(s, true), STORE_FATAL);
+	assert_int_equal(store_commit(s), STORE_OK);
+	assert_int_equal(writer_synchronous(s), 1);
+	assert_int_equal(store_set_sync(s, true), STORE_OK);
+	assert_int_equal(writer_synchronous(s), 2);
+	store_close(s);
+}
+
 static struct store *open_with_wal(const struct fx *f, char *wal, size_t n)
 {
 	char err[512];
@@ -611,6 +643,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_schema_wal_and_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sync_full_unless_normal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_by_worker_and_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_payload_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_cap_is_retryable, setup, teardown),
