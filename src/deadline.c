@@ -21,7 +21,8 @@
  * The engine keeps one 48-byte record per cell in a dense array indexed by
  * cell number (base, last patrol and the end of the last pause are what
  * deadline_base() needs to move the base; the due time is derived from the
- * base when asked, which is rare, instead of being stored) and a binary min-heap of (next fire time, cell) in two
+ * base when asked, which is rare, instead of being stored) and a binary
+ * min-heap of (next fire time, cell) in two
  * parallel arrays (12 bytes per cell); each record knows its heap slot, so
  * rescheduling one cell is O(log n). A paused cell's heap key is its pause
  * end, so the caller's timer wakes up for it and deadline_pop() can restart

@@ -430,9 +430,9 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 	                  "INSERT OR IGNORE INTO event (worker, msg_id, cell, type, ts, "
 	                  "device_ts, recv_ms, lat, lon, value, note, photo, flags, raw) "
 	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)") < 0 ||
-	    /* Most events are neither the oldest nor a late one: the WHERE
-	     * makes those a lookup that writes no page. SET expressions read
-	     * the row as it was. */
+	    /* An in-order event is the newest of its cell and type and moves
+	     * last_ts; the WHERE spares a late one that is not the oldest
+	     * either the write. SET expressions read the row as it was. */
 	    store_prepare(s, &s->put_span,
 	                  "INSERT INTO event_span (cell, type, first_ts, last_ts, last_worker) "
 	                  "VALUES (?1, ?2, ?3, ?3, ?4) ON CONFLICT (cell, type) DO UPDATE SET "
