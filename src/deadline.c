@@ -649,12 +649,10 @@ deadline_patrol(struct deadline *d, uint32_t cell, int64_t ts, int64_t now,
 			*res = r;
 		return;
 	}
+	int64_t prev_base = c->base;
+
 	r.moved = ts > c->last;
 	r.prev_last_patrol = c->last;
-	/* Only a recovery reports it; working it out is an active-time walk
-	 * that most patrols do not need. */
-	if (c->alerts)
-		r.prev_due = due_of(&d->tz, c);
 	r.repeats = (int)c->alerts;
 	if (r.moved)
 		c->last = ts;
@@ -665,6 +663,9 @@ deadline_patrol(struct deadline *d, uint32_t cell, int64_t ts, int64_t now,
 		heap_set(d, cell, c->overdue);
 	if (c->alerts && c->overdue > now) {
 		r.recovered = true;
+		/* Only a recovery reports it: an active-time walk that a patrol
+		 * of a cell still overdue does not need. */
+		r.prev_due = active_add_c(&d->tz, &c->p->active, prev_base, c->p->interval_s);
 		c->alerts = 0;
 		if (!c->paused)
 			heap_set(d, cell, c->overdue);
