@@ -118,9 +118,11 @@ void deadline_patrol(struct deadline *d, uint32_t cell, int64_t ts, int64_t now,
                      struct deadline_patrol_result *res);
 
 /* Pause until `until` (DEADLINE_NEVER: until resumed); nothing fires while
- * paused. Resuming (deadline_resume, or `until` passing as seen by
- * deadline_pop) restarts the count from the resume time, keeping a pending
- * recovery (an alerted cell still gets its "recovered" on the next patrol). */
+ * paused. Resuming (deadline_resume, `until` passing as seen by
+ * deadline_pop, or deadline_pause with an `until` already past, which ends
+ * a running pause at `until`) restarts the count from the resume time,
+ * keeping a pending recovery (an alerted cell still gets its "recovered"
+ * on the next patrol). */
 void deadline_pause(struct deadline *d, uint32_t cell, int64_t until, int64_t now);
 void deadline_resume(struct deadline *d, uint32_t cell, int64_t now);
 bool deadline_paused(const struct deadline *d, uint32_t cell, int64_t now);

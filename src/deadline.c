@@ -696,9 +696,10 @@ deadline_pause(struct deadline *d, uint32_t cell, int64_t until, int64_t now)
 	if (!c)
 		return;
 	if (until <= now) {
-		/* A pause already over: only ends one that is running. */
+		/* A pause already over: only ends one that is running, and at
+		 * its end, not when the caller got round to noticing. */
 		if (c->paused)
-			resume_at(d, cell, now);
+			resume_at(d, cell, until);
 		return;
 	}
 	c->paused = 1;

@@ -103,10 +103,10 @@ static int watch_row_known(void *arg, const char *cell, const char *t1, int64_t 
 	return 0;
 }
 
-/* A pause that has already ended still restarted the count at its end,
- * exactly as deadline_pop does live; without this a restart would forget
- * it and could call a cell overdue for time it was paused. (A pause ended
- * with `gridpatrol resume` leaves no row, so only its live effect counts.) */
+/* A pause that has already ended (its time ran out, or `gridpatrol resume`
+ * ended it) still restarted the count at its end, exactly as deadline_pop
+ * does live; without this a restart would forget it and could call a cell
+ * overdue for time it was paused. */
 static int watch_row_ended_pause(void *arg, const char *cell, const char *t1, int64_t since,
                                  int64_t until, bool open_ended)
 {
@@ -243,7 +243,7 @@ int64_t watch_next_time(const struct watch *w)
 
 struct watch_pause {
 	const struct config *cfg;
-	int64_t *until; /* 0: not paused */
+	int64_t *until; /* 0: no row; may be past (ended, by `resume` too) */
 	int64_t now;
 };
 
@@ -255,10 +255,7 @@ static int watch_row_pause(void *arg, const char *cell, const char *t1, int64_t 
 	long i = watch_cell_index(p->cfg, cell);
 	if (i < 0)
 		return 0;
-	if (open_ended)
-		p->until[i] = DEADLINE_NEVER;
-	else if (until > p->now)
-		p->until[i] = until;
+	p->until[i] = open_ended ? DEADLINE_NEVER : until;
 	return 0;
 }
 
@@ -274,6 +271,8 @@ enum store_status watch_sync_pauses(struct watch *w, int64_t now)
 	enum store_status st = store_each_pause(w->store, watch_row_pause, &p);
 	if (st == STORE_OK) {
 		for (size_t i = 0; i < n; i++) {
+			/* An end already past resumes a running pause at that
+			 * end, as the rebuild and `status` count it. */
 			bool paused = deadline_paused(w->dl, (uint32_t)i, now);
 			if (until[i])
 				deadline_pause(w->dl, (uint32_t)i, until[i], now);

@@ -1010,7 +1010,7 @@ test_engine_random_vs_model(void **state)
 			deadline_pause(d, ci, until, now);
 			if (until <= now) {
 				if (c->paused) {
-					m_resume(c, now);
+					m_resume(c, until);
 					pause_ends++;
 				}
 			} else {

@@ -99,3 +99,46 @@ def test_late_first_patrol_is_the_base_for_daemon_status_and_report(make_daemon,
     wait_for(lambda: d.count() == 2, 10, "pipeline live after restart")
     assert d.count("alert", "kind = 'overdue' AND repeat = 0") == 1
     assert d.stop() == 0
+
+
+# A probe that raises an alert but is no patrol, so it moves no base.
+PROBE_EVENTS = """\
+events:
+  checkin: { label: "巡查签到" }
+  fishing: { label: "水库钓鱼", alert: immediate, patrol: false }
+"""
+
+
+def test_resume_end_is_the_base_for_status_and_a_restart(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    alerts = ("alerts:\n  startup_grace: 0s\n  daily_digest: \"off\"\n"
+              "  retry: { min: 1s, max: 2s, give_up_after: 1h }\n"
+              f"  sinks:\n{record_sink('wechat', rec.dir)}")
+    d = make_daemon(cells=CELLS, extra=alerts, events=PROBE_EVENTS).start()
+    assert d.stop() == 0
+    # Paused while the daemon is down, so it is paused from its start on.
+    r = subprocess.run([GRIDPATROL, "-c", d.conf, "pause", "yh-01"], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    d.start()
+    patrol = int(time.time()) - 3 * 3600
+    publish(broker, "patrol/yh-01/w017/checkin",
+            json.dumps({"id": "late-2", "ts": rfc(patrol)}).encode())
+    wait_for(lambda: d.count() == 1, 10, "the late patrol stored")
+    t0 = int(time.time())
+    r = subprocess.run([GRIDPATROL, "-c", d.conf, "resume", "yh-01"], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    t1 = int(time.time()) + 1
+
+    # The count restarts at the resume, for status as for the daemon...
+    cell = {c["id"]: c for c in cli_json(d, "status")["cells"]}["yh-01"]
+    assert cell["state"] == "ok", cell
+    due = datetime.fromisoformat(cell["due"]).timestamp()
+    assert t0 + INTERVAL_S <= due <= t1 + INTERVAL_S, (cell, t0, t1)
+    # ...and for the daemon after a restart, which must not fall back to
+    # the three-hour-old patrol (that would be overdue at once).
+    assert d.stop() == 0
+    d.start()
+    publish(broker, "patrol/yh-01/w017/fishing", b'{"id":"probe"}')
+    wait_for(lambda: rec.alerts("event"), 10, "event alert after restart")
+    assert d.count("alert", "kind = 'overdue'") == 0
+    assert d.stop() == 0
