@@ -4,7 +4,8 @@ A cell added now whose only patrol, made hours ago, is uploaded late has
 been unpatrolled since that patrol: the daemon raises `overdue`, `status`
 says overdue and `report` counts the overdue time, all from the same
 database. Before, the daemon counted from known_since and raised nothing,
-and the report said 100 % covered.
+and the report said 100 % covered. Likewise the end of a pause ended with
+`resume` is the base for `status` and for the daemon after a restart.
 """
 import json
 import os
