@@ -126,7 +126,7 @@ run_once(double *out)
 	/* (a) */
 	t = now_ns();
 	for (uint32_t i = 0; i < NCELLS; i++)
-		if (deadline_set(d, i, &params[pidx[i]], base[i], base[i]) < 0)
+		if (deadline_set(d, i, &params[pidx[i]], base[i], base[i], 0) < 0)
 			goto out;
 	total = now_ns() - t;
 	out[F_SET_MS] = total / 1e6;

@@ -95,7 +95,14 @@ def day_rows(rng, day_start, n, first_id):
     return rows
 
 
-def build_db(path, days, per_day_history):
+# History is inserted into the schema it predates; migrations from here on
+# (2 -> 3 fills event_span from it) then run over it as on an upgrade.
+HISTORY_SCHEMA = 2
+
+
+def build_db(path, days, per_day_history, schema=None):
+    """A database of `days` days ending on DAY, at schema version `schema`
+    (default: the newest in src/store.c)."""
     tmp = path + ".part"
     if os.path.exists(tmp):
         os.unlink(tmp)
@@ -103,9 +110,9 @@ def build_db(path, days, per_day_history):
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=OFF")
     migrations = schema_from_store_c()
-    for m in migrations:
+    schema = len(migrations) if schema is None else schema
+    for m in migrations[:HISTORY_SCHEMA]:
         con.executescript(m)
-    con.execute(f"PRAGMA user_version = {len(migrations)}")
     rng = random.Random(20261124)
     day0 = int(DAY.timestamp())
     first = day0 - (days - 1) * 86400
@@ -125,6 +132,10 @@ def build_db(path, days, per_day_history):
     con.executemany("INSERT INTO alert (kind, cell, at, text, doc) VALUES (?,?,?,?,?)",
                     [("overdue", f"c{i:04d}", day0 + 36000 + i, "…", "{}")
                      for i in range(0, CELLS, 7)])
+    con.commit()
+    for m in migrations[HISTORY_SCHEMA:schema]:
+        con.executescript(m)
+    con.execute(f"PRAGMA user_version = {max(schema, HISTORY_SCHEMA)}")
     con.commit()
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
@@ -154,8 +165,9 @@ def main():
     work = a.workdir or tempfile.mkdtemp(prefix="report-bench-")
     os.makedirs(work, exist_ok=True)
     cfg = os.path.join(work, "bench.yaml")
-    one = os.path.join(work, "one-day.db")
-    year = os.path.join(work, f"year-{a.history_per_day}.db")
+    one = os.path.join(work, f"one-day-s{len(schema_from_store_c())}.db")
+    # Named by schema: a database built for an older one lacks event_span.
+    year = os.path.join(work, f"year-{a.history_per_day}-s{len(schema_from_store_c())}.db")
     write_config(cfg, one)
 
     gen = {}

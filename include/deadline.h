@@ -2,8 +2,8 @@
  * deadline: when each cell is due, and which cell needs looking at next.
  *
  * Time model (docs/deadlines.md): a cell is due `interval` of *active time*
- * after its base time (its last patrol, or when it became known or was
- * resumed); it is overdue once a further `grace` of active time has passed;
+ * after its base time (deadline_base: its latest patrol, or when it became
+ * known if never patrolled, or the end of a pause if later); it is overdue once a further `grace` of active time has passed;
  * while overdue it fires again every `repeat` of active time. Active time is
  * time inside the cell's active window in local time; "always" makes it
  * wall time. So overdue alerts and repeats only ever fire inside active
@@ -51,6 +51,17 @@ int64_t deadline_active_between(const struct units_active *a, int64_t from, int6
  * digest). */
 int64_t deadline_next_daily(int min_of_day, int64_t now);
 
+/* --- the base rule (SPEC, Deadline) --- */
+
+/* What a cell's deadline counts from: its latest patrol once it has one,
+ * whenever that was reported and even if it predates known_since (a device
+ * that uploads days late leaves the cell unpatrolled for those days);
+ * known_since only while it was never patrolled; and the end of the last
+ * pause that has ended, when that is later. 0 means "none" for last_patrol
+ * and pause_end (and for known_since: not known). The daemon, `status` and
+ * `report` all take the base from here. */
+int64_t deadline_base(int64_t known_since, int64_t last_patrol, int64_t pause_end);
+
 /* --- the engine --- */
 
 struct deadline;
@@ -68,7 +79,7 @@ struct deadline_patrol_result {
 	bool recovered;        /* the cell was overdue-alerted and now is not */
 	bool moved;            /* ts was newer than the last patrol */
 	int64_t prev_last_patrol;
-	int64_t prev_due;      /* the deadline that had passed (for "unpatrolled for") */
+	int64_t prev_due;      /* recovered only: the deadline that had passed */
 	int repeats;           /* how many overdue alerts had been raised (1 + repeats) */
 };
 
@@ -85,11 +96,12 @@ void deadline_free(struct deadline *d);
 
 /* Define cell number `cell` (0..n-1, dense: the caller's index into its
  * cell table). `p` is not copied and must outlive the engine's use of it.
- * base = last patrol time, or known_since for a never-patrolled cell;
- * last_patrol = 0 when never patrolled. Re-setting a cell (config reload)
- * keeps nothing of its old state. Returns 0, or -1 on ENOMEM. */
+ * The facts are deadline_base()'s: last_patrol = 0 when never patrolled,
+ * pause_end = end of a pause that is over, 0 if none. Re-setting a cell
+ * (config reload) keeps nothing of its old state. Returns 0, or -1 on
+ * ENOMEM. */
 int deadline_set(struct deadline *d, uint32_t cell, const struct deadline_params *p,
-                 int64_t base, int64_t last_patrol);
+                 int64_t known_since, int64_t last_patrol, int64_t pause_end);
 /* After a restart: the cell had an overdue alert raised at alerted_at with
  * this repeat count and no recovery since; the next repeat is due `repeat`
  * of active time after alerted_at. */
@@ -98,15 +110,19 @@ void deadline_restore_alerted(struct deadline *d, uint32_t cell, int64_t alerted
 void deadline_truncate(struct deadline *d, uint32_t n);
 
 /* A patrol at patrol time ts (possibly reported late: ts may be older than
- * the last patrol, which then does not move back). If the cell had been
- * alerted and its new overdue time lies after now, it has recovered. */
+ * the last patrol, which then does not move back; the first patrol of a
+ * cell moves its base to ts even if that is before known_since). If the
+ * cell had been alerted and its new overdue time lies after now, it has
+ * recovered. */
 void deadline_patrol(struct deadline *d, uint32_t cell, int64_t ts, int64_t now,
                      struct deadline_patrol_result *res);
 
 /* Pause until `until` (DEADLINE_NEVER: until resumed); nothing fires while
- * paused. Resuming (deadline_resume, or `until` passing as seen by
- * deadline_pop) restarts the count from the resume time, keeping a pending
- * recovery (an alerted cell still gets its "recovered" on the next patrol). */
+ * paused. Resuming (deadline_resume, `until` passing as seen by
+ * deadline_pop, or deadline_pause with an `until` already past, which ends
+ * a running pause at `until`) restarts the count from the resume time,
+ * keeping a pending recovery (an alerted cell still gets its "recovered"
+ * on the next patrol). */
 void deadline_pause(struct deadline *d, uint32_t cell, int64_t until, int64_t now);
 void deadline_resume(struct deadline *d, uint32_t cell, int64_t now);
 bool deadline_paused(const struct deadline *d, uint32_t cell, int64_t now);

@@ -19,7 +19,7 @@
 #include "config.h"
 #include "msg.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_REJECTED_PAYLOAD_MAX 1024
 #define STORE_REJECTED_TOPIC_MAX 512
 
@@ -30,6 +30,12 @@ enum store_status {
 };
 
 struct store;
+
+/* Called before store_open() runs a migration that reads existing history
+ * (started true), then every million SQLite steps while it runs. Set it
+ * before store_open(); it is process-wide. */
+typedef void store_migrate_cb(void *arg, int from, int to, bool started);
+void store_on_migrate(store_migrate_cb *cb, void *arg);
 
 /* Takes the daemon's exclusive lock (PATH.lock, flock), opens or creates
  * the database, sets WAL and pragmas, migrates the schema. max_size > 0
@@ -48,7 +54,8 @@ enum store_status store_set_sync(struct store *s, bool full);
 enum store_status store_begin(struct store *s);  /* no-op if already open */
 bool store_in_batch(const struct store *s);
 /* *dup is set when (worker, msg_id) was already stored; otherwise *rowid
- * (may be NULL) receives the new row's id. */
+ * (may be NULL) receives the new row's id, and the (cell, type) row of
+ * event_span takes in the event's ts (and worker, if newest). */
 enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup,
                                   int64_t *rowid);
 enum store_status store_put_rejected(struct store *s, int64_t recv_ms, const char *topic,
@@ -70,7 +77,7 @@ typedef int store_row_cb(void *arg, const char *text0, const char *text1,
                          int64_t int0, int64_t int1, bool null1);
 /* (cell, NULL, known_since, 0) */
 enum store_status store_each_known(struct store *s, store_row_cb *cb, void *arg);
-/* (cell, type, max(ts), 0) per cell and event type */
+/* (cell, type, newest ts, 0) per cell and event type, from event_span */
 enum store_status store_each_last_patrol(struct store *s, store_row_cb *cb, void *arg);
 /* (cell, NULL, at, repeat): the newest overdue alert of each cell that has
  * no recovery after it */
@@ -80,7 +87,8 @@ enum store_status store_each_pause(struct store *s, store_row_cb *cb, void *arg)
 /* Changes when another connection (the CLI's pause) commits. */
 enum store_status store_data_version(struct store *s, int64_t *out);
 
-/* Rows in `event` (for status counters and tests). */
+/* Rows in `event`: a full count, for tests only (the daemon's status
+ * counts what it stored since it started). */
 enum store_status store_count_events(struct store *s, int64_t *out);
 
 /* Retention: history older than a cutoff, and `rejected` beyond a cap,

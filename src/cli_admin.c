@@ -2,7 +2,8 @@
  * cli_admin: the commands that change something — pause and resume a
  * cell's deadline, and take a backup.
  *
- * pause/resume write one row of the `pause` table in a single short
+ * pause/resume write one row of the `pause` table (resume ends it, keeping
+ * the row: its end is where the deadline counts from) in a single short
  * autocommit statement, waiting up to CLI_BUSY_TIMEOUT_MS for the
  * daemon's write lock; the daemon notices the change through
  * PRAGMA data_version within a second. backup uses VACUUM INTO from a
@@ -89,14 +90,20 @@ int cli_cmd_resume(struct cli *c)
 	code = cli_db_open_rw(c);
 	if (code != CLI_EXIT_OK)
 		return cli_db_close(c, code);
-	if ((code = cli_prepare(c, "DELETE FROM pause WHERE cell = ?1", &st)) != CLI_EXIT_OK)
+	/* The row stays, ended now: the end of a pause is a base (SPEC,
+	 * Deadline), and a restart of the daemon, `status` and `report` must
+	 * still see it. Deleting it made them count from the last patrol while
+	 * the running daemon counted from the resume. */
+	if ((code = cli_prepare(c, "UPDATE pause SET until = ?2 WHERE cell = ?1 "
+	                           "AND (until IS NULL OR until > ?2)", &st)) != CLI_EXIT_OK)
 		goto done;
-	if (sqlite3_bind_text(st, 1, cc->id, -1, SQLITE_STATIC) != SQLITE_OK) {
+	if (sqlite3_bind_text(st, 1, cc->id, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, c->now) != SQLITE_OK) {
 		code = cli_db_fail(c, "binding");
 		goto done;
 	}
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		code = cli_db_fail(c, "cannot remove the pause");
+		code = cli_db_fail(c, "cannot end the pause");
 		goto done;
 	}
 	bool was = sqlite3_changes(c->db) > 0;

@@ -24,8 +24,9 @@
 #include "table.h"
 #include "units.h"
 
-/* The oldest schema that has every table the CLI reads (alert, pause...). */
-#define CLI_MIN_SCHEMA 2
+/* The oldest schema that has every table the CLI reads (alert, pause,
+ * event_span...). */
+#define CLI_MIN_SCHEMA 3
 
 void cli_error(const char *fmt, ...)
 {

@@ -3,9 +3,9 @@
  * status (every cell now), events, rejected and alerts.
  *
  * `status` runs the daemon's own deadline engine over what the database
- * holds (known_since, last patrol per cell over patrol-presence types,
- * pauses), so the CLI and the alerts can never disagree about which cell
- * is overdue. Listings build their SQL from fixed fragments for the
+ * holds (known_since, last patrol per cell over patrol-presence types
+ * from event_span, pauses), so the CLI and the alerts can never disagree
+ * about which cell is overdue. Listings build their SQL from fixed fragments for the
  * filters actually given, so each filter can use its index; every value
  * is bound, never pasted into the text.
  */
@@ -53,7 +53,6 @@ static int status_read(struct cli *c, struct status_cell *cells)
 {
 	const struct config *cfg = c->cfg;
 	sqlite3_stmt *st = NULL;
-	char *types = NULL;
 	int rc, code = CLI_EXIT_FAIL;
 
 	if (cli_prepare(c, "SELECT id, known_since FROM cell", &st) != CLI_EXIT_OK)
@@ -88,44 +87,37 @@ static int status_read(struct cli *c, struct status_cell *cells)
 	sqlite3_finalize(st);
 	st = NULL;
 
-	/* One indexed probe per cell on event(cell, ts), newest first: a
-	 * GROUP BY over the whole table would read a year of history. */
-	types = cli_non_patrol_types(cfg);
-	if (!types) {
-		cli_error("out of memory");
-		goto out;
-	}
-	if (cli_prepare(c, "SELECT ts, worker FROM event WHERE cell = ?1 AND type NOT IN "
-	                   "(SELECT value FROM json_each(?2)) ORDER BY ts DESC LIMIT 1",
+	/* event_span has one row per cell and type: a year of history costs
+	 * nothing here. Types no longer configured were patrols when they
+	 * arrived, as the daemon counts them. */
+	if (cli_prepare(c, "SELECT cell, type, last_ts, last_worker FROM event_span",
 	                &st) != CLI_EXIT_OK)
 		goto out;
-	if (sqlite3_bind_text(st, 2, types, -1, SQLITE_STATIC) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(st, 0));
+		const struct config_event *ev = config_event_find(cfg, cli_col_text(st, 1));
+		int64_t ts = sqlite3_column_int64(st, 2);
+		if (!cc || (ev && !ev->patrol))
+			continue;
+		struct status_cell *s = &cells[cc - cfg->cells];
+		if (s->worker && ts <= s->last)
+			continue;
+		char *w = strdup(cli_col_text(st, 3));
+		if (!w) {
+			cli_error("out of memory");
+			goto out;
+		}
+		free(s->worker);
+		s->worker = w;
+		s->last = ts;
 	}
-	for (size_t i = 0; i < cfg->n_cells; i++) {
-		if (sqlite3_bind_text(st, 1, cfg->cells[i].id, -1, SQLITE_STATIC) != SQLITE_OK) {
-			code = cli_db_fail(c, "binding");
-			goto out;
-		}
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			cells[i].last = sqlite3_column_int64(st, 0);
-			cells[i].worker = strdup(cli_col_text(st, 1));
-			if (!cells[i].worker) {
-				cli_error("out of memory");
-				goto out;
-			}
-		} else if (rc != SQLITE_DONE) {
-			code = cli_db_fail(c, "reading last patrols");
-			goto out;
-		}
-		sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		code = cli_db_fail(c, "reading last patrols");
+		goto out;
 	}
 	code = CLI_EXIT_OK;
 out:
 	sqlite3_finalize(st);
-	free(types);
 	return code;
 }
 
@@ -179,16 +171,14 @@ int cli_cmd_status(struct cli *c)
 	for (size_t i = 0; i < n; i++) {
 		const struct config_cell *cc = &cfg->cells[i];
 		struct status_cell *s = &cells[i];
-		int64_t base = s->last > 0 ? s->last : s->known;
 		params[i] = (struct deadline_params){ .interval_s = cc->interval_s,
 		                                      .grace_s = cc->grace_s,
 		                                      .repeat_s = cc->repeat_s,
 		                                      .active = cc->active };
 		/* A pause that has ended restarted the count when it ended, as
 		 * the daemon did when it saw the end pass. */
-		if (s->has_pause && s->pause_until <= c->now && s->pause_until > base)
-			base = s->pause_until;
-		if (deadline_set(dl, (uint32_t)i, &params[i], base, s->last) < 0) {
+		int64_t ended = s->has_pause && s->pause_until <= c->now ? s->pause_until : 0;
+		if (deadline_set(dl, (uint32_t)i, &params[i], s->known, s->last, ended) < 0) {
 			cli_error("out of memory");
 			code = CLI_EXIT_FAIL;
 			goto done;

@@ -7,10 +7,11 @@
  * ARM box, over a database holding a year. So the day's events come in
  * ONE query on the event_ts range, ordered by cell and time, and are split
  * per cell here; worker and type strings are interned instead of copied
- * per event. The per-cell facts that reach outside the day (first patrol
- * ever, last patrol before the day) are single-row probes on the
- * event(cell, ts) index, which cost the same whether the table holds a
- * day or a year; a GROUP BY over history would not.
+ * per event. The per-cell facts that reach outside the day come from
+ * event_span (first patrol ever, newest patrol: one row per cell and type)
+ * and, when a cell was patrolled both before and since the day, from one
+ * single-row probe on the event(cell, ts) index for the last patrol before
+ * it; both cost the same whether the table holds a day or a year.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -145,37 +146,68 @@ static int probe(struct cli *c, sqlite3_stmt *st, const char *cell, int64_t *out
 static int gather_patrols(struct gather *g)
 {
 	struct cli *c = g->c;
-	sqlite3_stmt *first = NULL, *before = NULL;
-	int code = CLI_EXIT_FAIL;
+	const struct config *cfg = c->cfg;
+	sqlite3_stmt *span = NULL, *before = NULL;
+	int64_t *newest = calloc(g->n ? g->n : 1, sizeof(*newest));
+	int rc, code = CLI_EXIT_FAIL;
 
-	if (cli_prepare(c, "SELECT ts FROM event WHERE cell = ?1 AND type NOT IN "
-	                   "(SELECT value FROM json_each(?2)) ORDER BY ts LIMIT 1",
-	                &first) != CLI_EXIT_OK ||
-	    cli_prepare(c, "SELECT ts FROM event WHERE cell = ?1 AND ts < ?3 AND type NOT IN "
+	if (!newest) {
+		cli_error("out of memory");
+		return CLI_EXIT_FAIL;
+	}
+	/* First patrol ever and newest patrol per cell from event_span: it
+	 * keeps both after retention deleted the rows. Types no longer
+	 * configured were patrols when they arrived, as the daemon counts. */
+	if (cli_prepare(c, "SELECT cell, type, first_ts, last_ts FROM event_span",
+	                &span) != CLI_EXIT_OK)
+		goto out;
+	while ((rc = sqlite3_step(span)) == SQLITE_ROW) {
+		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(span, 0));
+		const struct config_event *ev = config_event_find(cfg, cli_col_text(span, 1));
+		if (!cc || (ev && !ev->patrol))
+			continue;
+		size_t i = (size_t)(cc - cfg->cells);
+		int64_t first = sqlite3_column_int64(span, 2), last = sqlite3_column_int64(span, 3);
+		if (!g->in[i].first_patrol_ever || first < g->in[i].first_patrol_ever)
+			g->in[i].first_patrol_ever = first;
+		if (last > newest[i])
+			newest[i] = last;
+	}
+	if (rc != SQLITE_DONE) {
+		code = cli_db_fail(c, "reading patrols");
+		goto out;
+	}
+
+	if (cli_prepare(c, "SELECT ts FROM event WHERE cell = ?1 AND ts < ?3 AND type NOT IN "
 	                   "(SELECT value FROM json_each(?2)) ORDER BY ts DESC LIMIT 1",
 	                &before) != CLI_EXIT_OK)
 		goto out;
-	if (sqlite3_bind_text(first, 2, g->non_patrol, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(before, 2, g->non_patrol, -1, SQLITE_STATIC) != SQLITE_OK ||
+	if (sqlite3_bind_text(before, 2, g->non_patrol, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(before, 3, g->day_start) != SQLITE_OK) {
 		code = cli_db_fail(c, "binding");
 		goto out;
 	}
 	for (size_t i = 0; i < g->n; i++) {
-		const char *id = c->cfg->cells[i].id;
 		struct report_input *in = &g->in[i];
-		if ((code = probe(c, first, id, &in->first_patrol_ever)) != CLI_EXIT_OK)
-			goto out;
 		in->last_patrol_before = 0;
-		/* Nothing before the day if the first patrol ever is in it. */
-		if (in->first_patrol_ever && in->first_patrol_ever < g->day_start &&
-		    (code = probe(c, before, id, &in->last_patrol_before)) != CLI_EXIT_OK)
+		/* Nothing before the day if the first patrol ever is in it; the
+		 * newest itself if nothing came since; else one probe on the
+		 * event(cell, ts) index. */
+		if (!in->first_patrol_ever || in->first_patrol_ever >= g->day_start)
+			continue;
+		if (newest[i] < g->day_start) {
+			in->last_patrol_before = newest[i];
+			continue;
+		}
+		if ((code = probe(c, before, cfg->cells[i].id, &in->last_patrol_before)) !=
+		    CLI_EXIT_OK)
 			goto out;
 	}
 	code = CLI_EXIT_OK;
 out:
-	sqlite3_finalize(first);
+	sqlite3_finalize(span);
 	sqlite3_finalize(before);
+	free(newest);
 	return code;
 }
 

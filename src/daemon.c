@@ -192,6 +192,36 @@ static int64_t daemon_free_bytes(const struct daemon *d)
 	return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
 }
 
+/* A schema upgrade that reads all history (2 -> 3 fills event_span from a
+ * year of events: seconds to minutes on a small box) must not look like a
+ * hung start to systemd, whose default start timeout is 90 s. */
+#define MIGRATE_EXTEND_US 60000000
+#define MIGRATE_NOTIFY_MS 10000
+
+struct daemon_migrate {
+	int64_t t0_ms, notified_ms;
+	bool ran;
+};
+
+static void daemon_on_migrate(void *arg, int from, int to, bool started)
+{
+	struct daemon_migrate *m = arg;
+	int64_t now = loop_mono_ms();
+	char buf[64];
+	if (started) {
+		m->t0_ms = now;
+		m->ran = true;
+		log_notice("upgrading database schema %d -> %d: reading the event history once "
+		           "to index each cell's patrols; this can take a while", from, to);
+		daemon_notify("STATUS=upgrading the database schema");
+	} else if (now - m->notified_ms < MIGRATE_NOTIFY_MS) {
+		return;
+	}
+	m->notified_ms = now;
+	snprintf(buf, sizeof(buf), "EXTEND_TIMEOUT_USEC=%d", MIGRATE_EXTEND_US);
+	daemon_notify(buf);
+}
+
 static void daemon_storage_failed(struct daemon *d, enum store_status st)
 {
 	store_rollback(d->store);
@@ -941,7 +971,10 @@ int daemon_run(const char *config_path, struct config *cfg)
 		fatal("signals");
 	signal(SIGPIPE, SIG_IGN);
 
+	struct daemon_migrate mig = { 0 };
+	store_on_migrate(daemon_on_migrate, &mig);
 	d.store = store_open(cfg->storage.path, cfg->storage.max_size, err, sizeof(err));
+	store_on_migrate(NULL, NULL);
 	if (!d.store) {
 		log_errx("%s", err);
 		d.exit_status = 1;
@@ -949,6 +982,9 @@ int daemon_run(const char *config_path, struct config *cfg)
 	}
 	d.sync_full = true; /* store_open's */
 	daemon_apply_sync(&d);
+	if (mig.ran)
+		log_notice("database schema upgraded in %lld ms",
+		           (long long)(loop_mono_ms() - mig.t0_ms));
 	if (store_sync_cells(d.store, cfg, loop_wall_ms() / 1000) != STORE_OK)
 		log_warnx("recording cells: %s", store_errmsg(d.store));
 

@@ -19,7 +19,10 @@
  * engine when the configuration, and so the zone, is reloaded).
  *
  * The engine keeps one 48-byte record per cell in a dense array indexed by
- * cell number and a binary min-heap of (next fire time, cell) in two
+ * cell number (base, last patrol and the end of the last pause are what
+ * deadline_base() needs to move the base; the due time is derived from the
+ * base when asked, which is rare, instead of being stored) and a binary
+ * min-heap of (next fire time, cell) in two
  * parallel arrays (12 bytes per cell); each record knows its heap slot, so
  * rescheduling one cell is O(log n). A paused cell's heap key is its pause
  * end, so the caller's timer wakes up for it and deadline_pop() can restart
@@ -363,6 +366,16 @@ deadline_next_daily(int min_of_day, int64_t now)
 	return DEADLINE_NEVER;
 }
 
+/* --- the base rule --- */
+
+int64_t
+deadline_base(int64_t known_since, int64_t last_patrol, int64_t pause_end)
+{
+	int64_t base = last_patrol ? last_patrol : known_since;
+
+	return pause_end > base ? pause_end : base;
+}
+
 /* --- the engine --- */
 
 #define HPOS_NONE UINT32_MAX
@@ -370,9 +383,9 @@ deadline_next_daily(int min_of_day, int64_t now)
 
 struct dcell {
 	const struct deadline_params *p;  /* NULL: cell not defined */
-	int64_t base;
-	int64_t last;
-	int64_t due;
+	int64_t base;                     /* deadline_base() of what follows */
+	int64_t last;                     /* latest patrol, 0: none */
+	int64_t pause_end;                /* end of the last pause that ended, 0: none */
 	int64_t overdue;
 	uint32_t hpos;                    /* heap slot, HPOS_NONE if absent */
 	/* Overdue alerts raised since the last recovery (0: not alerted). */
@@ -517,13 +530,31 @@ cell_get(const struct deadline *d, uint32_t cell)
 	return &d->cells[cell];
 }
 
+static int64_t
+due_of(struct tzcache *tz, const struct dcell *c)
+{
+	return active_add_c(tz, &c->p->active, c->base, c->p->interval_s);
+}
+
 static void
 recompute(struct deadline *d, struct dcell *c)
 {
-	const struct deadline_params *p = c->p;
+	c->overdue = active_add_c(&d->tz, &c->p->active, due_of(&d->tz, c), c->p->grace_s);
+}
 
-	c->due = active_add_c(&d->tz, &p->active, c->base, p->interval_s);
-	c->overdue = active_add_c(&d->tz, &p->active, c->due, p->grace_s);
+/* The base from the cell's facts. A never-patrolled cell's known_since is
+ * its base itself (only pauses can have moved it, and only later), so it
+ * is passed for known_since: once there is a patrol it is ignored. */
+static bool
+rebase(struct deadline *d, struct dcell *c)
+{
+	int64_t b = deadline_base(c->base, c->last, c->pause_end);
+
+	if (b == c->base)
+		return false;
+	c->base = b;
+	recompute(d, c);
+	return true;
 }
 
 static int
@@ -553,7 +584,7 @@ grow(struct deadline *d, uint32_t need)
 
 int
 deadline_set(struct deadline *d, uint32_t cell, const struct deadline_params *p,
-             int64_t base, int64_t last_patrol)
+             int64_t known_since, int64_t last_patrol, int64_t pause_end)
 {
 	struct dcell *c;
 
@@ -565,7 +596,8 @@ deadline_set(struct deadline *d, uint32_t cell, const struct deadline_params *p,
 		d->cells[d->n] = (struct dcell){ .hpos = HPOS_NONE };
 	c = &d->cells[cell];
 	heap_remove(d, cell);
-	*c = (struct dcell){ .p = p, .base = base, .last = last_patrol, .hpos = HPOS_NONE };
+	*c = (struct dcell){ .p = p, .base = deadline_base(known_since, last_patrol, pause_end),
+	                     .last = last_patrol, .pause_end = pause_end, .hpos = HPOS_NONE };
 	recompute(d, c);
 	heap_set(d, cell, c->overdue);
 	return 0;
@@ -617,22 +649,23 @@ deadline_patrol(struct deadline *d, uint32_t cell, int64_t ts, int64_t now,
 			*res = r;
 		return;
 	}
+	int64_t prev_base = c->base;
+
 	r.moved = ts > c->last;
 	r.prev_last_patrol = c->last;
-	r.prev_due = c->due;
 	r.repeats = (int)c->alerts;
 	if (r.moved)
 		c->last = ts;
-	if (ts > c->base) {
-		c->base = ts;
-		recompute(d, c);
-		/* Not alerted: the (later) overdue time is the next event. An
-		 * alerted cell that is still overdue keeps its repeats. */
-		if (!c->paused && !c->alerts)
-			heap_set(d, cell, c->overdue);
-	}
+	/* Not alerted: the new overdue time is the next event (earlier, for
+	 * a first patrol from before known_since). An alerted cell that is
+	 * still overdue keeps its repeats. */
+	if (r.moved && rebase(d, c) && !c->paused && !c->alerts)
+		heap_set(d, cell, c->overdue);
 	if (c->alerts && c->overdue > now) {
 		r.recovered = true;
+		/* Only a recovery reports it: an active-time walk that a patrol
+		 * of a cell still overdue does not need. */
+		r.prev_due = active_add_c(&d->tz, &c->p->active, prev_base, c->p->interval_s);
 		c->alerts = 0;
 		if (!c->paused)
 			heap_set(d, cell, c->overdue);
@@ -647,10 +680,9 @@ resume_at(struct deadline *d, uint32_t cell, int64_t t)
 	struct dcell *c = &d->cells[cell];
 
 	c->paused = 0;
-	if (t > c->base) {
-		c->base = t;
-		recompute(d, c);
-	}
+	if (t > c->pause_end)
+		c->pause_end = t;
+	rebase(d, c);
 	/* Alerted or not, the next alert is at the new overdue time; the
 	 * alert count stays so the next patrol still says "recovered". */
 	heap_set(d, cell, c->overdue);
@@ -664,9 +696,10 @@ deadline_pause(struct deadline *d, uint32_t cell, int64_t until, int64_t now)
 	if (!c)
 		return;
 	if (until <= now) {
-		/* A pause already over: only ends one that is running. */
+		/* A pause already over: only ends one that is running, and at
+		 * its end, not when the caller got round to noticing. */
 		if (c->paused)
-			resume_at(d, cell, now);
+			resume_at(d, cell, until);
 		return;
 	}
 	c->paused = 1;
@@ -715,7 +748,7 @@ deadline_pop(struct deadline *d, int64_t now, struct deadline_fire *out)
 		if (out)
 			*out = (struct deadline_fire){
 				.cell = cell, .base = c->base, .last_patrol = c->last,
-				.due = c->due, .overdue_at = c->overdue,
+				.due = due_of(&d->tz, c), .overdue_at = c->overdue,
 				.repeat = (int)c->alerts,
 			};
 		if (c->alerts < ALERTS_MAX)
@@ -741,9 +774,10 @@ deadline_state(const struct deadline *d, uint32_t cell, int64_t now)
 		return DEADLINE_OVERDUE;
 	if (!deadline_is_active(&c->p->active, now))
 		return DEADLINE_INACTIVE;
-	if (c->due == DEADLINE_NEVER)
+	int64_t due = deadline_due(d, cell);
+	if (due == DEADLINE_NEVER)
 		return DEADLINE_OK;
-	if (now >= c->due - DUE_SOON_S)
+	if (now >= due - DUE_SOON_S)
 		return DEADLINE_DUE_SOON;
 	return DEADLINE_OK;
 }
@@ -753,7 +787,9 @@ deadline_due(const struct deadline *d, uint32_t cell)
 {
 	const struct dcell *c = cell_get(d, cell);
 
-	return c ? c->due : DEADLINE_NEVER;
+	/* The engine's cache is not ours to fill from a const engine. */
+	return c ? deadline_active_add(&c->p->active, c->base, c->p->interval_s)
+	         : DEADLINE_NEVER;
 }
 
 int64_t

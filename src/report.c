@@ -300,7 +300,9 @@ merge_pauses(const struct report_pause *pz, size_t n, struct span *out)
 }
 
 /* The state of the overdue replay: the tracked spans it clips to, and
- * cursors that only move forward because bases only grow. */
+ * cursors that only move forward: each base but the first is the instant
+ * it was set (a patrol, a pause end), so each overdue time lies after
+ * the previous segment. */
 struct replay {
 	const struct config_cell *cell;
 	const struct span *tr;
@@ -530,38 +532,47 @@ report_cell_compute(const struct report_input *in, int64_t day_start, int64_t da
 	}
 
 	r = (struct replay){ .cell = in->cell, .tr = tr, .ntr = ntr, .pc = pc, .npc = npc };
-	/* Replay the daemon's base over the day: a patrol moves it to
-	 * max(base, ts), the end of a pause to max(base, end). A cell never
-	 * patrolled counts from known_since; with neither, nothing is due
-	 * until its first patrol. */
+	/* Replay the daemon's base over the day: at each patrol and each
+	 * pause end it is deadline_base() of the patrols and pause ends up to
+	 * then, the rule the daemon and `status` use. So a cell's first patrol
+	 * moves it back to that patrol even from before known_since; with no
+	 * fact at all, nothing is due until the first patrol. */
 	{
-		bool have = in->last_patrol_before || in->known_since;
-		int64_t base = in->last_patrol_before ? in->last_patrol_before : in->known_since;
+		int64_t last = in->last_patrol_before, pend = 0;
+		int64_t base = deadline_base(in->known_since, last, pend);
 		size_t i = 0, j = 0;
 
 		for (;;) {
 			int64_t c;
+			bool patrol;
 
 			while (i < l.n && !ev_at(&l, i)->patrol)
 				i++;
 			while (j < npz && pz[j].b == INT64_MAX)
 				j++;
-			if (i < l.n && (j >= npz || ev_at(&l, i)->ts <= pz[j].b))
+			if (i < l.n && (j >= npz || ev_at(&l, i)->ts <= pz[j].b)) {
 				c = ev_at(&l, i++)->ts;
-			else if (j < npz)
+				patrol = true;
+			} else if (j < npz) {
 				c = pz[j++].b;
-			else
+				patrol = false;
+			} else {
 				break;
+			}
 			if (c >= W)
 				break;
-			if (!have || c > base) {
-				if (have)
+			if (patrol)
+				last = max64(last, c);
+			else
+				pend = max64(pend, c);
+			int64_t nb = deadline_base(in->known_since, last, pend);
+			if (nb != base) {
+				if (base)
 					replay_until(&r, base, c);
-				base = c;
-				have = true;
+				base = nb;
 			}
 		}
-		if (have)
+		if (base)
 			replay_until(&r, base, W);
 		out->overdue_s = r.overdue_s;
 	}

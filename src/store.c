@@ -48,9 +48,32 @@ struct store {
 	bool in_batch;
 	int page_size;  /* bytes, > 0 */
 	sqlite3_stmt *begin, *commit, *rollback;
-	sqlite3_stmt *put_event, *put_rejected, *cell_known, *count_events;
+	sqlite3_stmt *put_event, *put_span, *put_rejected, *cell_known, *count_events;
 	char err[512];
 };
+
+/* Process-wide because it must be in place before store_open() returns a
+ * store to attach it to. */
+static store_migrate_cb *store_migrate_hook;
+static void *store_migrate_arg;
+
+void store_on_migrate(store_migrate_cb *cb, void *arg)
+{
+	store_migrate_hook = cb;
+	store_migrate_arg = arg;
+}
+
+struct store_migrating {
+	int from, to;
+};
+
+static int store_migrate_progress(void *arg)
+{
+	const struct store_migrating *m = arg;
+	if (store_migrate_hook)
+		store_migrate_hook(store_migrate_arg, m->from, m->to, false);
+	return 0;
+}
 
 /* Migration N brings the schema from user_version N to N+1. Append only:
  * a released migration is never edited. */
@@ -122,6 +145,27 @@ static const char *const store_migrations[] = {
 	"  since INTEGER NOT NULL,"     /* Unix seconds */
 	"  until INTEGER,"              /* NULL: until resumed */
 	"  reason TEXT) WITHOUT ROWID;",
+
+	/* 2 -> 3: the newest and oldest event of each (cell, type), kept as
+	 * events arrive, so that start-up, `status` and `report` read one row
+	 * per cell and type instead of scanning a year of `event` (SPEC,
+	 * Storage). Per type because whether a type counts as a patrol is
+	 * configuration, which may change after the fact. Retention never
+	 * touches it: a cell's first patrol and latest patrol stay known
+	 * after their rows are deleted. Filled once from history here; the
+	 * worker of the newest row is looked up through event_cell_ts. */
+	"CREATE TABLE event_span ("
+	"  cell TEXT NOT NULL,"
+	"  type TEXT NOT NULL,"
+	"  first_ts INTEGER NOT NULL,"  /* oldest patrol time ever stored */
+	"  last_ts INTEGER NOT NULL,"   /* newest patrol time */
+	"  last_worker TEXT NOT NULL,"  /* who reported the newest */
+	"  PRIMARY KEY (cell, type)) WITHOUT ROWID;"
+	"INSERT INTO event_span (cell, type, first_ts, last_ts, last_worker) "
+	"  SELECT cell, type, min(ts), max(ts), '' FROM event GROUP BY cell, type;"
+	"UPDATE event_span SET last_worker = (SELECT worker FROM event "
+	"  WHERE event.cell = event_span.cell AND event.ts = event_span.last_ts "
+	"  AND event.type = event_span.type ORDER BY id LIMIT 1);",
 };
 
 #define STORE_N_MIGRATIONS (sizeof(store_migrations) / sizeof(store_migrations[0]))
@@ -245,10 +289,20 @@ static int store_migrate(struct store *s)
 		         "refusing to touch it", version, STORE_SCHEMA_VERSION);
 		goto fail;
 	}
-	for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
-		if (store_exec(s, store_migrations[v], "migrate schema") < 0)
-			goto fail;
+	/* Filling event_span (2 -> 3) reads all history once; the hook lets
+	 * the daemon say so and keep systemd's start timeout at bay. */
+	struct store_migrating m = { version, STORE_SCHEMA_VERSION };
+	if (store_migrate_hook && version > 0 && version < STORE_SCHEMA_VERSION) {
+		store_migrate_hook(store_migrate_arg, version, STORE_SCHEMA_VERSION, true);
+		sqlite3_progress_handler(s->db, 1000000, store_migrate_progress, &m);
 	}
+	for (int v = version; v < STORE_SCHEMA_VERSION; v++) {
+		if (store_exec(s, store_migrations[v], "migrate schema") < 0) {
+			sqlite3_progress_handler(s->db, 0, NULL, NULL);
+			goto fail;
+		}
+	}
+	sqlite3_progress_handler(s->db, 0, NULL, NULL);
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", STORE_SCHEMA_VERSION);
 	if (store_exec(s, sql, "set schema version") < 0)
 		goto fail;
@@ -401,6 +455,17 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 	                  "INSERT OR IGNORE INTO event (worker, msg_id, cell, type, ts, "
 	                  "device_ts, recv_ms, lat, lon, value, note, photo, flags, raw) "
 	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)") < 0 ||
+	    /* An in-order event is the newest of its cell and type and moves
+	     * last_ts; the WHERE spares a late one that is not the oldest
+	     * either the write. SET expressions read the row as it was. */
+	    store_prepare(s, &s->put_span,
+	                  "INSERT INTO event_span (cell, type, first_ts, last_ts, last_worker) "
+	                  "VALUES (?1, ?2, ?3, ?3, ?4) ON CONFLICT (cell, type) DO UPDATE SET "
+	                  "first_ts = min(first_ts, excluded.first_ts), "
+	                  "last_ts = max(last_ts, excluded.last_ts), "
+	                  "last_worker = CASE WHEN excluded.last_ts > last_ts "
+	                  "  THEN excluded.last_worker ELSE last_worker END "
+	                  "WHERE excluded.last_ts > last_ts OR excluded.first_ts < first_ts") < 0 ||
 	    store_prepare(s, &s->put_rejected,
 	                  "INSERT INTO rejected (recv_ms, topic, payload, payload_len, reason, "
 	                  "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") < 0 ||
@@ -428,6 +493,7 @@ void store_close(struct store *s)
 		sqlite3_finalize(s->commit);
 		sqlite3_finalize(s->rollback);
 		sqlite3_finalize(s->put_event);
+		sqlite3_finalize(s->put_span);
 		sqlite3_finalize(s->put_rejected);
 		sqlite3_finalize(s->cell_known);
 		sqlite3_finalize(s->count_events);
@@ -546,12 +612,27 @@ enum store_status store_put_event(struct store *s, const struct msg_record *r, b
 		return store_fail(s, rc, "bind event");
 	}
 	enum store_status ret = store_step_done(s, st, "insert event");
-	if (ret == STORE_OK) {
-		*dup = sqlite3_changes(s->db) == 0;
-		if (!*dup && rowid)
-			*rowid = sqlite3_last_insert_rowid(s->db);
+	if (ret != STORE_OK)
+		return ret;
+	*dup = sqlite3_changes(s->db) == 0;
+	if (*dup)
+		return STORE_OK;
+	if (rowid)
+		*rowid = sqlite3_last_insert_rowid(s->db);
+
+	/* Same transaction as the row: the span never runs ahead of what
+	 * committed, nor behind it. */
+	st = s->put_span;
+	rc = store_bind_text(st, 1, r->cell, -1);
+	rc |= store_bind_text(st, 2, r->type, -1);
+	rc |= sqlite3_bind_int64(st, 3, r->ts);
+	rc |= store_bind_text(st, 4, r->worker, -1);
+	if (rc != SQLITE_OK) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return store_fail(s, rc, "bind event span");
 	}
-	return ret;
+	return store_step_done(s, st, "update event span");
 }
 
 /* Length of the longest prefix of p[0..len) that is well-formed UTF-8 and
@@ -690,8 +771,8 @@ enum store_status store_each_known(struct store *s, store_row_cb *cb, void *arg)
 
 enum store_status store_each_last_patrol(struct store *s, store_row_cb *cb, void *arg)
 {
-	/* Served by the (cell, ts) index; one row per cell and type. */
-	return store_each(s, "SELECT cell, type, max(ts), 0 FROM event GROUP BY cell, type",
+	/* One row per cell and type, whatever the length of history. */
+	return store_each(s, "SELECT cell, type, last_ts, 0 FROM event_span",
 	                  cb, arg, "read last patrols");
 }
 

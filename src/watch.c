@@ -79,8 +79,8 @@ static long watch_params_of(struct watch *w, const struct config_cell *c, size_t
 
 struct watch_build {
 	const struct config *cfg;
-	int64_t *base;   /* known_since */
-	int64_t *last;   /* last patrol */
+	int64_t *known;  /* known_since */
+	int64_t *last;   /* last patrol, 0: none */
 	int64_t *ended;  /* end of a pause that is over, 0: none */
 	int64_t now;
 	struct deadline *dl;
@@ -99,13 +99,14 @@ static int watch_row_known(void *arg, const char *cell, const char *t1, int64_t 
 	(void)t1, (void)i1, (void)null1;
 	long i = watch_cell_index(b->cfg, cell);
 	if (i >= 0)
-		b->base[i] = since;
+		b->known[i] = since;
 	return 0;
 }
 
-/* A pause that has already ended still restarted the count at its end,
- * exactly as deadline_pop does live; without this a restart would forget
- * it and could call a cell overdue for time it was paused. */
+/* A pause that has already ended (its time ran out, or `gridpatrol resume`
+ * ended it) still restarted the count at its end, exactly as deadline_pop
+ * does live; without this a restart would forget it and could call a cell
+ * overdue for time it was paused. */
 static int watch_row_ended_pause(void *arg, const char *cell, const char *t1, int64_t since,
                                  int64_t until, bool open_ended)
 {
@@ -156,17 +157,17 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 	w->params = NULL;
 	w->n_params = 0;
 
-	b.base = calloc(n ? n : 1, sizeof(int64_t));
+	b.known = calloc(n ? n : 1, sizeof(int64_t));
 	b.last = calloc(n ? n : 1, sizeof(int64_t));
 	b.ended = calloc(n ? n : 1, sizeof(int64_t));
 	pidx = calloc(n ? n : 1, sizeof(long));
-	if (!dl || !b.base || !b.last || !b.ended || !pidx)
+	if (!dl || !b.known || !b.last || !b.ended || !pidx)
 		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		pidx[i] = watch_params_of(w, &cfg->cells[i], &cap);
 		if (pidx[i] < 0)
 			goto fail;
-		b.base[i] = now; /* known from now on unless the table says earlier */
+		b.known[i] = now; /* known from now on unless the table says earlier */
 	}
 	if ((st = store_each_known(w->store, watch_row_known, &b)) != STORE_OK ||
 	    (st = store_each_last_patrol(w->store, watch_row_last, &b)) != STORE_OK ||
@@ -174,13 +175,8 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 		goto fail;
 	st = STORE_RETRY;
 	for (size_t i = 0; i < n; i++) {
-		/* As deadline_patrol does live: a patrol from before the daemon
-		 * knew the cell (queued on a device at install) does not make
-		 * the cell overdue for time nobody was watching it. */
-		int64_t base = b.last[i] > b.base[i] ? b.last[i] : b.base[i];
-		if (b.ended[i] > base)
-			base = b.ended[i];
-		if (deadline_set(dl, (uint32_t)i, &w->params[pidx[i]], base, b.last[i]) < 0)
+		if (deadline_set(dl, (uint32_t)i, &w->params[pidx[i]], b.known[i], b.last[i],
+		                 b.ended[i]) < 0)
 			goto fail;
 	}
 	b.dl = dl;
@@ -191,7 +187,7 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 	w->dl = dl;
 	w->cfg = cfg;
 	free(old_params);
-	free(b.base);
+	free(b.known);
 	free(b.last);
 	free(b.ended);
 	free(pidx);
@@ -202,7 +198,7 @@ fail:
 	free(w->params);
 	w->params = old_params;
 	w->n_params = old_n;
-	free(b.base);
+	free(b.known);
 	free(b.last);
 	free(b.ended);
 	free(pidx);
@@ -247,7 +243,7 @@ int64_t watch_next_time(const struct watch *w)
 
 struct watch_pause {
 	const struct config *cfg;
-	int64_t *until; /* 0: not paused */
+	int64_t *until; /* 0: no row; may be past (ended, by `resume` too) */
 	int64_t now;
 };
 
@@ -259,10 +255,7 @@ static int watch_row_pause(void *arg, const char *cell, const char *t1, int64_t 
 	long i = watch_cell_index(p->cfg, cell);
 	if (i < 0)
 		return 0;
-	if (open_ended)
-		p->until[i] = DEADLINE_NEVER;
-	else if (until > p->now)
-		p->until[i] = until;
+	p->until[i] = open_ended ? DEADLINE_NEVER : until;
 	return 0;
 }
 
@@ -278,6 +271,8 @@ enum store_status watch_sync_pauses(struct watch *w, int64_t now)
 	enum store_status st = store_each_pause(w->store, watch_row_pause, &p);
 	if (st == STORE_OK) {
 		for (size_t i = 0; i < n; i++) {
+			/* An end already past resumes a running pause at that
+			 * end, as the rebuild and `status` count it. */
 			bool paused = deadline_paused(w->dl, (uint32_t)i, now);
 			if (until[i])
 				deadline_pause(w->dl, (uint32_t)i, until[i], now);

@@ -443,7 +443,7 @@ engine_one(const struct deadline_params *p, int64_t base, int64_t last)
 	struct deadline *d = deadline_new();
 
 	assert_non_null(d);
-	assert_int_equal(deadline_set(d, 0, p, base, last), 0);
+	assert_int_equal(deadline_set(d, 0, p, base, last, 0), 0);
 	return d;
 }
 
@@ -616,6 +616,84 @@ test_engine_late_reports(void **state)
 	deadline_free(d);
 }
 
+/* SPEC "Deadline": once a cell has a patrol its base is that patrol, even
+ * one from before known_since; known_since only for a cell never
+ * patrolled; an ended pause moves the base forward only. */
+static void
+test_base_rule(void **state)
+{
+	(void)state;
+	const int64_t ks = 1000000, t = 100;
+
+	assert_time(deadline_base(ks, 0, 0), ks);
+	assert_time(deadline_base(ks, ks - 3 * DAY, 0), ks - 3 * DAY);
+	assert_time(deadline_base(ks, ks + t, 0), ks + t);
+	assert_time(deadline_base(ks, ks - t, ks - 2 * t), ks - t);
+	assert_time(deadline_base(ks, ks - 2 * t, ks - t), ks - t);
+	assert_time(deadline_base(ks, 0, ks + t), ks + t);
+	assert_time(deadline_base(ks, 0, ks - t), ks);
+	assert_time(deadline_base(0, 0, 0), 0);
+	assert_time(deadline_base(0, t, 0), t);
+}
+
+static void
+test_engine_late_first_patrol(void **state)
+{
+	(void)state;
+	set_tz("Asia/Shanghai");
+	const struct deadline_params round = { .interval_s = 4 * H, .grace_s = 15 * M,
+	                                        .repeat_s = 2 * H,
+	                                        .active = { .always = true } };
+	int64_t known = lt(2026, 11, 24, 12, 0), old = known - 3 * DAY;
+	struct deadline *d = engine_one(&round, known, 0);
+	struct deadline_patrol_result r;
+	struct deadline_fire f;
+
+	/* Added today; the only patrol, three days old, arrives: the cell
+	 * has been unpatrolled for three days and is overdue at once. */
+	assert_time(deadline_next_time(d), known + 4 * H + 15 * M);
+	deadline_patrol(d, 0, old, known + M, &r);
+	assert_true(r.moved);
+	assert_false(r.recovered);
+	assert_time(deadline_last_patrol(d, 0), old);
+	assert_time(deadline_due(d, 0), old + 4 * H);
+	assert_time(deadline_next_time(d), old + 4 * H + 15 * M);
+	assert_int_equal(deadline_state(d, 0, known + M), DEADLINE_OVERDUE);
+	assert_true(deadline_pop(d, known + M, &f));
+	assert_time(f.base, old);
+	assert_time(f.last_patrol, old);
+	assert_time(f.due, old + 4 * H);
+	deadline_free(d);
+
+	/* The same facts given at once (a restart, `status`) agree. */
+	d = engine_one(&round, known, old);
+	assert_time(deadline_next_time(d), old + 4 * H + 15 * M);
+	assert_int_equal(deadline_state(d, 0, known + M), DEADLINE_OVERDUE);
+	deadline_free(d);
+
+	/* A pause that ended after known_since is a later base: a first
+	 * patrol from before its end does not move the base back... */
+	d = deadline_new();
+	assert_non_null(d);
+	assert_int_equal(deadline_set(d, 0, &round, known, 0, known + H), 0);
+	assert_time(deadline_due(d, 0), known + 5 * H);
+	deadline_patrol(d, 0, old, known + 2 * H, &r);
+	assert_time(deadline_due(d, 0), known + 5 * H);
+	/* ...and one from after it does move it forward. */
+	deadline_patrol(d, 0, known + 90 * M, known + 2 * H, &r);
+	assert_time(deadline_due(d, 0), known + 90 * M + 4 * H);
+	deadline_free(d);
+
+	/* Paused live, the pause ends, then the late first patrol. */
+	d = engine_one(&round, known, 0);
+	deadline_pause(d, 0, known + H, known);
+	assert_false(deadline_pop(d, known + H, &f));
+	assert_time(deadline_due(d, 0), known + 5 * H);
+	deadline_patrol(d, 0, old, known + 2 * H, &r);
+	assert_time(deadline_due(d, 0), known + 5 * H);
+	deadline_free(d);
+}
+
 static void
 test_engine_pause(void **state)
 {
@@ -703,7 +781,7 @@ test_engine_restore(void **state)
 	assert_int_equal(r.repeats, 2);
 
 	/* Restored with a count: the numbering continues. */
-	assert_int_equal(deadline_set(d, 0, &std_params, base, base), 0);
+	assert_int_equal(deadline_set(d, 0, &std_params, base, base, 0), 0);
 	deadline_restore_alerted(d, 0, lt(2026, 11, 24, 18, 15), 3);
 	assert_time(deadline_next_time(d), lt(2026, 11, 25, 8, 15));
 	assert_true(deadline_pop(d, lt(2026, 11, 25, 8, 15), &f));
@@ -723,7 +801,7 @@ test_engine_truncate(void **state)
 
 	assert_non_null(d);
 	for (uint32_t i = 0; i < 10; i++)
-		assert_int_equal(deadline_set(d, i, &std_params, base + i * M, 0), 0);
+		assert_int_equal(deadline_set(d, i, &std_params, base + i * M, 0, 0), 0);
 	assert_int_equal(deadline_count(d), 10);
 	deadline_truncate(d, 5);
 	assert_int_equal(deadline_count(d), 5);
@@ -734,7 +812,7 @@ test_engine_truncate(void **state)
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(seen[i], i < 5 ? 1 : 0);
 	/* Growing again leaves the gap undefined and inert. */
-	assert_int_equal(deadline_set(d, 7, &std_params, base, 0), 0);
+	assert_int_equal(deadline_set(d, 7, &std_params, base, 0, 0), 0);
 	assert_int_equal(deadline_count(d), 8);
 	assert_time(deadline_due(d, 6), DEADLINE_NEVER);
 	deadline_patrol(d, 6, base, base, NULL);
@@ -752,7 +830,7 @@ test_engine_truncate(void **state)
 
 struct mcell {
 	const struct deadline_params *p;
-	int64_t base, last, due, overdue, next, until;
+	int64_t known, pend, base, last, due, overdue, next, until;
 	int alerts;
 	bool paused;
 };
@@ -764,14 +842,28 @@ m_recompute(struct mcell *c)
 	c->overdue = deadline_active_add(&c->p->active, c->due, c->p->grace_s);
 }
 
+/* SPEC "Deadline", written out independently of deadline_base(). */
+static bool
+m_rebase(struct mcell *c)
+{
+	int64_t b = c->last ? c->last : c->known;
+
+	if (c->pend > b)
+		b = c->pend;
+	if (b == c->base)
+		return false;
+	c->base = b;
+	m_recompute(c);
+	return true;
+}
+
 static void
 m_resume(struct mcell *c, int64_t t)
 {
 	c->paused = false;
-	if (t > c->base) {
-		c->base = t;
-		m_recompute(c);
-	}
+	if (t > c->pend)
+		c->pend = t;
+	m_rebase(c);
 	c->next = c->overdue;
 }
 
@@ -848,11 +940,11 @@ test_engine_random_vs_model(void **state)
 		struct mcell *c = &m[i];
 
 		c->p = &params[rnd((int64_t)np)];
-		c->base = now - rnd(2 * DAY);
+		c->base = c->known = now - rnd(2 * DAY);
 		c->last = rnd(2) ? c->base : 0;
 		m_recompute(c);
 		c->next = c->overdue;
-		assert_int_equal(deadline_set(d, i, c->p, c->base, c->last), 0);
+		assert_int_equal(deadline_set(d, i, c->p, c->known, c->last, 0), 0);
 	}
 
 	for (int op = 0; op < NOPS; op++) {
@@ -895,18 +987,17 @@ test_engine_random_vs_model(void **state)
 			deadline_patrol(d, ci, ts, now, &r);
 			assert_int_equal(r.moved, ts > c->last);
 			assert_time(r.prev_last_patrol, c->last);
-			assert_time(r.prev_due, c->due);
+			int64_t prev_due = c->due;
 			assert_int_equal(r.repeats, c->alerts);
-			if (ts > c->last)
+			if (ts > c->last) {
 				c->last = ts;
-			if (ts > c->base) {
-				c->base = ts;
-				m_recompute(c);
-				if (!c->paused && !c->alerts)
+				if (m_rebase(c) && !c->paused && !c->alerts)
 					c->next = c->overdue;
 			}
 			bool rec = c->alerts && c->overdue > now;
 			assert_int_equal(r.recovered, rec);
+			if (rec)
+				assert_time(r.prev_due, prev_due);
 			if (rec) {
 				c->alerts = 0;
 				if (!c->paused)
@@ -919,7 +1010,7 @@ test_engine_random_vs_model(void **state)
 			deadline_pause(d, ci, until, now);
 			if (until <= now) {
 				if (c->paused) {
-					m_resume(c, now);
+					m_resume(c, until);
 					pause_ends++;
 				}
 			} else {
@@ -938,8 +1029,8 @@ test_engine_random_vs_model(void **state)
 			int64_t b = now - rnd(DAY);
 			int64_t last = rnd(2) ? b : 0;
 
-			assert_int_equal(deadline_set(d, ci, p, b, last), 0);
-			*c = (struct mcell){ .p = p, .base = b, .last = last };
+			assert_int_equal(deadline_set(d, ci, p, b, last, 0), 0);
+			*c = (struct mcell){ .p = p, .known = b, .base = b, .last = last };
 			m_recompute(c);
 			c->next = c->overdue;
 		} else if (kind < 90) {
@@ -993,6 +1084,8 @@ main(void)
 		cmocka_unit_test(test_engine_spec_example),
 		cmocka_unit_test(test_engine_states),
 		cmocka_unit_test(test_engine_late_reports),
+		cmocka_unit_test(test_base_rule),
+		cmocka_unit_test(test_engine_late_first_patrol),
 		cmocka_unit_test(test_engine_pause),
 		cmocka_unit_test(test_engine_restore),
 		cmocka_unit_test(test_engine_truncate),

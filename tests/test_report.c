@@ -395,6 +395,40 @@ test_late_reports(void **state)
 	report_cell_free(&c);
 }
 
+/* SPEC "Deadline": a patrol from before known_since is the base all the
+ * same (a device uploading late); the daemon and `status` say overdue, so
+ * the report must count it. */
+static void
+test_late_first_patrol(void **state)
+{
+	(void)state;
+	shanghai_day();
+	struct config_cell cell = mkcell(2 * H, 15 * M, always);
+	/* Added at 12:00; its only patrol, made at 08:00, arrives later. */
+	struct report_event ev[] = { pat(at(8, 0), "w017") };
+	struct report_input in = { .cell = &cell, .known_since = at(12, 0),
+	                           .first_patrol_ever = at(8, 0), .events = ev, .n_events = 1 };
+	struct report_cell c;
+
+	assert_int_equal(report_cell_compute(&in, S, E, E + H, &c), 0);
+	/* Tracked from 08:00 (16 h), overdue from 10:15 (13 h 45 min), not
+	 * from 14:15 as known_since would have it. */
+	assert_int_equal(c.tracked_active_s, 16 * H);
+	assert_int_equal(c.overdue_s, 13 * H + 45 * M);
+	assert_pct(&c, 14.1);
+	report_cell_free(&c);
+
+	/* Its only patrol three days before it was added: overdue all day. */
+	in.first_patrol_ever = in.last_patrol_before = S - 3 * DAY + 8 * H;
+	in.events = NULL;
+	in.n_events = 0;
+	assert_int_equal(report_cell_compute(&in, S, E, E + H, &c), 0);
+	assert_int_equal(c.tracked_active_s, 24 * H);
+	assert_int_equal(c.overdue_s, 24 * H);
+	assert_pct(&c, 0.0);
+	report_cell_free(&c);
+}
+
 static void
 test_no_tracked_time(void **state)
 {
@@ -737,16 +771,17 @@ model_day(const struct report_input *in, int64_t s, int64_t e, int64_t now, stru
 	for (size_t i = 0; i < in->n_events; i++)
 		if (in->events[i].patrol && in->events[i].ts < track)
 			track = in->events[i].ts;
-	have = in->last_patrol_before || in->known_since;
-	base = in->last_patrol_before ? in->last_patrol_before : in->known_since;
+	/* SPEC "Deadline", written out independently of deadline_base():
+	 * the latest patrol so far once there is one (even from before
+	 * known_since), else known_since; a later pause end wins. */
+	int64_t last = in->last_patrol_before, pend = 0;
 	/* Whatever moved the base before the day. */
 	for (size_t i = 0; i < in->n_events; i++)
-		if (in->events[i].patrol && in->events[i].ts < s &&
-		    (!have || in->events[i].ts > base))
-			base = in->events[i].ts, have = true;
+		if (in->events[i].patrol && in->events[i].ts < s && in->events[i].ts > last)
+			last = in->events[i].ts;
 	for (size_t i = 0; i < in->n_pauses; i++)
-		if (in->pauses[i].until < s && (!have || in->pauses[i].until > base))
-			base = in->pauses[i].until, have = true;
+		if (in->pauses[i].until < s && in->pauses[i].until > pend)
+			pend = in->pauses[i].until;
 	memset(m, 0, sizeof(*m));
 	for (int h = 0; h < 24; h++)
 		slot_first[h] = INT64_MAX;
@@ -760,15 +795,19 @@ model_day(const struct report_input *in, int64_t s, int64_t e, int64_t now, stru
 			if (in->pauses[i].since <= t && t < in->pauses[i].until)
 				paused = true;
 			/* A pause ending at t restarts the count from t. */
-			if (in->pauses[i].until == t && (!have || t > base))
-				base = t, have = true;
+			if (in->pauses[i].until == t && t > pend)
+				pend = t;
 		}
 		for (size_t i = 0; i < in->n_events; i++)
 			if (in->events[i].patrol && in->events[i].ts == t) {
 				patrol_now = true;
-				if (!have || t > base)
-					base = t, have = true;
+				if (t > last)
+					last = t;
 			}
+		base = last ? last : in->known_since;
+		if (pend > base)
+			base = pend;
+		have = base != 0;
 		localtime_r(&tt, &tm);
 		int h = tm.tm_hour;
 		slot_seen[h] = true;
@@ -938,6 +977,7 @@ main(void)
 		cmocka_unit_test(test_window_and_always),
 		cmocka_unit_test(test_pause_mid_day),
 		cmocka_unit_test(test_late_reports),
+		cmocka_unit_test(test_late_first_patrol),
 		cmocka_unit_test(test_no_tracked_time),
 		cmocka_unit_test(test_today_so_far),
 		cmocka_unit_test(test_dst_spring_berlin),

@@ -6,7 +6,8 @@
  * without waiting for a reader, and retention: what goes and what stays
  * (pending deliveries, the alerts read back at start), the rejected cap,
  * and a file that stops growing over fill/prune cycles in both auto_vacuum
- * modes; storage.sync's pragma on the writer.
+ * modes; storage.sync's pragma on the writer; event_span: kept with each
+ * event and filled from history by the 2 -> 3 migration.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -639,11 +640,162 @@ static void test_prune_file_plateau_none(void **state)
 	assert_true(sz[PLATEAU_CYCLES - 1] > sz[0] + sz[0] / 2);
 }
 
+static void q_exec(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	char *msg = NULL;
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg ? msg : "?");
+	sqlite3_close(db);
+}
+
+static int64_t span_int(const char *path, const char *col, const char *type)
+{
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+	         "SELECT %s FROM event_span WHERE cell = 'yh-01' AND type = '%s'", col, type);
+	return q_int(path, sql);
+}
+
+static void put(struct store *s, const char *worker, const char *id, const char *type,
+                int64_t ts, bool want_dup)
+{
+	struct msg_record r;
+	bool dup;
+	rec_init(&r, worker, id);
+	strcpy(r.type, type);
+	r.ts = ts;
+	assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
+	assert_int_equal(dup, want_dup);
+}
+
+struct last_row {
+	char type[32];
+	int64_t ts;
+	int n;
+};
+
+static int last_cb(void *arg, const char *cell, const char *type, int64_t ts, int64_t i1,
+                   bool null1)
+{
+	struct last_row *l = arg;
+	(void)i1, (void)null1;
+	assert_string_equal(cell, "yh-01");
+	if (strcmp(type, "checkin") == 0) {
+		l->ts = ts;
+		l->n++;
+	}
+	return 0;
+}
+
+static void test_event_span_follows_events(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+
+	assert_int_equal(store_begin(s), STORE_OK);
+	put(s, "w017", "a1", "checkin", 1000, false);
+	put(s, "w021", "a2", "checkin", 2000, false);
+	put(s, "w030", "a3", "checkin", 500, false);   /* reported late: only the first moves */
+	put(s, "w031", "a4", "checkin", 1500, false);  /* in between: nothing moves */
+	put(s, "w017", "a1", "checkin", 9000, true);   /* a duplicate never counts */
+	put(s, "w040", "b1", "litter", 1700, false);
+	assert_int_equal(store_commit(s), STORE_OK);
+	assert_int_equal(span_int(f->path, "first_ts", "checkin"), 500);
+	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 2000);
+	assert_int_equal(q_int(f->path, "SELECT last_worker = 'w021' FROM event_span "
+	                                "WHERE type = 'checkin'"), 1);
+	assert_int_equal(span_int(f->path, "last_ts", "litter"), 1700);
+
+	/* Rolled back with its batch. */
+	assert_int_equal(store_begin(s), STORE_OK);
+	put(s, "w050", "c1", "checkin", 3000, false);
+	store_rollback(s);
+	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 2000);
+
+	struct last_row l = { .n = 0 };
+	assert_int_equal(store_each_last_patrol(s, last_cb, &l), STORE_OK);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(l.ts, 2000);
+
+	/* Kept when the events are gone (retention deletes old rows). */
+	store_close(s);
+	q_exec(f->path, "DELETE FROM event");
+	s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_each_last_patrol(s, last_cb, &l), STORE_OK);
+	assert_int_equal(l.ts, 2000);
+	assert_int_equal(span_int(f->path, "first_ts", "checkin"), 500);
+	store_close(s);
+}
+
+struct mig_seen {
+	int from, to, started, calls;
+};
+
+static void mig_cb(void *arg, int from, int to, bool started)
+{
+	struct mig_seen *m = arg;
+	m->from = from;
+	m->to = to;
+	m->started += started;
+	m->calls++;
+}
+
+static void test_migration_2_to_3_fills_event_span(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct mig_seen m = { 0 };
+
+	/* A schema-2 database: what migrations 0 and 1 made, with history. */
+	store_on_migrate(mig_cb, &m);
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(m.calls, 0); /* a new database has no history to read */
+	assert_int_equal(store_begin(s), STORE_OK);
+	put(s, "w017", "a1", "checkin", 1000, false);
+	put(s, "w021", "a2", "checkin", 3000, false);
+	put(s, "w030", "a3", "checkin", 200, false);
+	put(s, "w040", "b1", "litter", 2500, false);
+	assert_int_equal(store_commit(s), STORE_OK);
+	store_close(s);
+	q_exec(f->path, "DROP TABLE event_span; PRAGMA user_version = 2;");
+
+	s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	store_on_migrate(NULL, NULL);
+	assert_int_equal(q_int(f->path, "PRAGMA user_version"), 3);
+	assert_int_equal(m.started, 1);
+	assert_int_equal(m.from, 2);
+	assert_int_equal(m.to, 3);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event_span"), 2);
+	assert_int_equal(span_int(f->path, "first_ts", "checkin"), 200);
+	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 3000);
+	assert_int_equal(q_int(f->path, "SELECT last_worker = 'w021' FROM event_span "
+	                                "WHERE type = 'checkin'"), 1);
+	assert_int_equal(q_int(f->path, "SELECT last_worker = 'w040' FROM event_span "
+	                                "WHERE type = 'litter'"), 1);
+	/* And kept up from there. */
+	assert_int_equal(store_begin(s), STORE_OK);
+	put(s, "w050", "a4", "checkin", 4000, false);
+	assert_int_equal(store_commit(s), STORE_OK);
+	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 4000);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_schema_wal_and_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_full_unless_normal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_event_span_follows_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migration_2_to_3_fills_event_span, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_by_worker_and_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_payload_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_size_cap_is_retryable, setup, teardown),
