@@ -3,6 +3,7 @@ the database cannot be written (delivered from memory, written to `alert`
 afterwards, never twice), the broker is unreachable past
 alerts.system_after, the broker drops messages over its queue limit — and
 says "back to normal" when the condition ends."""
+import errno
 import os
 import signal
 import time
@@ -29,14 +30,23 @@ def deliver_idle(rec):
 
 
 def fill(path):
-    """Write zeros to path until the filesystem is full."""
-    with open(path, "ab") as f:
+    """Write zeros to path until the filesystem is full. A filesystem that is
+    already full may refuse even to create the file (tmpfs: ENOSPC at open):
+    then it is full, which is all this wants."""
+    try:
+        f = open(path, "ab")
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        return
+    with f:
         try:
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()
-        except OSError:
-            pass
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
 
 
 def test_database_not_writable_alert_from_memory_then_recovery(make_daemon, broker, tmp_path):
