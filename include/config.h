@@ -19,6 +19,9 @@
 #include "units.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/gridpatrol/gridpatrol.yaml"
+/* More sinks than a village has any use for; the store and the delivery
+ * code size per-alert arrays by it instead of allocating per alert. */
+#define CONFIG_SINKS_MAX 16
 
 /* Alert kinds, as bits so that a sink's `kinds` is a mask. */
 enum config_kind {

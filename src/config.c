@@ -82,6 +82,9 @@ struct ctx {
 	bool oom;
 	struct loc *cell_loc; /* where each cfg->cells[i] was defined */
 	size_t cap_cells;
+	/* Where storage.retention and limits.max_backfill were given, for
+	 * the check between them once both sections are read. */
+	const struct node *retention_at, *max_backfill_at;
 };
 
 struct htab {
@@ -1289,8 +1292,10 @@ v_storage(struct ctx *c, const struct node *m)
 	FOR_PAIRS(m, k, v) {
 		if (key_is(k, "path"))
 			get_str(c, v, "path", &cfg->storage.path);
-		else if (key_is(k, "retention"))
-			get_dur(c, v, "retention", &cfg->storage.retention_s);
+		else if (key_is(k, "retention")) {
+			if (get_dur(c, v, "retention", &cfg->storage.retention_s))
+				c->retention_at = v;
+		}
 		else if (key_is(k, "max_size"))
 			get_size(c, v, "max_size", &cfg->storage.max_size);
 		else if (key_is(k, "max_rejected")) {
@@ -1399,8 +1404,9 @@ v_limits(struct ctx *c, const struct node *m)
 			get_dur(c, v, "max_clock_skew",
 			        &cfg->limits.max_clock_skew_s);
 		} else if (key_is(k, "max_backfill")) {
-			get_dur(c, v, "max_backfill",
-			        &cfg->limits.max_backfill_s);
+			if (get_dur(c, v, "max_backfill",
+			            &cfg->limits.max_backfill_s))
+				c->max_backfill_at = v;
 		} else if (key_is(k, "late_after")) {
 			get_dur(c, v, "late_after", &cfg->limits.late_after_s);
 		} else {
@@ -2275,6 +2281,11 @@ v_sinks(struct ctx *c, const struct node *seq)
 
 	if (!want_seq(c, seq, "sinks"))
 		return;
+	if (seq->n > CONFIG_SINKS_MAX) {
+		err_at(c, seq, "at most %d sinks, not %zu", CONFIG_SINKS_MAX,
+		       seq->n);
+		return;
+	}
 	cfg->alerts.sinks = calloc(seq->n + 1, sizeof(*cfg->alerts.sinks));
 	name_line = calloc(seq->n + 1, sizeof(*name_line));
 	if (cfg->alerts.sinks == NULL || name_line == NULL) {
@@ -2418,6 +2429,27 @@ enum section {
 	S_LIMITS, S_EVENTS, S_ALERTS, S_N
 };
 
+/* Deduplication needs the first copy's row. With retention shorter than
+ * max_backfill a late message could be accepted, pruned, and accepted
+ * again when the device or broker sends it once more; with retention at
+ * least max_backfill, anything old enough to be pruned is too_old. */
+static void
+v_retention_backfill(struct ctx *c)
+{
+	const struct config *cfg = c->cfg;
+	const struct node *at = c->retention_at ? c->retention_at :
+	                        c->max_backfill_at;
+
+	if (at == NULL || cfg->storage.retention_s == 0 ||
+	    cfg->storage.retention_s >= cfg->limits.max_backfill_s)
+		return;
+	err_at(c, at, "storage.retention (%llds) must be 0 or at least "
+	       "limits.max_backfill (%llds): a late message removed by "
+	       "retention could otherwise be stored again when resent",
+	       (long long)cfg->storage.retention_s,
+	       (long long)cfg->limits.max_backfill_s);
+}
+
 static const char *const section_names[S_N] = {
 	"mqtt", "storage", "timezone", "defaults", "cells", "cells_file",
 	"limits", "events", "alerts",
@@ -2461,6 +2493,7 @@ v_root(struct ctx *c, const struct node *root)
 		v_defaults(c, sec[S_DEFAULTS]);
 	if (sec[S_LIMITS] != NULL)
 		v_limits(c, sec[S_LIMITS]);
+	v_retention_backfill(c);
 	if (sec[S_EVENTS] != NULL && !c->oom)
 		v_events(c, sec[S_EVENTS]);
 	if (sec[S_CELLS] != NULL && !c->oom)
