@@ -48,7 +48,8 @@ void store_close(struct store *s);
 enum store_status store_set_max_size(struct store *s, int64_t max_size);
 /* storage.sync: full makes every COMMIT fsync the WAL before it returns
  * (store_open's default); !full is synchronous=NORMAL, durable against a
- * crash of the process but not a power cut. Not inside a batch. */
+ * crash of the process but not a power cut. Not inside a batch. Switching
+ * to full also fdatasyncs the WAL at once, for batches committed before. */
 enum store_status store_set_sync(struct store *s, bool full);
 
 enum store_status store_begin(struct store *s);  /* no-op if already open */

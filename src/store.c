@@ -351,6 +351,27 @@ enum store_status store_set_sync(struct store *s, bool full)
 	if (store_exec(s, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
 	               "set synchronous") < 0)
 		return STORE_FATAL;
+	if (full) {
+		/* Batches committed under NORMAL may still sit in the page
+		 * cache, the last one with its acks not yet sent: flush the
+		 * WAL now, so that "full" holds from the first ack after the
+		 * switch. Any descriptor of the file flushes it. */
+		const char *wal = sqlite3_filename_wal(sqlite3_db_filename(s->db, "main"));
+		int fd = wal ? open(wal, O_RDONLY | O_CLOEXEC) : -1;
+		if (fd < 0 && errno != ENOENT) {
+			snprintf(s->err, sizeof(s->err), "open %s: %s", wal, strerror(errno));
+			return STORE_RETRY;
+		}
+		if (fd >= 0) {
+			int rc = fdatasync(fd);
+			int e = errno;
+			close(fd);
+			if (rc < 0) {
+				snprintf(s->err, sizeof(s->err), "fdatasync %s: %s", wal, strerror(e));
+				return STORE_RETRY;
+			}
+		}
+	}
 	return STORE_OK;
 }
 

@@ -27,7 +27,7 @@ import subprocess
 
 import pytest
 
-from harness import GRIDPATROLD, Daemon, sim, wait_for
+from harness import GRIDPATROLD, Daemon, sim, sim_start, wait_for
 
 CELLS = [f"c{i:03d}" for i in range(50)]
 N = 3000
@@ -331,6 +331,38 @@ def test_sighup_switches_sync(tmp_path, broker):
     before_violations, before_pubacks = res.at_mark
     assert before_pubacks >= half and before_violations == 0
     assert res[0] > 0  # after the reload into normal
+
+
+def test_sighup_into_full(tmp_path, broker):
+    """normal -> full while messages keep arriving: before the reload's
+    line acks leave unsynced (normal is really in force), after it none
+    does. (A reload taken up with a batch open is applied after that
+    batch's COMMIT, just before its acks; store_set_sync fdatasyncs the WAL
+    for it. The signal is read before the broker socket in a pass, so no
+    batch is open then in practice and this run does not reach that case.)"""
+    d = TracedDaemon(str(tmp_path), broker, cells=CELLS, storage_extra="  sync: normal\n")
+    d.start()
+    try:
+        # Full speed: the reload is then taken up with a batch open, and
+        # applied after its COMMIT, just before its acks.
+        p = sim_start(broker, 4 * N, "--cells-n", str(len(CELLS)), "--id-prefix", "hup-n")
+        wait_for(lambda: d.count() >= N // 2, 120, "the first rows")
+        d.write_config(CELLS, storage_extra="  sync: full\n")
+        os.kill(d.daemon_pid(), signal.SIGHUP)
+        d.wait_log("storage.sync: full", 30)
+        assert p.wait(300) == 0, p.stderr.read()
+        wait_for(lambda: d.count() >= 4 * N, 120, f"{4 * N} rows")
+        assert d.stop(60) == 0
+    finally:
+        if d.alive():
+            d.kill()
+    res = check_trace(d.trace, broker.port, mark=b"storage.sync: full")
+    print(f"\nreload into full: before {res.at_mark}, all {tuple(res)}")
+    assert res.at_mark is not None, "the reload's line is not in the trace"
+    before_violations, before_pubacks = res.at_mark
+    assert before_violations > 0  # normal was really in force before
+    assert res[0] == before_violations  # and none after the switch
+    assert res[1] >= 4 * N
 
 
 def test_packet_parser_follows_the_stream():
