@@ -36,6 +36,7 @@ struct alert {
 	sqlite3_stmt *last_patrol, *first_overdue, *day_cells, *day_types, *day_alerts;
 	struct alert_level *lv;
 	size_t lv_cap, lv_n;
+	bool stale_levels; /* configuration changed since alert_restore */
 };
 
 static enum timefmt_lang alert_lang(const struct alert *a)
@@ -158,6 +159,10 @@ void alert_free(struct alert *a)
 
 void alert_set_config(struct alert *a, const struct config *cfg)
 {
+	/* Levels are restored for the configured cells and threshold types
+	 * only: new ones are read before the next reading is judged. */
+	if (cfg != a->cfg)
+		a->stale_levels = true;
 	a->cfg = cfg;
 }
 
@@ -178,7 +183,9 @@ enum store_status alert_restore(struct alert *a)
 	 * moved a level that was never stored). */
 	for (size_t i = 0; i < a->lv_cap; i++)
 		a->lv[i].level = 0;
-	return store_each_level(a->store, a->cfg, alert_row_level, a);
+	enum store_status st = store_each_level(a->store, a->cfg, alert_row_level, a);
+	a->stale_levels = st != STORE_OK;
+	return st;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -543,8 +550,12 @@ enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
 			return st;
 		*queued = true;
 	}
-	if (rec->has_value && (rec->event_cfg->has_warn || rec->event_cfg->has_alarm))
+	if (rec->has_value && (rec->event_cfg->has_warn || rec->event_cfg->has_alarm)) {
+		/* Inside the batch: the probes see its own alerts too. */
+		if (a->stale_levels && (st = alert_restore(a)) != STORE_OK)
+			return st;
 		st = alert_reading(a, rec, event_id, now, queued);
+	}
 	return st;
 }
 
