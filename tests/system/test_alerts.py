@@ -281,3 +281,36 @@ def test_overdue_text_names_the_last_patrol_behind_readings_and_retention(
     assert cell["last_patrol"]["worker"] == "w021"
     assert cell["last_patrol"]["ts"] == first["last_patrol"]["ts"]
     assert d.stop() == 0
+
+
+NO_THRESHOLDS_EVENTS = """\
+events:
+  checkin: { label: "巡查签到" }
+  flood: { label: "防汛水位", value: { unit: cm } }
+"""
+
+
+def test_reading_level_survives_a_restart_without_its_thresholds(make_daemon, broker, tmp_path):
+    """Start-up restores levels for the configured threshold types only; a
+    reload that brings thresholds back reads the stored level again, so a
+    reading still at warn raises nothing new."""
+    import signal
+    rec = Recorder(str(tmp_path / "sink"))
+    cells = "cells:\n" + fast_cell("yh-01", interval="1d")
+    extra = alerts_cfg(record_sink("wechat", rec.dir))
+    d = make_daemon(cells=cells, extra=extra).start()
+    publish(broker, "patrol/yh-01/w017/flood", b'{"id":"r1","value":260}')
+    wait_for(lambda: rec.alerts("reading"), 10, "warn alert")
+    assert d.stop() == 0
+
+    d.write_config(cells, extra, events=NO_THRESHOLDS_EVENTS)
+    d.start()
+    d.write_config(cells, extra)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("configuration reloaded")
+    publish(broker, "patrol/yh-01/w017/flood", b'{"id":"r2","value":270}')  # still warn
+    publish(broker, "patrol/yh-01/w017/flood", b'{"id":"r3","value":200}')  # normal again
+    wait_for(lambda: rec.alerts("recovered"), 10, "return to normal")
+    assert [(a["kind"], a["value"]) for a in rec.alerts() if a["kind"] in ("reading", "recovered")] \
+        == [("reading", 260.0), ("recovered", 200.0)]
+    assert d.stop() == 0
