@@ -25,10 +25,13 @@ struct alert;
 struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox *o,
                         char *err, size_t errlen);
 void alert_free(struct alert *a);
-/* After a reload; reading levels of cells that still exist are kept. */
+/* After a reload; reading levels are read again from the alert table
+ * before the next reading is judged (new cells and threshold types). */
 void alert_set_config(struct alert *a, const struct config *cfg);
 
-/* Reading levels from the alert table (at start). */
+/* Reading levels of the configured cells and threshold types from the
+ * alert table (at start and after a failed batch): index probes per
+ * cell and type, not a scan of the alert history. */
 enum store_status alert_restore(struct alert *a);
 
 /* Each returns the store status; *queued is set when an alert was written. */

@@ -78,11 +78,15 @@ typedef int store_row_cb(void *arg, const char *text0, const char *text1,
                          int64_t int0, int64_t int1, bool null1);
 /* (cell, NULL, known_since, 0) */
 enum store_status store_each_known(struct store *s, store_row_cb *cb, void *arg);
-/* (cell, type, newest ts, 0) per cell and event type, from event_span */
-enum store_status store_each_last_patrol(struct store *s, store_row_cb *cb, void *arg);
-/* (cell, NULL, at, repeat): the newest overdue alert of each cell that has
- * no recovery after it */
-enum store_status store_each_open_overdue(struct store *s, store_row_cb *cb, void *arg);
+/* (cell, NULL, at, repeat): the newest overdue alert of each configured
+ * cell that has no recovery after it. A few index probes per cell. */
+enum store_status store_each_open_overdue(struct store *s, const struct config *cfg,
+                                          store_row_cb *cb, void *arg);
+/* (cell, type, level, 0) per configured cell and threshold type that has
+ * a reading alert: the level its newest warn/alarm/normal alert left it
+ * at (0 normal, 1 warn, 2 alarm). A few index probes per pair. */
+enum store_status store_each_level(struct store *s, const struct config *cfg,
+                                   store_row_cb *cb, void *arg);
 /* (cell, NULL, since, until) with null1 when paused until resumed */
 enum store_status store_each_pause(struct store *s, store_row_cb *cb, void *arg);
 /* Changes when another connection (the CLI's pause) commits. */

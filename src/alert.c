@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "span.h"
 #include "timefmt.h"
 
 #define ALERT_TEXT_MAX 2048
@@ -32,9 +33,10 @@ struct alert {
 	const struct config *cfg;
 	struct store *store;
 	struct outbox *outbox;
-	sqlite3_stmt *last_patrol, *first_overdue, *levels, *day_cells, *day_types, *day_alerts;
+	sqlite3_stmt *last_patrol, *first_overdue, *day_cells, *day_types, *day_alerts;
 	struct alert_level *lv;
 	size_t lv_cap, lv_n;
+	bool stale_levels; /* configuration changed since alert_restore */
 };
 
 static enum timefmt_lang alert_lang(const struct alert *a)
@@ -116,18 +118,15 @@ struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox
 	a->cfg = cfg;
 	a->store = s;
 	a->outbox = o;
-	/* Newest events of the cell first; the caller skips non-patrol
-	 * types, which are rare, so the first few rows decide. */
-	if (alert_prepare(a, &a->last_patrol,
-	                  "SELECT worker, ts, type FROM event WHERE cell = ?1 "
-	                  "ORDER BY ts DESC LIMIT 64", err, errlen) < 0 ||
-	    alert_prepare(a, &a->first_overdue,
+	/* The last patrol as the engine and `status` read it (span.h). */
+	if (span_prepare(store_db(s), &a->last_patrol) != SQLITE_OK) {
+		snprintf(err, errlen, "alert: prepare: %s", sqlite3_errmsg(store_db(s)));
+		alert_free(a);
+		return NULL;
+	}
+	if (alert_prepare(a, &a->first_overdue,
 	                  "SELECT at FROM alert WHERE cell = ?1 AND kind = 'overdue' "
 	                  "AND repeat = 0 ORDER BY id DESC LIMIT 1", err, errlen) < 0 ||
-	    alert_prepare(a, &a->levels,
-	                  "SELECT cell, doc, level FROM alert WHERE id IN (SELECT max(id) FROM "
-	                  "alert WHERE level IS NOT NULL GROUP BY cell, json_extract(doc, "
-	                  "'$.event_type'))", err, errlen) < 0 ||
 	    alert_prepare(a, &a->day_cells,
 	                  "SELECT cell, type FROM event WHERE ts >= ?1 AND ts < ?2 "
 	                  "GROUP BY cell, type", err, errlen) < 0 ||
@@ -149,7 +148,6 @@ void alert_free(struct alert *a)
 		return;
 	sqlite3_finalize(a->last_patrol);
 	sqlite3_finalize(a->first_overdue);
-	sqlite3_finalize(a->levels);
 	sqlite3_finalize(a->day_cells);
 	sqlite3_finalize(a->day_types);
 	sqlite3_finalize(a->day_alerts);
@@ -161,61 +159,42 @@ void alert_free(struct alert *a)
 
 void alert_set_config(struct alert *a, const struct config *cfg)
 {
+	/* Levels are restored for the configured cells and threshold types
+	 * only: new ones are read before the next reading is judged. */
+	if (cfg != a->cfg)
+		a->stale_levels = true;
 	a->cfg = cfg;
+}
+
+static int alert_row_level(void *arg, const char *cell, const char *type, int64_t level,
+                           int64_t i1, bool null1)
+{
+	struct alert *a = arg;
+	(void)i1, (void)null1;
+	struct alert_level *l = alert_level_slot(a, cell, type, true);
+	if (l)
+		l->level = (int)level;
+	return 0;
 }
 
 enum store_status alert_restore(struct alert *a)
 {
-	sqlite3_stmt *st = a->levels;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *cell = (const char *)sqlite3_column_text(st, 0);
-		const char *doc = (const char *)sqlite3_column_text(st, 1);
-		const char *level = (const char *)sqlite3_column_text(st, 2);
-		json_t *j = doc ? json_loads(doc, 0, NULL) : NULL;
-		const char *type = j ? json_string_value(json_object_get(j, "event_type")) : NULL;
-		if (cell && type && level) {
-			struct alert_level *l = alert_level_slot(a, cell, type, true);
-			if (l)
-				l->level = !strcmp(level, "alarm") ? 2 : !strcmp(level, "warn") ? 1 : 0;
-		}
-		json_decref(j);
-	}
-	sqlite3_reset(st);
-	return rc == SQLITE_DONE ? STORE_OK : store_status_of(a->store, rc, "restore reading levels");
+	/* What the table says wins over memory (a rolled-back batch may have
+	 * moved a level that was never stored). */
+	for (size_t i = 0; i < a->lv_cap; i++)
+		a->lv[i].level = 0;
+	enum store_status st = store_each_level(a->store, a->cfg, alert_row_level, a);
+	a->stale_levels = st != STORE_OK;
+	return st;
 }
 
 /* ------------------------------------------------------------ helpers */
 
-struct alert_last {
-	bool found;
-	int64_t ts;
-	char worker[TOPIC_SEGMENT_MAX + 1];
-};
-
 static enum store_status alert_last_patrol(struct alert *a, const char *cell,
-                                           struct alert_last *out)
+                                           struct span_patrol *out)
 {
-	sqlite3_stmt *st = a->last_patrol;
-	int rc;
-	memset(out, 0, sizeof(*out));
-	sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *type = (const char *)sqlite3_column_text(st, 2);
-		const struct config_event *ev = type ? config_event_find(a->cfg, type) : NULL;
-		if (ev && !ev->patrol)
-			continue;
-		out->found = true;
-		out->ts = sqlite3_column_int64(st, 1);
-		snprintf(out->worker, sizeof(out->worker), "%s",
-		         (const char *)sqlite3_column_text(st, 0));
-		break;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_status_of(a->store, rc, "last patrol");
-	return STORE_OK;
+	int rc = span_last_patrol(a->last_patrol, a->cfg, cell, out);
+	return rc == SQLITE_OK ? STORE_OK : store_status_of(a->store, rc, "last patrol");
 }
 
 static void alert_join(char *buf, size_t len, char *const *v, size_t n, const char *sep)
@@ -272,7 +251,7 @@ static json_t *alert_doc(const char *kind, const struct config_cell *c, int64_t 
 	return doc;
 }
 
-static json_t *alert_last_json(const struct alert_last *l)
+static json_t *alert_last_json(const struct span_patrol *l)
 {
 	if (!l->found)
 		return json_null();
@@ -304,7 +283,7 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
                                 const struct deadline_fire *f, int64_t now)
 {
 	enum timefmt_lang lang = alert_lang(a);
-	struct alert_last last;
+	struct span_patrol last;
 	char text[ALERT_TEXT_MAX] = "", dur[TIMEFMT_MAX], due[TIMEFMT_MAX], when[TIMEFMT_MAX];
 	char workers[1024], esc[1024] = "";
 	enum store_status st = alert_last_patrol(a, c->id, &last);
@@ -571,8 +550,12 @@ enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
 			return st;
 		*queued = true;
 	}
-	if (rec->has_value && (rec->event_cfg->has_warn || rec->event_cfg->has_alarm))
+	if (rec->has_value && (rec->event_cfg->has_warn || rec->event_cfg->has_alarm)) {
+		/* Inside the batch: the probes see its own alerts too. */
+		if (a->stale_levels && (st = alert_restore(a)) != STORE_OK)
+			return st;
 		st = alert_reading(a, rec, event_id, now, queued);
+	}
 	return st;
 }
 

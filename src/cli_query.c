@@ -16,6 +16,7 @@
 
 #include "cli_common.h"
 #include "deadline.h"
+#include "span.h"
 
 /* ------------------------------------------------------------------ */
 /* status                                                              */
@@ -87,33 +88,25 @@ static int status_read(struct cli *c, struct status_cell *cells)
 	sqlite3_finalize(st);
 	st = NULL;
 
-	/* event_span has one row per cell and type: a year of history costs
-	 * nothing here. Types no longer configured were patrols when they
-	 * arrived, as the daemon counts them. */
-	if (cli_prepare(c, "SELECT cell, type, last_ts, last_worker FROM event_span",
-	                &st) != CLI_EXIT_OK)
+	/* The daemon's own reading (span.h): one event_span probe per cell. */
+	if (span_prepare(c->db, &st) != SQLITE_OK) {
+		code = cli_db_fail(c, "cannot prepare a query");
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(st, 0));
-		const struct config_event *ev = config_event_find(cfg, cli_col_text(st, 1));
-		int64_t ts = sqlite3_column_int64(st, 2);
-		if (!cc || (ev && !ev->patrol))
+	}
+	for (size_t i = 0; i < cfg->n_cells; i++) {
+		struct span_patrol p;
+		if (span_last_patrol(st, cfg, cfg->cells[i].id, &p) != SQLITE_OK) {
+			code = cli_db_fail(c, "reading last patrols");
+			goto out;
+		}
+		if (!p.found)
 			continue;
-		struct status_cell *s = &cells[cc - cfg->cells];
-		if (s->worker && ts <= s->last)
-			continue;
-		char *w = strdup(cli_col_text(st, 3));
-		if (!w) {
+		cells[i].worker = strdup(p.worker);
+		if (!cells[i].worker) {
 			cli_error("out of memory");
 			goto out;
 		}
-		free(s->worker);
-		s->worker = w;
-		s->last = ts;
-	}
-	if (rc != SQLITE_DONE) {
-		code = cli_db_fail(c, "reading last patrols");
-		goto out;
+		cells[i].last = p.ts;
 	}
 	code = CLI_EXIT_OK;
 out:

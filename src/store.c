@@ -790,22 +790,122 @@ enum store_status store_each_known(struct store *s, store_row_cb *cb, void *arg)
 	return store_each(s, "SELECT id, NULL, known_since, 0 FROM cell", cb, arg, "read cells");
 }
 
-enum store_status store_each_last_patrol(struct store *s, store_row_cb *cb, void *arg)
+/* Runs one prepared probe with cell (and type, when given) bound: SQLITE_ROW
+ * leaves the row to read, SQLITE_DONE says none; the caller resets. */
+static int store_probe(sqlite3_stmt *st, const char *cell, const char *type, int n,
+                       const int64_t *ints)
 {
-	/* One row per cell and type, whatever the length of history. */
-	return store_each(s, "SELECT cell, type, last_ts, 0 FROM event_span",
-	                  cb, arg, "read last patrols");
+	int rc = store_bind_text(st, 1, cell, -1);
+	for (int i = 0; rc == SQLITE_OK && i < n; i++)
+		rc = sqlite3_bind_int64(st, 2 + i, ints[i]);
+	if (rc == SQLITE_OK && type)
+		rc = store_bind_text(st, 2 + n, type, -1);
+	return rc == SQLITE_OK ? sqlite3_step(st) : rc;
 }
 
-enum store_status store_each_open_overdue(struct store *s, store_row_cb *cb, void *arg)
+static void store_probe_done(sqlite3_stmt *st)
 {
-	return store_each(s,
-	                  "SELECT a.cell, NULL, a.at, a.repeat FROM alert a "
-	                  "WHERE a.kind = 'overdue' AND a.id = (SELECT max(id) FROM alert "
-	                  "  WHERE cell = a.cell AND kind = 'overdue') "
-	                  "AND NOT EXISTS (SELECT 1 FROM alert r WHERE r.cell = a.cell "
-	                  "  AND r.kind = 'recovered' AND r.level IS NULL AND r.id > a.id)",
-	                  cb, arg, "read open overdue alerts");
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Two probes per configured cell through alert_cell (cell, kind, at), so
+ * the cost follows the cells, not a year of alerts: the newest overdue
+ * alert, then any patrol recovery raised at or after it. Ordered by `at`
+ * with the id as tie-break, as the alerts were raised. */
+enum store_status store_each_open_overdue(struct store *s, const struct config *cfg,
+                                          store_row_cb *cb, void *arg)
+{
+	sqlite3_stmt *last = NULL, *rec = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+	                            "SELECT id, at, repeat FROM alert WHERE cell = ?1 AND "
+	                            "kind = 'overdue' ORDER BY at DESC, id DESC LIMIT 1",
+	                            -1, &last, NULL);
+	/* `+id`: the rowid must not be chosen as the range (it would walk
+	 * every cell's alerts since this one). */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(s->db,
+		                        "SELECT 1 FROM alert WHERE cell = ?1 AND kind = 'recovered' "
+		                        "AND at >= ?2 AND +id > ?3 AND level IS NULL LIMIT 1",
+		                        -1, &rec, NULL);
+	for (size_t i = 0; rc == SQLITE_OK && i < cfg->n_cells; i++) {
+		const char *cell = cfg->cells[i].id;
+		rc = store_probe(last, cell, NULL, 0, NULL);
+		if (rc != SQLITE_ROW) {
+			store_probe_done(last);
+			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+			continue;
+		}
+		int64_t v[2] = { sqlite3_column_int64(last, 1), sqlite3_column_int64(last, 0) };
+		int64_t repeat = sqlite3_column_int64(last, 2);
+		store_probe_done(last);
+		rc = store_probe(rec, cell, NULL, 2, v);
+		store_probe_done(rec);
+		if (rc == SQLITE_DONE) {
+			rc = SQLITE_OK;
+			if (cb(arg, cell, NULL, v[0], repeat, false) != 0)
+				break;
+		} else if (rc == SQLITE_ROW) {
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(last);
+	sqlite3_finalize(rec);
+	return rc == SQLITE_OK ? STORE_OK : store_fail(s, rc, "read open overdue alerts");
+}
+
+/* Per configured cell and threshold type: the newest warn/alarm alert,
+ * then any return to normal raised at or after it. The type is only in
+ * the alert's doc, so each probe reads the cell's reading alerts newest
+ * first until one of this type: one row when a cell has one threshold
+ * type. */
+enum store_status store_each_level(struct store *s, const struct config *cfg,
+                                   store_row_cb *cb, void *arg)
+{
+	sqlite3_stmt *last = NULL, *rec = NULL;
+	int rc = sqlite3_prepare_v2(s->db,
+	                            "SELECT id, at, level FROM alert WHERE cell = ?1 AND "
+	                            "kind = 'reading' AND json_extract(doc, '$.event_type') = ?2 "
+	                            "ORDER BY at DESC, id DESC LIMIT 1", -1, &last, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(s->db,
+		                        "SELECT 1 FROM alert WHERE cell = ?1 AND kind = 'recovered' "
+		                        "AND at >= ?2 AND +id > ?3 AND level IS NOT NULL "
+		                        "AND json_extract(doc, '$.event_type') = ?4 LIMIT 1",
+		                        -1, &rec, NULL);
+	for (size_t i = 0; rc == SQLITE_OK && i < cfg->n_cells; i++) {
+		const char *cell = cfg->cells[i].id;
+		for (size_t e = 0; rc == SQLITE_OK && e < cfg->n_events; e++) {
+			const struct config_event *ev = &cfg->events[e];
+			if (!ev->has_warn && !ev->has_alarm)
+				continue;
+			int64_t level = 0, v[2] = { 0, 0 };
+			rc = store_probe(last, cell, ev->name, 0, NULL);
+			bool found = rc == SQLITE_ROW;
+			if (found) {
+				const char *w = (const char *)sqlite3_column_text(last, 2);
+				v[0] = sqlite3_column_int64(last, 1);
+				v[1] = sqlite3_column_int64(last, 0);
+				level = w && !strcmp(w, "alarm") ? 2 : w && !strcmp(w, "warn") ? 1 : 0;
+			}
+			store_probe_done(last);
+			if (found && level > 0) {
+				rc = store_probe(rec, cell, ev->name, 2, v);
+				store_probe_done(rec);
+				if (rc == SQLITE_ROW)
+					level = 0;
+			}
+			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+				break;
+			rc = SQLITE_OK;
+			if (found && cb(arg, cell, ev->name, level, 0, false) != 0)
+				goto out;
+		}
+	}
+out:
+	sqlite3_finalize(last);
+	sqlite3_finalize(rec);
+	return rc == SQLITE_OK ? STORE_OK : store_fail(s, rc, "read reading levels");
 }
 
 enum store_status store_each_pause(struct store *s, store_row_cb *cb, void *arg)

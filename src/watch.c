@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "span.h"
+
 struct watch {
 	struct store *store;
 	struct alert *alert;
@@ -118,17 +120,20 @@ static int watch_row_ended_pause(void *arg, const char *cell, const char *t1, in
 	return 0;
 }
 
-static int watch_row_last(void *arg, const char *cell, const char *type, int64_t ts,
-                          int64_t i1, bool null1)
+/* The last patrol of every configured cell, one event_span probe each,
+ * read as alert texts and `status` read it (span.h). */
+static enum store_status watch_last_patrols(struct watch *w, struct watch_build *b)
 {
-	struct watch_build *b = arg;
-	(void)i1, (void)null1;
-	long i = watch_cell_index(b->cfg, cell);
-	const struct config_event *ev = type ? config_event_find(b->cfg, type) : NULL;
-	/* Types no longer configured still were patrols when they arrived. */
-	if (i >= 0 && (!ev || ev->patrol) && ts > b->last[i])
-		b->last[i] = ts;
-	return 0;
+	sqlite3_stmt *st = NULL;
+	int rc = span_prepare(store_db(w->store), &st);
+	for (size_t i = 0; rc == SQLITE_OK && i < b->cfg->n_cells; i++) {
+		struct span_patrol p;
+		rc = span_last_patrol(st, b->cfg, b->cfg->cells[i].id, &p);
+		if (rc == SQLITE_OK && p.found)
+			b->last[i] = p.ts;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? STORE_OK : store_status_of(w->store, rc, "read last patrols");
 }
 
 static int watch_row_overdue(void *arg, const char *cell, const char *t1, int64_t at,
@@ -170,7 +175,7 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 		b.known[i] = now; /* known from now on unless the table says earlier */
 	}
 	if ((st = store_each_known(w->store, watch_row_known, &b)) != STORE_OK ||
-	    (st = store_each_last_patrol(w->store, watch_row_last, &b)) != STORE_OK ||
+	    (st = watch_last_patrols(w, &b)) != STORE_OK ||
 	    (st = store_each_pause(w->store, watch_row_ended_pause, &b)) != STORE_OK)
 		goto fail;
 	st = STORE_RETRY;
@@ -180,7 +185,7 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 			goto fail;
 	}
 	b.dl = dl;
-	if ((st = store_each_open_overdue(w->store, watch_row_overdue, &b)) != STORE_OK)
+	if ((st = store_each_open_overdue(w->store, cfg, watch_row_overdue, &b)) != STORE_OK)
 		goto fail;
 
 	deadline_free(w->dl);

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "span.h"
 #include "store.h"
 
 struct fx {
@@ -671,23 +672,33 @@ static void put(struct store *s, const char *worker, const char *id, const char 
 	assert_int_equal(dup, want_dup);
 }
 
-struct last_row {
-	char type[32];
-	int64_t ts;
-	int n;
-};
-
-static int last_cb(void *arg, const char *cell, const char *type, int64_t ts, int64_t i1,
-                   bool null1)
+static struct config *load_cfg(struct fx *f, const char *events)
 {
-	struct last_row *l = arg;
-	(void)i1, (void)null1;
-	assert_string_equal(cell, "yh-01");
-	if (strcmp(type, "checkin") == 0) {
-		l->ts = ts;
-		l->n++;
-	}
-	return 0;
+	char path[192];
+	struct config *cfg = NULL;
+	struct config_errors errs = { 0 };
+	snprintf(path, sizeof(path), "%s/gridpatrol.yaml", f->dir);
+	FILE *y = fopen(path, "w");
+	assert_non_null(y);
+	fprintf(y, "storage:\n  path: \"%s\"\ncells:\n  - id: yh-01\n  - id: yh-02\n%s",
+	        f->path, events);
+	fclose(y);
+	int rc = config_load(path, &cfg, &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.v[i]);
+	config_errors_free(&errs);
+	assert_int_equal(rc, 0);
+	return cfg;
+}
+
+static struct span_patrol last_of(struct store *s, const struct config *cfg, const char *cell)
+{
+	sqlite3_stmt *st;
+	struct span_patrol p;
+	assert_int_equal(span_prepare(store_db(s), &st), SQLITE_OK);
+	assert_int_equal(span_last_patrol(st, cfg, cell, &p), SQLITE_OK);
+	sqlite3_finalize(st);
+	return p;
 }
 
 static void test_event_span_follows_events(void **state)
@@ -717,20 +728,139 @@ static void test_event_span_follows_events(void **state)
 	store_rollback(s);
 	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 2000);
 
-	struct last_row l = { .n = 0 };
-	assert_int_equal(store_each_last_patrol(s, last_cb, &l), STORE_OK);
-	assert_int_equal(l.n, 1);
-	assert_int_equal(l.ts, 2000);
+	struct config *cfg = load_cfg(f, "events:\n  checkin: {}\n  litter: { patrol: false }\n");
+	struct span_patrol p = last_of(s, cfg, "yh-01");
+	assert_true(p.found);
+	assert_int_equal(p.ts, 2000); /* litter at 1700 is not a patrol */
+	assert_string_equal(p.worker, "w021");
 
 	/* Kept when the events are gone (retention deletes old rows). */
 	store_close(s);
 	q_exec(f->path, "DELETE FROM event");
 	s = store_open(f->path, 0, err, sizeof(err));
 	assert_non_null(s);
-	assert_int_equal(store_each_last_patrol(s, last_cb, &l), STORE_OK);
-	assert_int_equal(l.ts, 2000);
+	p = last_of(s, cfg, "yh-01");
+	assert_true(p.found && p.ts == 2000);
 	assert_int_equal(span_int(f->path, "first_ts", "checkin"), 500);
 	store_close(s);
+	config_free(cfg);
+}
+
+/* One reading of the last patrol (span.h): the newest row over the types
+ * that count now; a type no longer configured still counts. */
+static void test_span_last_patrol_filters_by_config(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_begin(s), STORE_OK);
+	put(s, "w017", "a1", "checkin", 1000, false);
+	put(s, "w021", "a2", "flood", 5000, false);   /* a reading, not a patrol */
+	put(s, "w030", "a3", "retired", 3000, false); /* type since removed */
+	assert_int_equal(store_commit(s), STORE_OK);
+
+	struct config *cfg = load_cfg(f, "events:\n  checkin: {}\n"
+	                                 "  flood: { patrol: false }\n");
+	struct span_patrol p = last_of(s, cfg, "yh-01");
+	assert_true(p.found);
+	assert_int_equal(p.ts, 3000);
+	assert_string_equal(p.worker, "w030");
+	p = last_of(s, cfg, "yh-02");
+	assert_false(p.found);
+	config_free(cfg);
+
+	/* The same rows when flood counts as a patrol. */
+	cfg = load_cfg(f, "events:\n  checkin: {}\n  flood: {}\n");
+	p = last_of(s, cfg, "yh-01");
+	assert_true(p.found && p.ts == 5000);
+	assert_string_equal(p.worker, "w021");
+	config_free(cfg);
+	store_close(s);
+}
+
+struct seen_row {
+	char cell[16], type[16];
+	int64_t i0, i1;
+};
+
+struct seen {
+	struct seen_row r[8];
+	int n;
+};
+
+static int seen_cb(void *arg, const char *t0, const char *t1, int64_t i0, int64_t i1,
+                   bool null1)
+{
+	struct seen *v = arg;
+	(void)null1;
+	assert_true(v->n < 8);
+	snprintf(v->r[v->n].cell, sizeof(v->r[v->n].cell), "%s", t0);
+	snprintf(v->r[v->n].type, sizeof(v->r[v->n].type), "%s", t1 ? t1 : "");
+	v->r[v->n].i0 = i0;
+	v->r[v->n].i1 = i1;
+	v->n++;
+	return 0;
+}
+
+/* Start-up's per-cell probes over the alert table read the same state the
+ * old whole-table queries did: the newest overdue alert with no patrol
+ * recovery after it, and each reading type's newest level. */
+static void test_open_overdue_and_levels_per_cell(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	store_close(s);
+	/* In the order they were raised (ids follow time). yh-01: overdue,
+	 * recovered, overdue again with a repeat: open; a reading's return to
+	 * normal is no patrol recovery. yh-02: overdue, recovered in the same
+	 * second: closed. A cell no longer configured is not restored. Levels:
+	 * yh-01 flood warn -> normal -> alarm, rain warn -> normal; yh-02
+	 * flood warn, newer than a normal of another type. */
+	q_exec(f->path,
+	       "INSERT INTO alert (kind, cell, at, repeat, level, text, doc) VALUES "
+	       "('overdue', 'yh-01', 100, 0, NULL, '', '{}'),"
+	       "('recovered', 'yh-01', 110, 0, NULL, '', '{}'),"
+	       "('reading', 'yh-01', 120, 0, 'warn', '', '{\"event_type\":\"flood\"}'),"
+	       "('recovered', 'yh-01', 130, 0, 'normal', '', '{\"event_type\":\"flood\"}'),"
+	       "('reading', 'yh-01', 140, 0, 'alarm', '', '{\"event_type\":\"flood\"}'),"
+	       "('reading', 'yh-01', 150, 0, 'warn', '', '{\"event_type\":\"rain\"}'),"
+	       "('recovered', 'yh-02', 160, 0, 'normal', '', '{\"event_type\":\"rain\"}'),"
+	       "('reading', 'yh-02', 170, 0, 'warn', '', '{\"event_type\":\"flood\"}'),"
+	       "('overdue', 'yh-01', 200, 0, NULL, '', '{}'),"
+	       "('overdue', 'yh-01', 300, 1, NULL, '', '{}'),"
+	       "('recovered', 'yh-01', 310, 0, 'normal', '', '{\"event_type\":\"rain\"}'),"
+	       "('overdue', 'yh-02', 400, 0, NULL, '', '{}'),"
+	       "('recovered', 'yh-02', 400, 0, NULL, '', '{}'),"
+	       "('overdue', 'gone', 500, 0, NULL, '', '{}')");
+	struct config *cfg = load_cfg(f, "events:\n  checkin: {}\n"
+	                                 "  flood: { value: { warn: 250, alarm: 300 } }\n"
+	                                 "  rain: { value: { warn: 10 } }\n");
+	s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+
+	struct seen v = { .n = 0 };
+	assert_int_equal(store_each_open_overdue(s, cfg, seen_cb, &v), STORE_OK);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.r[0].cell, "yh-01");
+	assert_int_equal(v.r[0].i0, 300);
+	assert_int_equal(v.r[0].i1, 1);
+
+	v.n = 0;
+	assert_int_equal(store_each_level(s, cfg, seen_cb, &v), STORE_OK);
+	assert_int_equal(v.n, 3);
+	assert_string_equal(v.r[0].cell, "yh-01");
+	assert_string_equal(v.r[0].type, "flood");
+	assert_int_equal(v.r[0].i0, 2);
+	assert_string_equal(v.r[1].type, "rain");
+	assert_int_equal(v.r[1].i0, 0);
+	assert_string_equal(v.r[2].cell, "yh-02");
+	assert_string_equal(v.r[2].type, "flood");
+	assert_int_equal(v.r[2].i0, 1);
+	store_close(s);
+	config_free(cfg);
 }
 
 struct mig_seen {
@@ -802,6 +932,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_newer_schema_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_stays_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reclaim_empties_wal_without_waiting, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_span_last_patrol_filters_by_config, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_open_overdue_and_levels_per_cell, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_prune_by_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_caps_rejected, setup, teardown),

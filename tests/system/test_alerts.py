@@ -237,3 +237,80 @@ def test_restart_remembers_a_pause_that_has_ended(make_daemon, broker, tmp_path)
     due = rec.alerts("overdue")[0]["due"]
     assert datetime.datetime.fromisoformat(due).timestamp() == ended + 4, due
     assert d.stop() == 0
+
+
+READINGS_EVENTS = """\
+events:
+  checkin: { label: "巡查签到" }
+  flood: { label: "防汛水位", patrol: false, value: { unit: cm } }
+"""
+
+
+def test_overdue_text_names_the_last_patrol_behind_readings_and_retention(
+        make_daemon, broker, tmp_path):
+    """The overdue text reads the last patrol as the engine and `status` do
+    (event_span, patrol types of the configuration): not hidden by a run of
+    readings that are no patrols, nor lost when retention deleted the row."""
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells="cells:\n" + fast_cell("yh-01", interval="3s", grace="0s", repeat="2s"),
+                    extra=alerts_cfg(record_sink("wechat", rec.dir)), events=READINGS_EVENTS)
+    d.start()
+    publish(broker, "patrol/yh-01/w021/checkin", b'{"id":"c1"}')
+    lines = "".join(json.dumps({"id": f"f{i}", "value": 100 + i}) + "\n" for i in range(70))
+    subprocess.run(["mosquitto_pub", "-p", str(broker.port), "-q", "1", "-t",
+                    "patrol/yh-01/w017/flood", "-l"], input=lines.encode(), check=True, timeout=20)
+    wait_for(lambda: d.count() == 71, 10, "the check-in and 70 readings stored")
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
+    first = rec.alerts("overdue")[0]
+    assert first["last_patrol"] and first["last_patrol"]["worker"] == "w021", first
+    assert "上次 w021" in first["text"], first["text"]
+    assert d.stop() == 0
+
+    # Retention deleted the rows; event_span still knows the patrol.
+    subprocess.run(["sqlite3", d.db, "DELETE FROM event"], check=True)
+    n = len(rec.alerts("overdue"))
+    d.start()
+    wait_for(lambda: len(rec.alerts("overdue")) > n, 15, "a repeat after the restart")
+    again = rec.alerts("overdue")[-1]
+    assert again["repeat"] > 0 and again["last_patrol"]["worker"] == "w021", again
+    assert "上次 w021" in again["text"], again["text"]
+    r = subprocess.run([os.environ.get("GRIDPATROL", "gridpatrol"), "-c", d.conf, "status",
+                        "--format", "json"], capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    cell = json.loads(r.stdout)["cells"][0]
+    assert cell["last_patrol"]["worker"] == "w021"
+    assert cell["last_patrol"]["ts"] == first["last_patrol"]["ts"]
+    assert d.stop() == 0
+
+
+NO_THRESHOLDS_EVENTS = """\
+events:
+  checkin: { label: "巡查签到" }
+  flood: { label: "防汛水位", value: { unit: cm } }
+"""
+
+
+def test_reading_level_survives_a_restart_without_its_thresholds(make_daemon, broker, tmp_path):
+    """Start-up restores levels for the configured threshold types only; a
+    reload that brings thresholds back reads the stored level again, so a
+    reading still at warn raises nothing new."""
+    import signal
+    rec = Recorder(str(tmp_path / "sink"))
+    cells = "cells:\n" + fast_cell("yh-01", interval="1d")
+    extra = alerts_cfg(record_sink("wechat", rec.dir))
+    d = make_daemon(cells=cells, extra=extra).start()
+    publish(broker, "patrol/yh-01/w017/flood", b'{"id":"r1","value":260}')
+    wait_for(lambda: rec.alerts("reading"), 10, "warn alert")
+    assert d.stop() == 0
+
+    d.write_config(cells, extra, events=NO_THRESHOLDS_EVENTS)
+    d.start()
+    d.write_config(cells, extra)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_log("configuration reloaded")
+    publish(broker, "patrol/yh-01/w017/flood", b'{"id":"r2","value":270}')  # still warn
+    publish(broker, "patrol/yh-01/w017/flood", b'{"id":"r3","value":200}')  # normal again
+    wait_for(lambda: rec.alerts("recovered"), 10, "return to normal")
+    assert [(a["kind"], a["value"]) for a in rec.alerts() if a["kind"] in ("reading", "recovered")] \
+        == [("reading", 260.0), ("recovered", 200.0)]
+    assert d.stop() == 0
