@@ -112,7 +112,8 @@ struct dsink {
  * (delivery_id "<sink>-m<raise time in ms>"), with the usual backoff, and
  * written to the alert table by deliver_write_held once the database takes
  * writes again — with each sink's delivery row in the state memory reached,
- * so a sink that got it is not sent it twice.
+ * so a sink that got it is not sent it twice, and carrying the in-memory
+ * delivery_id (ext_id), so the outbox's retries keep it.
  */
 struct dheld_sink {
 	char name[TOPIC_SEGMENT_MAX + 1];
@@ -1111,6 +1112,7 @@ enum store_status deliver_write_held(struct deliver *d)
 				.sink = hs->name, .state = hs->state, .tries = hs->tries,
 				.next_ms = hs->next_ms, .done_ms = hs->done_ms,
 				.last_error = hs->error[0] ? hs->error : NULL,
+				.delivery_id = hs->delivery_id,
 			};
 		}
 		/* "held": this alert went out from memory; its delivery rows

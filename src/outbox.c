@@ -71,7 +71,7 @@ static const struct {
 	{ offsetof(struct outbox, put_outbox),
 	  "INSERT INTO outbox (alert_id, sink, delivery_id) VALUES (?1, ?2, ?3)" },
 	{ offsetof(struct outbox, next_due),
-	  "SELECT id, tries, created_ms FROM delivery WHERE sink = ?1 AND "
+	  "SELECT id, tries, created_ms, ext_id FROM delivery WHERE sink = ?1 AND "
 	  OUTBOX_DUE_STATES " AND next_ms <= ?2 ORDER BY id LIMIT 1" },
 	{ offsetof(struct outbox, alerts_of),
 	  "SELECT a.id, a.kind, a.cell, a.text, a.doc FROM outbox o "
@@ -91,8 +91,8 @@ static const struct {
 	  "last_error = ?3 WHERE id = ?1" },
 	/* A delivery that already ran from memory (outbox_add_held). */
 	{ offsetof(struct outbox, put_held),
-	  "INSERT INTO delivery (sink, state, created_ms, next_ms, tries, last_error, done_ms) "
-	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" },
+	  "INSERT INTO delivery (sink, state, created_ms, next_ms, tries, last_error, done_ms, "
+	  "ext_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)" },
 };
 
 #define OUTBOX_N_SQL (sizeof(outbox_sql) / sizeof(outbox_sql[0]))
@@ -219,7 +219,8 @@ static enum store_status outbox_put_held(struct outbox *o, const struct outbox_h
 	    (rc = sqlite3_bind_int(ins, 5, h->tries)) != SQLITE_OK ||
 	    (rc = outbox_bind_opt_text(ins, 6, h->last_error)) != SQLITE_OK ||
 	    (rc = h->state != OUTBOX_HELD_PENDING ? sqlite3_bind_int64(ins, 7, h->done_ms)
-	                                          : sqlite3_bind_null(ins, 7)) != SQLITE_OK)
+	                                          : sqlite3_bind_null(ins, 7)) != SQLITE_OK ||
+	    (rc = outbox_bind_opt_text(ins, 8, h->delivery_id)) != SQLITE_OK)
 		return outbox_fail(o, ins, rc, "bind held delivery");
 	enum store_status st = outbox_step_done(o, ins, "insert held delivery");
 	if (st == STORE_OK)
@@ -472,11 +473,13 @@ enum store_status outbox_next_due(struct outbox *o, const char *sink, int64_t no
 	out->id = sqlite3_column_int64(q, 0);
 	out->tries = sqlite3_column_int(q, 1);
 	out->created_ms = sqlite3_column_int64(q, 2);
+	const char *ext = outbox_col_text(q, 3);
+	int n = ext ? snprintf(out->delivery_id, sizeof(out->delivery_id), "%s", ext)
+	            : snprintf(out->delivery_id, sizeof(out->delivery_id), "%s-%06lld", sink,
+	                       (long long)out->id);
 	outbox_reset(q);
 
 	strcpy(out->sink, sink);
-	int n = snprintf(out->delivery_id, sizeof(out->delivery_id), "%s-%06lld", sink,
-	                 (long long)out->id);
 	if (n < 0 || (size_t)n >= sizeof(out->delivery_id))
 		return store_status_of(o->s, SQLITE_TOOBIG, "delivery_id too long");
 

@@ -165,7 +165,17 @@ static const char *const store_migrations[] = {
 	"  SELECT cell, type, min(ts), max(ts), '' FROM event GROUP BY cell, type;"
 	"UPDATE event_span SET last_worker = (SELECT worker FROM event "
 	"  WHERE event.cell = event_span.cell AND event.ts = event_span.last_ts "
-	"  AND event.type = event_span.type ORDER BY id LIMIT 1);",
+	"  AND event.type = event_span.type ORDER BY id LIMIT 1);"
+	/* A held alert's delivery was tried from memory as "<sink>-m<ms>"
+	 * before it had a row; the row keeps that id so every later retry
+	 * uses it too (SPEC: the same delivery_id on every retry). NULL: the
+	 * usual "<sink>-<row id>". */
+	"ALTER TABLE delivery ADD COLUMN ext_id TEXT;"
+	/* Small facts that must survive a restart, written with a batch
+	 * (e.g. the broker's dropped-messages counter last seen). */
+	"CREATE TABLE daemon_state ("
+	"  key TEXT PRIMARY KEY,"
+	"  value) WITHOUT ROWID;",
 };
 
 #define STORE_N_MIGRATIONS (sizeof(store_migrations) / sizeof(store_migrations[0]))

@@ -764,7 +764,8 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	put(s, "w040", "b1", "litter", 2500, false);
 	assert_int_equal(store_commit(s), STORE_OK);
 	store_close(s);
-	q_exec(f->path, "DROP TABLE event_span; PRAGMA user_version = 2;");
+	q_exec(f->path, "DROP TABLE event_span; DROP TABLE daemon_state; "
+	                "ALTER TABLE delivery DROP COLUMN ext_id; PRAGMA user_version = 2;");
 
 	s = store_open(f->path, 0, err, sizeof(err));
 	assert_non_null(s);
@@ -780,6 +781,10 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	                                "WHERE type = 'checkin'"), 1);
 	assert_int_equal(q_int(f->path, "SELECT last_worker = 'w040' FROM event_span "
 	                                "WHERE type = 'litter'"), 1);
+	/* The rest of 2 -> 3: held deliveries keep their id, daemon state. */
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM pragma_table_info('delivery') "
+	                                "WHERE name = 'ext_id'"), 1);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM daemon_state"), 0);
 	/* And kept up from there. */
 	assert_int_equal(store_begin(s), STORE_OK);
 	put(s, "w050", "a4", "checkin", 4000, false);
