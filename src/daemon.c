@@ -1084,15 +1084,19 @@ int daemon_run(const char *config_path, struct config *cfg)
 		 * report commits before we leave. */
 		deliver_shutdown(d.deliver, 5000);
 		/* Held alerts get their rows now if the database allows, so the
-		 * next start still delivers what memory could not. */
-		bool held = deliver_held_count(d.deliver) > 0 &&
-		            deliver_write_held(d.deliver) == STORE_OK;
+		 * next start still delivers what memory could not. Each goes in
+		 * whole or not at all (outbox_add_held), so when one fails the
+		 * ones written before it still commit and only the rest stay in
+		 * memory (and are logged as lost). */
+		bool committed = true;
+		if (deliver_held_count(d.deliver) > 0)
+			(void)deliver_write_held(d.deliver);
 		if (store_in_batch(d.store) && store_commit(d.store) != STORE_OK) {
 			store_rollback(d.store);
-			held = false;
+			committed = false;
 		}
 		if (deliver_held_count(d.deliver) > 0)
-			deliver_held_committed(d.deliver, held);
+			deliver_held_committed(d.deliver, committed);
 		daemon_publish_status(&d, "offline");
 		mqtt_shutdown(d.mqtt, 2000);
 	}

@@ -1095,6 +1095,56 @@ static void test_held_alert(void **state)
 	free(next_id);
 }
 
+/* (o) A held alert whose write fails midway leaves nothing behind: the
+ * batch committed after the failure (the daemon's last commit at shutdown)
+ * has the alerts written before it whole, and not a part of the failed one
+ * (an alert row without some of its sinks' deliveries). */
+static void test_held_write_all_or_nothing(void **state)
+{
+	struct fx *f = *state;
+	fx_mkdir(f, "a");
+	fx_mkdir(f, "b");
+	fx_start(f, "alerts:\n"
+	            "  sinks:\n"
+	            "    - name: a\n"
+	            "      exec: [\"@SRC@/fixtures/sinks/record.sh\", \"@DIR@/a\"]\n"
+	            "    - name: b\n"
+	            "      exec: [\"@SRC@/fixtures/sinks/record.sh\", \"@DIR@/b\"]\n");
+	int64_t now = loop_wall_ms() / 1000;
+	assert_int_equal(deliver_hold(f->d, CONFIG_KIND_SYSTEM, now, "first",
+	                              "{\"kind\":\"system\",\"condition\":\"storage\"}",
+	                              false), 0);
+	assert_int_equal(deliver_hold(f->d, CONFIG_KIND_SYSTEM, now, "second",
+	                              "{\"kind\":\"system\",\"condition\":\"broker\"}",
+	                              false), 0);
+	/* The second alert's row for sink b cannot be written. */
+	assert_int_equal(sqlite3_exec(store_db(f->s),
+	                              "CREATE TEMP TRIGGER fail_b BEFORE INSERT ON main.outbox "
+	                              "WHEN NEW.sink = 'b' AND (SELECT text FROM main.alert "
+	                              "WHERE id = NEW.alert_id) = 'second' "
+	                              "BEGIN SELECT RAISE(ABORT, 'test: no room'); END",
+	                              NULL, NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(deliver_write_held(f->d), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	deliver_held_committed(f->d, true);
+
+	assert_int_equal(q_int(f, "SELECT count(*) FROM alert"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM alert WHERE text = 'first'"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM outbox"), 2);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM delivery"), 2);
+	assert_int_equal(deliver_held_count(f->d), 1);
+
+	/* Once the write works, the rest follows, whole. */
+	assert_int_equal(sqlite3_exec(store_db(f->s), "DROP TRIGGER fail_b", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	assert_int_equal(deliver_write_held(f->d), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	deliver_held_committed(f->d, true);
+	assert_int_equal(deliver_held_count(f->d), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM outbox o JOIN alert a ON "
+	                          "a.id = o.alert_id WHERE a.text = 'second'"), 2);
+}
+
 int main(void)
 {
 	/* As the daemon does: a script that does not read its stdin must
@@ -1118,6 +1168,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mqtt_sink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_alert, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_held_write_all_or_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
