@@ -869,6 +869,19 @@ static void daemon_on_disconnected(void *arg)
 	}
 }
 
+/* A connect attempt failed. The broker timer is not armed when the
+ * connection was dropped on purpose for a storage pause (above), and a
+ * broker gone during that pause never "disconnects" us again: the failed
+ * attempts of the storage retries are what show it is unreachable. */
+static void daemon_on_unreachable(void *arg)
+{
+	struct daemon *d = arg;
+	if (!d->broker_timer.armed && !d->broker_alerted) {
+		d->broker_down_ms = loop_now_ms(d->loop);
+		loop_timer_arm(d->loop, &d->broker_timer, d->cfg->alerts.system_after_s * 1000);
+	}
+}
+
 static void daemon_on_published(void *arg, int mid)
 {
 	struct daemon *d = arg;
@@ -950,6 +963,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 		.message = daemon_on_message,
 		.connected = daemon_on_connected,
 		.disconnected = daemon_on_disconnected,
+		.unreachable = daemon_on_unreachable,
 		.published = daemon_on_published,
 		.dropped = daemon_on_dropped,
 	};

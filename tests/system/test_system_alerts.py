@@ -182,3 +182,28 @@ def test_broker_dropping_messages_raises_system_alert(tmp_path):
                 d.kill()
     finally:
         b.stop()
+
+
+def test_broker_lost_during_storage_outage_still_alerts(make_daemon, broker, tmp_path):
+    """The storage pause drops the connection on purpose, so a broker that
+    goes away meanwhile never disconnects us: the storage retries' failed
+    connect attempts must start the broker's system_after on their own."""
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=CELLS, storage_extra="  max_size: 160KiB\n",
+                    extra=alerts_cfg(record_sink("wechat", rec.dir),
+                                     "  system_after: 2s\n")).start()
+    sim(broker, 3000, "--id-prefix", "full")
+    d.wait_log("DATABASE NOT WRITABLE", 60)
+    t0 = time.monotonic()
+    broker.stop()
+    wait_for(lambda: system_alerts(rec, "broker", False), 30,
+             "a broker system alert during the storage outage")
+    took = time.monotonic() - t0
+    print(f"\nbroker system alert {took:.1f} s after the broker stopped "
+          f"(database not writable, system_after 2s)")
+    assert took >= 2.0
+    a = system_alerts(rec, "broker", False)[0]
+    assert "MQTT" in a["text"] and a["alert_id"] is None  # from memory
+    assert "database writable again" not in d.log_text()
+    assert len(system_alerts(rec, "broker", False)) == 1
+    assert d.stop() == 0
