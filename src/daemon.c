@@ -534,16 +534,36 @@ static void daemon_on_dropped(void *arg, const void *payload, size_t len)
 	long long v = strtoll(buf, &end, 10);
 	if (errno || *end || v < 0)
 		return;
+	/* The last value seen is kept in the database (per broker), so the
+	 * commonest overflow — our queue filling while the daemon is down
+	 * (restart, crash, upgrade, a long migration) — is reported by the
+	 * first value after the start, not taken as its baseline. */
+	char key[320];
+	snprintf(key, sizeof(key), "broker_dropped:%s:%d", d->cfg->mqtt.host, d->cfg->mqtt.port);
+	bool changed = v != d->dropped_seen;
 	if (!d->dropped_known) {
-		/* The retained value at the first connect: drops from before
-		 * our time are not ours to report. */
+		int64_t stored = 0;
+		bool found = false;
+		enum store_status st = store_state_get(d->store, key, &stored, &found);
+		if (st != STORE_OK)
+			log_warnx("mqtt: cannot read the dropped-messages count last seen: %s",
+			          store_errmsg(d->store));
 		d->dropped_known = true;
-		d->dropped_seen = v;
+		/* Not seen before (a new database, another broker), or lower
+		 * than before (the broker restarted, its counter began again
+		 * from 0): drops not ours to report; this is the baseline. */
+		d->dropped_seen = found && stored <= v ? stored : v;
+		changed = !found || stored != v;
 		log_info("mqtt: the broker reports %lld messages dropped since it started (its "
 		         "max_queued_messages and max_queued_bytes are not visible to clients); "
 		         "a rise raises a system alert", v);
-		return;
+		if (found && stored < v)
+			log_warnx("mqtt: %lld of them since this daemon last saw the counter "
+			          "(%lld), while it was not running", v - (long long)stored,
+			          (long long)stored);
 	}
+	if (changed && !d->batch_failed)
+		daemon_batch_status(d, store_state_put(d->store, key, v));
 	if (v < d->dropped_seen) {
 		/* The broker restarted: its counter starts again from 0. */
 		d->dropped_seen = v;

@@ -123,6 +123,7 @@ struct dheld_sink {
 	int64_t next_ms, done_ms;
 	char error[256];
 	bool running;
+	bool tried;             /* a try started: a bridge has seen delivery_id */
 };
 
 struct dheld {
@@ -980,6 +981,7 @@ static void deliver_held_start(struct dsink *ds)
 	t->start_mono = loop_mono_ms();
 	t->timeout_ms = cs->timeout_s * 1000;
 	hs->running = true;
+	hs->tried = true;
 	ds->mem = t;
 	d->running++;
 	log_debug("delivery %s (sink %s, held in memory): try %d", hs->delivery_id, ds->name,
@@ -1112,7 +1114,8 @@ enum store_status deliver_write_held(struct deliver *d)
 				.sink = hs->name, .state = hs->state, .tries = hs->tries,
 				.next_ms = hs->next_ms, .done_ms = hs->done_ms,
 				.last_error = hs->error[0] ? hs->error : NULL,
-				.delivery_id = hs->delivery_id,
+				/* Untried: an ordinary "<sink>-<row id>". */
+				.delivery_id = hs->tried ? hs->delivery_id : NULL,
 			};
 		}
 		/* "held": this alert went out from memory; its delivery rows
