@@ -793,6 +793,34 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	store_close(s);
 }
 
+/* daemon_state: written with the batch, read back after a restart. */
+static void test_daemon_state_survives_restart(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	int64_t v = -1;
+	bool found = true;
+
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_state_get(s, "k", &v, &found), STORE_OK);
+	assert_false(found);
+	assert_int_equal(store_state_put(s, "k", 41), STORE_OK);
+	assert_int_equal(store_state_put(s, "k", 42), STORE_OK);
+	assert_true(store_in_batch(s));
+	assert_int_equal(store_commit(s), STORE_OK);
+	assert_int_equal(store_state_put(s, "k", 43), STORE_OK);
+	store_rollback(s);
+	store_close(s);
+
+	s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_state_get(s, "k", &v, &found), STORE_OK);
+	assert_true(found);
+	assert_int_equal(v, 42);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -800,6 +828,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_full_unless_normal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_span_follows_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_2_to_3_fills_event_span, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_state_survives_restart, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_by_worker_and_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_payload_bounded, setup, teardown),
