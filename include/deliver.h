@@ -63,7 +63,9 @@ size_t deliver_held_count(const struct deliver *d);
 /* Write the held alerts whose tries are not running into the open batch
  * (alert, delivery and outbox rows in the state memory reached), then
  * tell deliver_held_committed whether that batch committed: only then are
- * they forgotten. */
+ * they forgotten. Each alert goes in whole or not at all: after a failure
+ * the batch holds the complete alerts written before it, and committing
+ * it anyway (as the daemon does at shutdown) forgets just those. */
 enum store_status deliver_write_held(struct deliver *d);
 void deliver_held_committed(struct deliver *d, bool committed);
 /* Tries currently running (for tests and status). */

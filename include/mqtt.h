@@ -24,6 +24,9 @@ struct mqtt_handlers {
 	void (*message)(void *arg, const char *topic, const void *payload, size_t len);
 	void (*connected)(void *arg);     /* CONNACK accepted, subscribed */
 	void (*disconnected)(void *arg);
+	/* A connect attempt failed (not called for the loss of a connection
+	 * that was up: that is `disconnected`). */
+	void (*unreachable)(void *arg);
 	void (*published)(void *arg, int mid); /* PUBACK for our QoS 1 publish */
 	/* The broker's $SYS/broker/publish/messages/dropped counter (payload
 	 * as sent: decimal text). Never passed to `message`. */

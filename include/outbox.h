@@ -9,7 +9,9 @@
  * outcome and whatever else happened in that loop pass. Never logs.
  *
  * A delivery groups one or more alerts for one sink. Its delivery_id is
- * "<sink>-<6-digit row id>", the same on every retry.
+ * "<sink>-<6-digit row id>", the same on every retry — or, for a held
+ * alert tried from memory before it had a row, the "<sink>-m<ms>" id those
+ * tries used, kept in the row (ext_id).
  *
  * All *_ms times here (now_ms, next_ms, created_ms) are wall-clock Unix
  * milliseconds: they are stored and must survive a restart.
@@ -82,6 +84,7 @@ struct outbox_held {
 	int64_t next_ms;        /* pending: the next try */
 	int64_t done_ms;        /* delivered/expired: when */
 	const char *last_error; /* NULL: none */
+	const char *delivery_id; /* the id its tries from memory used; NULL: none */
 };
 
 /* outbox_add for an alert that was raised (at now_ms) and tried from

@@ -92,6 +92,12 @@ enum store_status store_each_pause(struct store *s, store_row_cb *cb, void *arg)
 /* Changes when another connection (the CLI's pause) commits. */
 enum store_status store_data_version(struct store *s, int64_t *out);
 
+/* daemon_state: small integers that must outlive a restart. get does not
+ * need a batch; put joins (or opens) the batch, committed with it. */
+enum store_status store_state_get(struct store *s, const char *key, int64_t *value,
+                                  bool *found);
+enum store_status store_state_put(struct store *s, const char *key, int64_t value);
+
 /* Rows in `event`: a full count, for tests only (the daemon's status
  * counts what it stored since it started). */
 enum store_status store_count_events(struct store *s, int64_t *out);

@@ -534,16 +534,36 @@ static void daemon_on_dropped(void *arg, const void *payload, size_t len)
 	long long v = strtoll(buf, &end, 10);
 	if (errno || *end || v < 0)
 		return;
+	/* The last value seen is kept in the database (per broker), so the
+	 * commonest overflow — our queue filling while the daemon is down
+	 * (restart, crash, upgrade, a long migration) — is reported by the
+	 * first value after the start, not taken as its baseline. */
+	char key[320];
+	snprintf(key, sizeof(key), "broker_dropped:%s:%d", d->cfg->mqtt.host, d->cfg->mqtt.port);
+	bool changed = v != d->dropped_seen;
 	if (!d->dropped_known) {
-		/* The retained value at the first connect: drops from before
-		 * our time are not ours to report. */
+		int64_t stored = 0;
+		bool found = false;
+		enum store_status st = store_state_get(d->store, key, &stored, &found);
+		if (st != STORE_OK)
+			log_warnx("mqtt: cannot read the dropped-messages count last seen: %s",
+			          store_errmsg(d->store));
 		d->dropped_known = true;
-		d->dropped_seen = v;
+		/* Not seen before (a new database, another broker), or lower
+		 * than before (the broker restarted, its counter began again
+		 * from 0): drops not ours to report; this is the baseline. */
+		d->dropped_seen = found && stored <= v ? stored : v;
+		changed = !found || stored != v;
 		log_info("mqtt: the broker reports %lld messages dropped since it started (its "
 		         "max_queued_messages and max_queued_bytes are not visible to clients); "
 		         "a rise raises a system alert", v);
-		return;
+		if (found && stored < v)
+			log_warnx("mqtt: %lld of them since this daemon last saw the counter "
+			          "(%lld), while it was not running", v - (long long)stored,
+			          (long long)stored);
 	}
+	if (changed && !d->batch_failed)
+		daemon_batch_status(d, store_state_put(d->store, key, v));
 	if (v < d->dropped_seen) {
 		/* The broker restarted: its counter starts again from 0. */
 		d->dropped_seen = v;
@@ -869,6 +889,19 @@ static void daemon_on_disconnected(void *arg)
 	}
 }
 
+/* A connect attempt failed. The broker timer is not armed when the
+ * connection was dropped on purpose for a storage pause (above), and a
+ * broker gone during that pause never "disconnects" us again: the failed
+ * attempts of the storage retries are what show it is unreachable. */
+static void daemon_on_unreachable(void *arg)
+{
+	struct daemon *d = arg;
+	if (!d->broker_timer.armed && !d->broker_alerted) {
+		d->broker_down_ms = loop_now_ms(d->loop);
+		loop_timer_arm(d->loop, &d->broker_timer, d->cfg->alerts.system_after_s * 1000);
+	}
+}
+
 static void daemon_on_published(void *arg, int mid)
 {
 	struct daemon *d = arg;
@@ -950,6 +983,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 		.message = daemon_on_message,
 		.connected = daemon_on_connected,
 		.disconnected = daemon_on_disconnected,
+		.unreachable = daemon_on_unreachable,
 		.published = daemon_on_published,
 		.dropped = daemon_on_dropped,
 	};
@@ -1084,15 +1118,19 @@ int daemon_run(const char *config_path, struct config *cfg)
 		 * report commits before we leave. */
 		deliver_shutdown(d.deliver, 5000);
 		/* Held alerts get their rows now if the database allows, so the
-		 * next start still delivers what memory could not. */
-		bool held = deliver_held_count(d.deliver) > 0 &&
-		            deliver_write_held(d.deliver) == STORE_OK;
+		 * next start still delivers what memory could not. Each goes in
+		 * whole or not at all (outbox_add_held), so when one fails the
+		 * ones written before it still commit and only the rest stay in
+		 * memory (and are logged as lost). */
+		bool committed = true;
+		if (deliver_held_count(d.deliver) > 0)
+			(void)deliver_write_held(d.deliver);
 		if (store_in_batch(d.store) && store_commit(d.store) != STORE_OK) {
 			store_rollback(d.store);
-			held = false;
+			committed = false;
 		}
 		if (deliver_held_count(d.deliver) > 0)
-			deliver_held_committed(d.deliver, held);
+			deliver_held_committed(d.deliver, committed);
 		daemon_publish_status(&d, "offline");
 		mqtt_shutdown(d.mqtt, 2000);
 	}

@@ -112,7 +112,8 @@ struct dsink {
  * (delivery_id "<sink>-m<raise time in ms>"), with the usual backoff, and
  * written to the alert table by deliver_write_held once the database takes
  * writes again — with each sink's delivery row in the state memory reached,
- * so a sink that got it is not sent it twice.
+ * so a sink that got it is not sent it twice, and carrying the in-memory
+ * delivery_id (ext_id), so the outbox's retries keep it.
  */
 struct dheld_sink {
 	char name[TOPIC_SEGMENT_MAX + 1];
@@ -122,6 +123,7 @@ struct dheld_sink {
 	int64_t next_ms, done_ms;
 	char error[256];
 	bool running;
+	bool tried;             /* a try started: a bridge has seen delivery_id */
 };
 
 struct dheld {
@@ -979,6 +981,7 @@ static void deliver_held_start(struct dsink *ds)
 	t->start_mono = loop_mono_ms();
 	t->timeout_ms = cs->timeout_s * 1000;
 	hs->running = true;
+	hs->tried = true;
 	ds->mem = t;
 	d->running++;
 	log_debug("delivery %s (sink %s, held in memory): try %d", hs->delivery_id, ds->name,
@@ -1111,6 +1114,8 @@ enum store_status deliver_write_held(struct deliver *d)
 				.sink = hs->name, .state = hs->state, .tries = hs->tries,
 				.next_ms = hs->next_ms, .done_ms = hs->done_ms,
 				.last_error = hs->error[0] ? hs->error : NULL,
+				/* Untried: an ordinary "<sink>-<row id>". */
+				.delivery_id = hs->tried ? hs->delivery_id : NULL,
 			};
 		}
 		/* "held": this alert went out from memory; its delivery rows

@@ -110,6 +110,8 @@ static void mqtt_down(struct mqtt *m, const char *why)
 	}
 	if (was && m->h.disconnected)
 		m->h.disconnected(m->arg);
+	else if (!was && !m->stopping && m->h.unreachable)
+		m->h.unreachable(m->arg);
 	mqtt_schedule_reconnect(m, mqtt_next_backoff(m));
 }
 

@@ -39,6 +39,7 @@ struct outbox {
 	sqlite3_stmt *mark_failed;
 	sqlite3_stmt *mark_expired;
 	sqlite3_stmt *put_held;
+	sqlite3_stmt *sp_begin, *sp_release, *sp_undo;
 };
 
 /*
@@ -71,7 +72,7 @@ static const struct {
 	{ offsetof(struct outbox, put_outbox),
 	  "INSERT INTO outbox (alert_id, sink, delivery_id) VALUES (?1, ?2, ?3)" },
 	{ offsetof(struct outbox, next_due),
-	  "SELECT id, tries, created_ms FROM delivery WHERE sink = ?1 AND "
+	  "SELECT id, tries, created_ms, ext_id FROM delivery WHERE sink = ?1 AND "
 	  OUTBOX_DUE_STATES " AND next_ms <= ?2 ORDER BY id LIMIT 1" },
 	{ offsetof(struct outbox, alerts_of),
 	  "SELECT a.id, a.kind, a.cell, a.text, a.doc FROM outbox o "
@@ -91,8 +92,15 @@ static const struct {
 	  "last_error = ?3 WHERE id = ?1" },
 	/* A delivery that already ran from memory (outbox_add_held). */
 	{ offsetof(struct outbox, put_held),
-	  "INSERT INTO delivery (sink, state, created_ms, next_ms, tries, last_error, done_ms) "
-	  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)" },
+	  "INSERT INTO delivery (sink, state, created_ms, next_ms, tries, last_error, done_ms, "
+	  "ext_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)" },
+	/* An alert and its delivery/outbox rows go in all or nothing, so a
+	 * batch committed after a failed add (the daemon's last commit at
+	 * shutdown keeps the held alerts written before the failure) never
+	 * holds an alert missing some of its sinks. */
+	{ offsetof(struct outbox, sp_begin), "SAVEPOINT outbox_alert" },
+	{ offsetof(struct outbox, sp_release), "RELEASE outbox_alert" },
+	{ offsetof(struct outbox, sp_undo), "ROLLBACK TO outbox_alert" },
 };
 
 #define OUTBOX_N_SQL (sizeof(outbox_sql) / sizeof(outbox_sql[0]))
@@ -219,7 +227,8 @@ static enum store_status outbox_put_held(struct outbox *o, const struct outbox_h
 	    (rc = sqlite3_bind_int(ins, 5, h->tries)) != SQLITE_OK ||
 	    (rc = outbox_bind_opt_text(ins, 6, h->last_error)) != SQLITE_OK ||
 	    (rc = h->state != OUTBOX_HELD_PENDING ? sqlite3_bind_int64(ins, 7, h->done_ms)
-	                                          : sqlite3_bind_null(ins, 7)) != SQLITE_OK)
+	                                          : sqlite3_bind_null(ins, 7)) != SQLITE_OK ||
+	    (rc = outbox_bind_opt_text(ins, 8, h->delivery_id)) != SQLITE_OK)
 		return outbox_fail(o, ins, rc, "bind held delivery");
 	enum store_status st = outbox_step_done(o, ins, "insert held delivery");
 	if (st == STORE_OK)
@@ -234,22 +243,14 @@ enum store_status outbox_add(struct outbox *o, const struct config *cfg,
 	return outbox_add_held(o, cfg, a, now_ms, NULL, 0, alert_id);
 }
 
-enum store_status outbox_add_held(struct outbox *o, const struct config *cfg,
-                                  const struct outbox_alert *a, int64_t now_ms,
-                                  const struct outbox_held *held, size_t n_held,
-                                  int64_t *alert_id)
+static enum store_status outbox_add_rows(struct outbox *o, const struct config *cfg,
+                                         const struct outbox_alert *a, const char *kind,
+                                         int64_t now_ms, const struct outbox_held *held,
+                                         size_t n_held, int64_t *alert_id)
 {
-	const char *kind = config_kind_name(a->kind);
 	sqlite3_stmt *st = o->put_alert;
 	enum store_status ret;
 	int rc = SQLITE_OK;
-
-	if (!kind || !a->text || !a->doc)
-		return store_status_of(o->s, SQLITE_MISUSE, "outbox_add: alert without kind, "
-		                       "text or doc");
-	ret = store_begin(o->s);
-	if (ret != STORE_OK)
-		return ret;
 
 	if ((rc = sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC)) != SQLITE_OK ||
 	    (rc = outbox_bind_opt_text(st, 2, a->cell)) != SQLITE_OK ||
@@ -298,6 +299,37 @@ enum store_status outbox_add_held(struct outbox *o, const struct config *cfg,
 	if (alert_id)
 		*alert_id = id;
 	return STORE_OK;
+}
+
+enum store_status outbox_add_held(struct outbox *o, const struct config *cfg,
+                                  const struct outbox_alert *a, int64_t now_ms,
+                                  const struct outbox_held *held, size_t n_held,
+                                  int64_t *alert_id)
+{
+	const char *kind = config_kind_name(a->kind);
+	enum store_status ret;
+
+	if (!kind || !a->text || !a->doc)
+		return store_status_of(o->s, SQLITE_MISUSE, "outbox_add: alert without kind, "
+		                       "text or doc");
+	ret = store_begin(o->s);
+	if (ret != STORE_OK)
+		return ret;
+	ret = outbox_step_done(o, o->sp_begin, "savepoint");
+	if (ret != STORE_OK)
+		return ret;
+	ret = outbox_add_rows(o, cfg, a, kind, now_ms, held, n_held, alert_id);
+	if (ret == STORE_OK)
+		return outbox_step_done(o, o->sp_release, "release savepoint");
+	/* store_errmsg keeps the first error (these steps do not touch it).
+	 * When SQLite has already rolled the whole transaction back (some
+	 * SQLITE_FULL cases) there is no savepoint left and nothing to undo:
+	 * then the batch's commit fails, which the caller handles. */
+	if (sqlite3_step(o->sp_undo) == SQLITE_DONE)
+		sqlite3_step(o->sp_release);
+	outbox_reset(o->sp_undo);
+	outbox_reset(o->sp_release);
+	return ret;
 }
 
 void outbox_delivery_clear(struct outbox_delivery *d)
@@ -472,11 +504,13 @@ enum store_status outbox_next_due(struct outbox *o, const char *sink, int64_t no
 	out->id = sqlite3_column_int64(q, 0);
 	out->tries = sqlite3_column_int(q, 1);
 	out->created_ms = sqlite3_column_int64(q, 2);
+	const char *ext = outbox_col_text(q, 3);
+	int n = ext ? snprintf(out->delivery_id, sizeof(out->delivery_id), "%s", ext)
+	            : snprintf(out->delivery_id, sizeof(out->delivery_id), "%s-%06lld", sink,
+	                       (long long)out->id);
 	outbox_reset(q);
 
 	strcpy(out->sink, sink);
-	int n = snprintf(out->delivery_id, sizeof(out->delivery_id), "%s-%06lld", sink,
-	                 (long long)out->id);
 	if (n < 0 || (size_t)n >= sizeof(out->delivery_id))
 		return store_status_of(o->s, SQLITE_TOOBIG, "delivery_id too long");
 

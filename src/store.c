@@ -49,6 +49,7 @@ struct store {
 	int page_size;  /* bytes, > 0 */
 	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *put_event, *put_span, *put_rejected, *cell_known, *count_events;
+	sqlite3_stmt *state_get, *state_put;
 	char err[512];
 };
 
@@ -165,7 +166,17 @@ static const char *const store_migrations[] = {
 	"  SELECT cell, type, min(ts), max(ts), '' FROM event GROUP BY cell, type;"
 	"UPDATE event_span SET last_worker = (SELECT worker FROM event "
 	"  WHERE event.cell = event_span.cell AND event.ts = event_span.last_ts "
-	"  AND event.type = event_span.type ORDER BY id LIMIT 1);",
+	"  AND event.type = event_span.type ORDER BY id LIMIT 1);"
+	/* A held alert's delivery was tried from memory as "<sink>-m<ms>"
+	 * before it had a row; the row keeps that id so every later retry
+	 * uses it too (SPEC: the same delivery_id on every retry). NULL: the
+	 * usual "<sink>-<row id>". */
+	"ALTER TABLE delivery ADD COLUMN ext_id TEXT;"
+	/* Small facts that must survive a restart, written with a batch
+	 * (e.g. the broker's dropped-messages counter last seen). */
+	"CREATE TABLE daemon_state ("
+	"  key TEXT PRIMARY KEY,"
+	"  value) WITHOUT ROWID;",
 };
 
 #define STORE_N_MIGRATIONS (sizeof(store_migrations) / sizeof(store_migrations[0]))
@@ -492,7 +503,11 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 	                  "detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") < 0 ||
 	    store_prepare(s, &s->cell_known,
 	                  "INSERT OR IGNORE INTO cell (id, known_since) VALUES (?1, ?2)") < 0 ||
-	    store_prepare(s, &s->count_events, "SELECT count(*) FROM event") < 0)
+	    store_prepare(s, &s->count_events, "SELECT count(*) FROM event") < 0 ||
+	    store_prepare(s, &s->state_get, "SELECT value FROM daemon_state WHERE key = ?1") < 0 ||
+	    store_prepare(s, &s->state_put,
+	                  "INSERT INTO daemon_state (key, value) VALUES (?1, ?2) "
+	                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value") < 0)
 		goto fail_msg;
 	return s;
 
@@ -515,6 +530,8 @@ void store_close(struct store *s)
 		sqlite3_finalize(s->rollback);
 		sqlite3_finalize(s->put_event);
 		sqlite3_finalize(s->put_span);
+		sqlite3_finalize(s->state_get);
+		sqlite3_finalize(s->state_put);
 		sqlite3_finalize(s->put_rejected);
 		sqlite3_finalize(s->cell_known);
 		sqlite3_finalize(s->count_events);
@@ -759,6 +776,43 @@ enum store_status store_count_events(struct store *s, int64_t *out)
 	else
 		st = store_fail(s, rc, "count events");
 	sqlite3_reset(s->count_events);
+	return st;
+}
+
+enum store_status store_state_get(struct store *s, const char *key, int64_t *value,
+                                  bool *found)
+{
+	int rc = sqlite3_bind_text(s->state_get, 1, key, -1, SQLITE_STATIC);
+	enum store_status st = STORE_OK;
+
+	*found = false;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s->state_get);
+	if (rc == SQLITE_ROW) {
+		*found = sqlite3_column_type(s->state_get, 0) == SQLITE_INTEGER;
+		if (*found)
+			*value = sqlite3_column_int64(s->state_get, 0);
+	} else if (rc != SQLITE_DONE) {
+		st = store_fail(s, rc, "read daemon state");
+	}
+	sqlite3_reset(s->state_get);
+	sqlite3_clear_bindings(s->state_get);
+	return st;
+}
+
+enum store_status store_state_put(struct store *s, const char *key, int64_t value)
+{
+	enum store_status st = store_begin(s);
+	int rc;
+
+	if (st != STORE_OK)
+		return st;
+	if ((rc = sqlite3_bind_text(s->state_put, 1, key, -1, SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s->state_put, 2, value)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s->state_put)) != SQLITE_DONE)
+		st = store_fail(s, rc, "write daemon state");
+	sqlite3_reset(s->state_put);
+	sqlite3_clear_bindings(s->state_put);
 	return st;
 }
 

@@ -894,7 +894,8 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	put(s, "w040", "b1", "litter", 2500, false);
 	assert_int_equal(store_commit(s), STORE_OK);
 	store_close(s);
-	q_exec(f->path, "DROP TABLE event_span; PRAGMA user_version = 2;");
+	q_exec(f->path, "DROP TABLE event_span; DROP TABLE daemon_state; "
+	                "ALTER TABLE delivery DROP COLUMN ext_id; PRAGMA user_version = 2;");
 
 	s = store_open(f->path, 0, err, sizeof(err));
 	assert_non_null(s);
@@ -910,11 +911,43 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	                                "WHERE type = 'checkin'"), 1);
 	assert_int_equal(q_int(f->path, "SELECT last_worker = 'w040' FROM event_span "
 	                                "WHERE type = 'litter'"), 1);
+	/* The rest of 2 -> 3: held deliveries keep their id, daemon state. */
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM pragma_table_info('delivery') "
+	                                "WHERE name = 'ext_id'"), 1);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM daemon_state"), 0);
 	/* And kept up from there. */
 	assert_int_equal(store_begin(s), STORE_OK);
 	put(s, "w050", "a4", "checkin", 4000, false);
 	assert_int_equal(store_commit(s), STORE_OK);
 	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 4000);
+	store_close(s);
+}
+
+/* daemon_state: written with the batch, read back after a restart. */
+static void test_daemon_state_survives_restart(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	int64_t v = -1;
+	bool found = true;
+
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_state_get(s, "k", &v, &found), STORE_OK);
+	assert_false(found);
+	assert_int_equal(store_state_put(s, "k", 41), STORE_OK);
+	assert_int_equal(store_state_put(s, "k", 42), STORE_OK);
+	assert_true(store_in_batch(s));
+	assert_int_equal(store_commit(s), STORE_OK);
+	assert_int_equal(store_state_put(s, "k", 43), STORE_OK);
+	store_rollback(s);
+	store_close(s);
+
+	s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(store_state_get(s, "k", &v, &found), STORE_OK);
+	assert_true(found);
+	assert_int_equal(v, 42);
 	store_close(s);
 }
 
@@ -925,6 +958,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_full_unless_normal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_span_follows_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_2_to_3_fills_event_span, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_state_survives_restart, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_dedup_by_worker_and_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rejected_payload_bounded, setup, teardown),

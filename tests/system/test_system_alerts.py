@@ -6,6 +6,7 @@ says "back to normal" when the condition ends."""
 import errno
 import os
 import signal
+import subprocess
 import time
 
 from harness import Broker, Daemon, Recorder, record_sink, sim, wait_for
@@ -177,6 +178,82 @@ def test_broker_dropping_messages_raises_system_alert(tmp_path):
             wait_for(lambda: deliver_idle(rec), 10, "the sink to settle")
             assert len(system_alerts(rec, "dropped", False)) == 1
             assert d.stop() == 0
+        finally:
+            if d.alive():
+                d.kill()
+    finally:
+        b.stop()
+
+
+def test_broker_lost_during_storage_outage_still_alerts(make_daemon, broker, tmp_path):
+    """The storage pause drops the connection on purpose, so a broker that
+    goes away meanwhile never disconnects us: the storage retries' failed
+    connect attempts must start the broker's system_after on their own."""
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=CELLS, storage_extra="  max_size: 160KiB\n",
+                    extra=alerts_cfg(record_sink("wechat", rec.dir),
+                                     "  system_after: 2s\n")).start()
+    sim(broker, 3000, "--id-prefix", "full")
+    d.wait_log("DATABASE NOT WRITABLE", 60)
+    t0 = time.monotonic()
+    broker.stop()
+    wait_for(lambda: system_alerts(rec, "broker", False), 30,
+             "a broker system alert during the storage outage")
+    took = time.monotonic() - t0
+    print(f"\nbroker system alert {took:.1f} s after the broker stopped "
+          f"(database not writable, system_after 2s)")
+    assert took >= 2.0
+    a = system_alerts(rec, "broker", False)[0]
+    assert "MQTT" in a["text"] and a["alert_id"] is None  # from memory
+    assert "database writable again" not in d.log_text()
+    assert len(system_alerts(rec, "broker", False)) == 1
+    assert d.stop() == 0
+
+
+def broker_dropped(b):
+    """The broker's retained $SYS dropped counter, read with mosquitto_sub."""
+    r = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(b.port), "-C", "1",
+                        "-W", "5", "-t", "$SYS/broker/publish/messages/dropped"],
+                       capture_output=True, text=True, timeout=10)
+    return int(r.stdout.strip() or -1)
+
+
+def test_drops_while_the_daemon_is_down_are_reported(tmp_path):
+    """The commonest overflow: the broker queues for the daemon while it is
+    not running (restart, upgrade) and drops the rest. The count last seen
+    is kept in the database, so the first value after the start reports
+    the rise instead of becoming the baseline."""
+    b = QueueLimitBroker(str(tmp_path)).start()
+    try:
+        rec = Recorder(str(tmp_path / "sink"))
+        d = Daemon(str(tmp_path), b, cells=CELLS,
+                   extra=alerts_cfg(record_sink("wechat", rec.dir))).start()
+        try:
+            d.wait_log("messages dropped since it started", 15)
+            wait_for(lambda: d.query("SELECT count(*) FROM daemon_state WHERE key = ?",
+                                     (f"broker_dropped:127.0.0.1:{b.port}",))[0][0] == 1,
+                     10, "the dropped count in the database")
+            assert d.stop() == 0
+            sim(b, 3000, "--id-prefix", "away")
+            # Start once the broker's retained counter shows the drops, as
+            # after any real time away (a start within its sys_interval
+            # would see the old value first and the rise after it).
+            wait_for(lambda: broker_dropped(b) >= 2000, 15, "the broker's counter to rise")
+            d.start()
+            wait_for(lambda: system_alerts(rec, "dropped", False), 30,
+                     "a dropped-messages system alert after the restart")
+            a = system_alerts(rec, "dropped", False)[0]
+            assert "max_queued_messages" in a["text"]
+            assert "while it was not running" in d.log_text()
+            wait_for(lambda: d.count() >= 1000, 30, "the queued 1000 stored")
+            wait_for(lambda: deliver_idle(rec), 10, "the sink to settle")
+            assert d.stop() == 0
+            # Seen and stored: the next start reports nothing again.
+            d.start()
+            d.wait_log("messages dropped since it started", 15)
+            assert "while it was not running" not in d.log_text()
+            assert d.stop() == 0
+            assert len(system_alerts(rec, "dropped", False)) == 1
         finally:
             if d.alive():
                 d.kill()
