@@ -537,7 +537,7 @@ int cli_cmd_alerts(struct cli *c)
 {
 	char sql[1024] =
 		"SELECT a.id, a.at, a.kind, a.cell, a.repeat, a.text, o.sink, o.delivery_id, "
-		"d.state, d.tries, d.last_error, d.done_ms FROM alert a "
+		"d.state, d.tries, d.last_error, d.done_ms, d.ext_id FROM alert a "
 		"LEFT JOIN outbox o ON o.alert_id = a.id "
 		"LEFT JOIN delivery d ON d.id = o.delivery_id WHERE a.at >= ?1";
 	int64_t since = INT64_MIN;
@@ -608,7 +608,13 @@ int cli_cmd_alerts(struct cli *c)
 		                                                               : cli_col_text(st, 8);
 		int64_t tries = sqlite3_column_int64(st, 9);
 		char did[160], tried[48];
-		snprintf(did, sizeof(did), "%s-%06lld", sink, (long long)sqlite3_column_int64(st, 7));
+		/* A delivery first tried from memory keeps the id the sink saw
+		 * then (outbox_next_due does the same). */
+		if (sqlite3_column_type(st, 12) != SQLITE_NULL)
+			snprintf(did, sizeof(did), "%s", cli_col_text(st, 12));
+		else
+			snprintf(did, sizeof(did), "%s-%06lld", sink,
+			         (long long)sqlite3_column_int64(st, 7));
 		json_t *d = json_pack("{s:s, s:s, s:s, s:I}", "sink", sink, "delivery_id", did,
 		                      "state", state, "tries", (json_int_t)tries);
 		if (!d) {

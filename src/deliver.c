@@ -1098,7 +1098,7 @@ enum store_status deliver_write_held(struct deliver *d)
 {
 	for (size_t i = 0; i < d->n_held; i++) {
 		struct dheld *h = d->held[i];
-		struct outbox_held oh[64];
+		struct outbox_held oh[CONFIG_SINKS_MAX];
 		size_t n = 0;
 		bool running = false;
 
@@ -1108,7 +1108,7 @@ enum store_status deliver_write_held(struct deliver *d)
 			running |= h->sinks[j].running;
 		if (running)
 			continue; /* its outcome is not known yet: a later pass */
-		for (size_t j = 0; j < h->n_sinks && n < 64; j++) {
+		for (size_t j = 0; j < h->n_sinks && n < CONFIG_SINKS_MAX; j++) {
 			const struct dheld_sink *hs = &h->sinks[j];
 			oh[n++] = (struct outbox_held){
 				.sink = hs->name, .state = hs->state, .tries = hs->tries,

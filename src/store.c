@@ -1147,7 +1147,7 @@ static enum store_status store_prune_one_alert(struct store_prune *p, int64_t id
                                                struct store_prune_counts *c)
 {
 	struct store *s = p->s;
-	int64_t dl[16];
+	int64_t dl[CONFIG_SINKS_MAX]; /* one outbox row per sink */
 	size_t n_dl = 0;
 	int rc;
 

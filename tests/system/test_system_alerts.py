@@ -4,6 +4,7 @@ afterwards, never twice), the broker is unreachable past
 alerts.system_after, the broker drops messages over its queue limit — and
 says "back to normal" when the condition ends."""
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -104,6 +105,12 @@ def test_database_not_writable_alert_from_memory_then_recovery(make_daemon, brok
         states = d.query("SELECT d.state, d.tries FROM outbox o JOIN delivery d "
                          "ON d.id = o.delivery_id WHERE o.alert_id = ?", (rows[0][0],))
         assert states == [("delivered", 0)], states
+        # The office sees the id the bridge saw.
+        listing = subprocess.run([os.environ.get("GRIDPATROL", "gridpatrol"), "-c", d.conf,
+                                  "alerts", "--format", "json"],
+                                 capture_output=True, text=True, check=True)
+        held = [a for a in json.loads(listing.stdout)["alerts"] if a["id"] == rows[0][0]]
+        assert [x["delivery_id"] for x in held[0]["delivery"]] == [held_id], held
         storage_docs = [doc for doc in rec.delivered()
                         if doc["alerts"][0].get("condition") == "storage"]
         assert len(storage_docs) == 2, [x["delivery_id"] for x in storage_docs]
