@@ -23,17 +23,17 @@ def create_schema(make_daemon):
     return d
 
 
-def backdate_events(db, n, first_ts, prefix="old"):
-    """n check-ins, 100 per second of patrol time from first_ts on, in one
+def backdate_events(db, n, first_ts, prefix="old", per_s=100):
+    """n check-ins, per_s per second of patrol time from first_ts on, in one
     INSERT ... SELECT: a million take a few seconds."""
     con = sqlite3.connect(db)
     con.execute(
         "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < ?1) "
         "INSERT INTO event (worker, msg_id, cell, type, ts, recv_ms, flags, raw) "
         "SELECT printf('w%03d', i % 50), ?3 || '-' || i, printf('c%03d', i % 100), 'checkin', "
-        "?2 + i / 100, (?2 + i / 100) * 1000, '', "
-        "'{\"id\":\"' || ?3 || '-' || i || '\",\"ts\":' || (?2 + i / 100) || '}' FROM c",
-        (n, first_ts, prefix))
+        "?2 + i / ?4, (?2 + i / ?4) * 1000, '', "
+        "'{\"id\":\"' || ?3 || '-' || i || '\",\"ts\":' || (?2 + i / ?4) || '}' FROM c",
+        (n, first_ts, prefix, per_s))
     con.commit()
     con.close()
 
@@ -89,6 +89,31 @@ def test_backdated_rows_pruned_at_start(make_daemon, broker):
     assert d.stop() == 0
     assert d.query("PRAGMA integrity_check")[0][0] == "ok"
     assert d.query("PRAGMA foreign_key_check") == []
+
+
+def test_full_database_makes_room_by_retention(make_daemon, broker):
+    """storage.max_size reached between two retention runs: the rows that
+    aged past retention meanwhile are deleted before a retry, so ingest
+    resumes by itself (before, retention waited for ingest to come back, and
+    ingest stopped until the next hourly run)."""
+    d = create_schema(make_daemon)
+    n_old, n_live, age_in = 6000, 3000, 6
+    # All of them pass retention (1d) age_in seconds from now: after the
+    # start-up run, which must find nothing to do.
+    backdate_events(d.db, n_old, int(time.time()) - DAY + age_in, per_s=n_old)
+    cap = os.path.getsize(d.db) + 128 * 1024
+    d.write_config(CELLS, storage_extra=f"  retention: 1d\n  max_size: {cap}\n")
+    d.start()
+    sim(broker, n_live, "--id-prefix", "live")
+    d.wait_log("DATABASE NOT WRITABLE", 60)
+    live = lambda: d.count("event", "msg_id LIKE 'live-%'")
+    assert live() < n_live
+    wait_for(lambda: live() == n_live, 60, f"all {n_live} live rows with no operator action")
+    d.wait_log(f"retention: removed {n_old} events", 10)
+    assert d.count("event") == n_live
+    assert os.path.getsize(d.db) <= cap
+    assert d.stop() == 0
+    assert d.query("PRAGMA integrity_check")[0][0] == "ok"
 
 
 class Probe(threading.Thread):
