@@ -72,6 +72,7 @@
 #define PRUNE_RETRY_MS 60000
 #define PRUNE_CAP_DELAY_MS 1000  /* rejected rows stored: enforce the cap soon */
 #define PRUNE_TARGET_MS 25
+#define PRUNE_SLOW_MS 50     /* SPEC: the write lock is held ~50 ms at most at a time */
 #define PRUNE_ROWS_MIN 64
 #define PRUNE_ROWS_START 500
 #define PRUNE_ROWS_MAX 32000
@@ -129,7 +130,7 @@ struct daemon {
 	int prune_rows;               /* budget of the next step */
 	struct store_prune_counts prune_counts; /* this run so far */
 	int64_t prune_started_ms, prune_longest_ms;
-	int prune_steps;
+	int prune_steps, prune_slow;  /* steps, and those over PRUNE_SLOW_MS */
 
 	/* $SYS/broker/publish/messages/dropped */
 	bool dropped_known, dropped_warned, dropped_episode, dropped_alerted;
@@ -649,6 +650,7 @@ static int daemon_prune_run_step(struct daemon *d)
 		d->prune_started_ms = loop_mono_ms();
 		d->prune_longest_ms = 0;
 		d->prune_steps = 0;
+		d->prune_slow = 0;
 		store_prune_restart(d->prune);
 	}
 	struct store_prune_limits lim = {
@@ -682,6 +684,8 @@ static int daemon_prune_run_step(struct daemon *d)
 	d->prune_steps++;
 	if (dt > d->prune_longest_ms)
 		d->prune_longest_ms = dt;
+	if (dt > PRUNE_SLOW_MS)
+		d->prune_slow++;
 	d->prune_counts.events += c.events;
 	d->prune_counts.rejected += c.rejected;
 	d->prune_counts.alerts += c.alerts;
@@ -708,11 +712,12 @@ static int daemon_prune_run_step(struct daemon *d)
 	struct store_prune_counts *t = &d->prune_counts;
 	if (t->events || t->rejected || t->alerts || t->pages)
 		log_info("retention: removed %lld events, %lld rejected, %lld alerts and %lld "
-		         "deliveries, gave back %lld pages, in %lld ms (%d steps, longest %lld ms)",
+		         "deliveries, gave back %lld pages, in %lld ms (%d steps, longest %lld ms, "
+		         "%d over %d ms)",
 		         (long long)t->events, (long long)t->rejected, (long long)t->alerts,
 		         (long long)t->deliveries, (long long)t->pages,
 		         (long long)(loop_mono_ms() - d->prune_started_ms), d->prune_steps,
-		         (long long)d->prune_longest_ms);
+		         (long long)d->prune_longest_ms, d->prune_slow, PRUNE_SLOW_MS);
 	loop_timer_arm(d->loop, &d->prune_timer, PRUNE_INTERVAL_MS);
 	return 0;
 }

@@ -12,6 +12,10 @@ import time
 from harness import sim, sim_start, wait_for
 
 DAY = 86400
+# tests/system/meson.build passes b_sanitize; ASAN_OPTIONS for a sanitized
+# build run by hand. The daemon is slower there (SQLite is not instrumented).
+SANITIZED = (os.environ.get("GRIDPATROL_SANITIZE", "none") not in ("", "none")
+             or "ASAN_OPTIONS" in os.environ)
 CELLS = [f"c{i:03d}" for i in range(100)]
 
 
@@ -74,7 +78,11 @@ def test_backdated_rows_pruned_at_start(make_daemon, broker):
     d.start()
     wait_for(lambda: d.count("event", "ts < ?", (now - DAY,)) == 0, 10, "old events pruned")
     wait_for(lambda: d.count("alert", "id IN (1, 2, 3)") == 0, 10, "old alerts pruned")
-    print(f"pruned {time.monotonic() - t0:.2f} s after start")
+    took = time.monotonic() - t0
+    print(f"pruned {took:.2f} s after start")
+    # What README says: within a second of start (the process's, not of
+    # "subscribed"; measured 0.05 s, with or without ASan).
+    assert took < 1.0
     assert d.count("event") == 50
     assert d.count("rejected") == 50
     assert d.count("rejected", "recv_ms < ?", ((now - DAY) * 1000,)) == 0
@@ -182,25 +190,37 @@ def test_large_backlog_does_not_stall_ingest(make_daemon, broker):
         stream.wait(10)
         probe.stop.set()
         probe.join(10)
-    m = re.search(r"retention: removed (\d+) events.* in (\d+) ms \((\d+) steps, longest (\d+) ms\)",
-                  d.log_text())
+    m = re.search(r"retention: removed (\d+) events.* in (\d+) ms \((\d+) steps, "
+                  r"longest (\d+) ms, (\d+) over 50 ms\)", d.log_text())
     assert m, d.log_text()[-2000:]
-    removed, took, steps, longest = map(int, m.groups())
+    removed, took, steps, longest, slow = map(int, m.groups())
     lat = sorted(probe.latencies)
     p99 = lat[int(len(lat) * 0.99)]
-    print(f"pruned {removed} rows in {took} ms, {steps} steps, longest step {longest} ms; "
+    print(f"pruned {removed} rows in {took} ms, {steps} steps, longest step {longest} ms, "
+          f"{slow} over 50 ms; "
           f"{len(lat)} live messages stored meanwhile, publish->seen p50 "
           f"{lat[len(lat) // 2]:.0f} ms, p99 {p99:.0f} ms, max {lat[-1]:.0f} ms; "
           f"longest gap between commits seen {probe.max_gap:.0f} ms")
     assert removed == n_old
     assert probe.is_alive() is False and len(probe.errors) < 100, probe.errors[:5]
     assert len(lat) > rate  # ingest really ran alongside
-    # Generous bounds (the suite also runs under ASan on 2 shared cores):
-    # the point is "no stall", i.e. nothing like the seconds a single
-    # DELETE of a million rows holds the lock.
-    assert longest < 1000
-    assert lat[-1] < 2500
-    assert probe.max_gap < 2500
+    # The SPEC: the lock is held ~50 ms at most at a time. Typical steps are
+    # the daemon's doing (budget tuned toward 25 ms) and asserted closely;
+    # the odd long one is a commit that ran a checkpoint on a busy disk or a
+    # descheduled process, which a loaded 2-core CI machine running two
+    # tests at once (and again under ASan) has plenty of. Measured there:
+    # 26-34 ms per step on average, up to 7% of steps over 50 ms, longest
+    # step 48-511 ms, longest gap between commits 53-521 ms, publish->seen
+    # p99 63-421 ms, max 70-538 ms. A single DELETE of the million rows holds
+    # the lock 5.3 s; steps that followed each other without ingest batches
+    # between would show as a gap of the whole run (4-12 s).
+    k = 1.5 if SANITIZED else 1.0
+    assert took / steps <= 50 * k        # includes the ingest between steps
+    assert slow <= steps * 0.2 * k
+    assert longest < 750 * k
+    assert probe.max_gap < 750 * k
+    assert p99 < 600 * k
+    assert lat[-1] < 1000 * k
     assert d.stop() == 0
     # The new file (auto_vacuum=INCREMENTAL) gave the space back: the
     # million rows took about 150 MB.
