@@ -209,7 +209,7 @@ def test_large_backlog_does_not_stall_ingest(make_daemon, broker):
     # the odd long one is a commit that ran a checkpoint on a busy disk or a
     # descheduled process, which a loaded 2-core CI machine running two
     # tests at once (and again under ASan) has plenty of. Measured there:
-    # 25-34 ms per step on average, up to 7% of steps over 50 ms, longest
+    # 25-34 ms per step on average, up to 8% of steps over 50 ms, longest
     # step 48-511 ms, longest gap between commits 53-521 ms, publish->seen
     # p99 63-421 ms, max 70-538 ms. A single DELETE of the million rows holds
     # the lock 5.3 s; steps that followed each other without ingest batches
