@@ -68,6 +68,9 @@ void store_rollback(struct store *s);
  * disk space can hold the retry. Fails harmlessly (BUSY, FULL) when it
  * cannot; the store's error message then says why. */
 enum store_status store_reclaim(struct store *s);
+/* The last failure since the batch began was SQLITE_FULL: the file hit
+ * max_size (max_page_count) or its file system is full. */
+bool store_failed_full(const struct store *s);
 
 /* Record known_since for cells first seen now (own transaction). */
 enum store_status store_sync_cells(struct store *s, const struct config *cfg, int64_t now_s);

@@ -72,9 +72,11 @@
 #define PRUNE_RETRY_MS 60000
 #define PRUNE_CAP_DELAY_MS 1000  /* rejected rows stored: enforce the cap soon */
 #define PRUNE_TARGET_MS 25
+#define PRUNE_SLOW_MS 50     /* SPEC: the write lock is held ~50 ms at most at a time */
 #define PRUNE_ROWS_MIN 64
 #define PRUNE_ROWS_START 500
 #define PRUNE_ROWS_MAX 32000
+#define PRUNE_BURST_MS 1000  /* steps back to back before a retry of a full database */
 
 struct daemon_stats {
 	uint64_t received, stored, duplicates, rejected, batches, storage_failures;
@@ -115,6 +117,7 @@ struct daemon {
 	int64_t storage_failed_at_ms; /* monotonic, last failure */
 	int64_t storage_free;         /* bytes free on its filesystem then, or -1 */
 	bool storage_committed;       /* a batch committed since that failure */
+	bool storage_full;            /* that failure was SQLITE_FULL */
 	int64_t storage_backoff_ms;
 	struct loop_timer storage_timer, status_timer, housekeeping_timer;
 	int64_t watchdog_ms;
@@ -127,7 +130,7 @@ struct daemon {
 	int prune_rows;               /* budget of the next step */
 	struct store_prune_counts prune_counts; /* this run so far */
 	int64_t prune_started_ms, prune_longest_ms;
-	int prune_steps;
+	int prune_steps, prune_slow;  /* steps, and those over PRUNE_SLOW_MS */
 
 	/* $SYS/broker/publish/messages/dropped */
 	bool dropped_known, dropped_warned, dropped_episode, dropped_alerted;
@@ -224,6 +227,7 @@ static void daemon_on_migrate(void *arg, int from, int to, bool started)
 
 static void daemon_storage_failed(struct daemon *d, enum store_status st)
 {
+	d->storage_full = store_failed_full(d->store); /* before more calls overwrite it */
 	store_rollback(d->store);
 	d->alerts_queued = false;
 	/* Deadlines and reading levels moved with rows that are now gone;
@@ -293,10 +297,13 @@ static void daemon_storage_confirm(struct daemon *d)
 	}
 }
 
+static void daemon_prune_burst(struct daemon *d);
+
 static void daemon_storage_retry(void *arg)
 {
 	struct daemon *d = arg;
 	d->storage_probe = true;
+	daemon_prune_burst(d);
 	/* The real test of writability is the next batch: reconnect and let
 	 * the broker redeliver. If it fails again we are back here later. */
 	mqtt_hold(d->mqtt, false);
@@ -650,22 +657,20 @@ static void daemon_prune_soon(struct daemon *d, int64_t delay_ms)
  * next burst, by at most one step (~PRUNE_TARGET_MS), and while backlog
  * remains the next step waits for the next pass (a zero timer), so every
  * step has an ingest batch between it and the next.
+ *
+ * daemon_prune_run_step is one step of the current run, starting one if
+ * none is under way: > 0 while rows remain, 0 once the run is over, < 0 if
+ * the step failed (the timer is then armed for the retry).
  */
-static void daemon_prune_step(struct daemon *d)
+static int daemon_prune_run_step(struct daemon *d)
 {
-	d->prune_due = false;
-	if (d->storage_down || d->need_rebuild || store_in_batch(d->store)) {
-		/* Ingest has priority and a failing database would fail this
-		 * too; the storage retry brings ingest back first. */
-		loop_timer_arm(d->loop, &d->prune_timer, PRUNE_RETRY_MS);
-		return;
-	}
 	if (!d->prune_running) {
 		d->prune_running = true;
 		memset(&d->prune_counts, 0, sizeof(d->prune_counts));
 		d->prune_started_ms = loop_mono_ms();
 		d->prune_longest_ms = 0;
 		d->prune_steps = 0;
+		d->prune_slow = 0;
 		store_prune_restart(d->prune);
 	}
 	struct store_prune_limits lim = {
@@ -681,19 +686,26 @@ static void daemon_prune_step(struct daemon *d)
 	int64_t dt = loop_mono_ms() - t0;
 	if (st != STORE_OK) {
 		if (st == STORE_RETRY) {
-			log_warnx("retention: %s; trying again in %d s", store_errmsg(d->store),
-			          PRUNE_RETRY_MS / 1000);
+			/* While the database is failing that is reported already. */
+			if (d->storage_down)
+				log_debug("retention: %s; trying again in %d s",
+				          store_errmsg(d->store), PRUNE_RETRY_MS / 1000);
+			else
+				log_warnx("retention: %s; trying again in %d s",
+				          store_errmsg(d->store), PRUNE_RETRY_MS / 1000);
 			loop_timer_arm(d->loop, &d->prune_timer, PRUNE_RETRY_MS);
 		} else {
 			log_errx("retention: %s; next run in an hour", store_errmsg(d->store));
 			d->prune_running = false;
 			loop_timer_arm(d->loop, &d->prune_timer, PRUNE_INTERVAL_MS);
 		}
-		return;
+		return -1;
 	}
 	d->prune_steps++;
 	if (dt > d->prune_longest_ms)
 		d->prune_longest_ms = dt;
+	if (dt > PRUNE_SLOW_MS)
+		d->prune_slow++;
 	d->prune_counts.events += c.events;
 	d->prune_counts.rejected += c.rejected;
 	d->prune_counts.alerts += c.alerts;
@@ -714,20 +726,62 @@ static void daemon_prune_step(struct daemon *d)
 		d->prune_rows = rows < PRUNE_ROWS_MIN ? PRUNE_ROWS_MIN :
 		                rows > PRUNE_ROWS_MAX ? PRUNE_ROWS_MAX : (int)rows;
 	}
-	if (more) {
-		loop_timer_arm(d->loop, &d->prune_timer, 0);
-		return;
-	}
+	if (more)
+		return 1;
 	d->prune_running = false;
 	struct store_prune_counts *t = &d->prune_counts;
 	if (t->events || t->rejected || t->alerts || t->pages)
 		log_info("retention: removed %lld events, %lld rejected, %lld alerts and %lld "
-		         "deliveries, gave back %lld pages, in %lld ms (%d steps, longest %lld ms)",
+		         "deliveries, gave back %lld pages, in %lld ms (%d steps, longest %lld ms, "
+		         "%d over %d ms)",
 		         (long long)t->events, (long long)t->rejected, (long long)t->alerts,
 		         (long long)t->deliveries, (long long)t->pages,
 		         (long long)(loop_mono_ms() - d->prune_started_ms), d->prune_steps,
-		         (long long)d->prune_longest_ms);
+		         (long long)d->prune_longest_ms, d->prune_slow, PRUNE_SLOW_MS);
 	loop_timer_arm(d->loop, &d->prune_timer, PRUNE_INTERVAL_MS);
+	return 0;
+}
+
+static void daemon_prune_step(struct daemon *d)
+{
+	d->prune_due = false;
+	/* Ingest has priority, and a failing database would fail this too:
+	 * the storage retry brings ingest back first (and, when the database
+	 * is full, runs retention itself: daemon_prune_burst). */
+	if ((d->storage_down && !d->storage_committed) || d->need_rebuild ||
+	    store_in_batch(d->store)) {
+		loop_timer_arm(d->loop, &d->prune_timer, PRUNE_RETRY_MS);
+		return;
+	}
+	if (daemon_prune_run_step(d) > 0)
+		loop_timer_arm(d->loop, &d->prune_timer, 0);
+}
+
+/*
+ * A database that filled up (storage.max_size, or its disk) between two
+ * runs fails every ingest batch, and daemon_prune_step waits for ingest to
+ * come back: without this, ingest would stop for good although retention
+ * could make room. A DELETE needs no new pages and the failure has just
+ * emptied the WAL (store_reclaim), so here, before the retry lets ingest
+ * in, steps run back to back for up to PRUNE_BURST_MS: ingest is stopped
+ * anyway, and each step still holds the lock only ~PRUNE_TARGET_MS for
+ * readers. What is left continues between batches once they commit.
+ */
+static void daemon_prune_burst(struct daemon *d)
+{
+	if (!d->storage_full || d->need_rebuild || store_in_batch(d->store) ||
+	    (d->cfg->storage.retention_s <= 0 && d->cfg->storage.max_rejected <= 0))
+		return;
+	int64_t t0 = loop_mono_ms();
+	int r;
+	do
+		r = daemon_prune_run_step(d);
+	while (r > 0 && loop_mono_ms() - t0 < PRUNE_BURST_MS);
+	log_debug("retention before the retry of a full database: %lld ms, %s",
+	          (long long)(loop_mono_ms() - t0),
+	          r > 0 ? "more to do" : r == 0 ? "done" : "failed");
+	if (r > 0)
+		loop_timer_arm(d->loop, &d->prune_timer, 0);
 }
 
 /* storage.sync is a pragma on the writer, which SQLite refuses inside a

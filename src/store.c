@@ -47,6 +47,7 @@ struct store {
 	int lock_fd;
 	bool in_batch;
 	int page_size;  /* bytes, > 0 */
+	int fail_rc;    /* SQLite's code for the last failure, SQLITE_OK since BEGIN */
 	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *put_event, *put_span, *put_rejected, *cell_known, *count_events;
 	sqlite3_stmt *state_get, *state_put;
@@ -186,6 +187,7 @@ _Static_assert(STORE_N_MIGRATIONS == STORE_SCHEMA_VERSION,
 
 static enum store_status store_fail(struct store *s, int rc, const char *what)
 {
+	s->fail_rc = rc;
 	snprintf(s->err, sizeof(s->err), "%s: %s (%s)", what,
 	         sqlite3_errmsg(s->db), sqlite3_errstr(rc));
 	switch (rc & 0xff) {
@@ -206,6 +208,11 @@ static enum store_status store_fail(struct store *s, int rc, const char *what)
 const char *store_errmsg(const struct store *s)
 {
 	return s->err;
+}
+
+bool store_failed_full(const struct store *s)
+{
+	return (s->fail_rc & 0xff) == SQLITE_FULL;
 }
 
 sqlite3 *store_db(struct store *s)
@@ -558,6 +565,7 @@ enum store_status store_begin(struct store *s)
 {
 	if (s->in_batch)
 		return STORE_OK;
+	s->fail_rc = SQLITE_OK;
 	enum store_status st = store_step_done(s, s->begin, "begin");
 	if (st == STORE_OK)
 		s->in_batch = true;

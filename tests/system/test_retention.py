@@ -12,6 +12,10 @@ import time
 from harness import sim, sim_start, wait_for
 
 DAY = 86400
+# tests/system/meson.build passes b_sanitize; ASAN_OPTIONS for a sanitized
+# build run by hand. The daemon is slower there (SQLite is not instrumented).
+SANITIZED = (os.environ.get("GRIDPATROL_SANITIZE", "none") not in ("", "none")
+             or "ASAN_OPTIONS" in os.environ)
 CELLS = [f"c{i:03d}" for i in range(100)]
 
 
@@ -23,17 +27,17 @@ def create_schema(make_daemon):
     return d
 
 
-def backdate_events(db, n, first_ts, prefix="old"):
-    """n check-ins, 100 per second of patrol time from first_ts on, in one
+def backdate_events(db, n, first_ts, prefix="old", per_s=100):
+    """n check-ins, per_s per second of patrol time from first_ts on, in one
     INSERT ... SELECT: a million take a few seconds."""
     con = sqlite3.connect(db)
     con.execute(
         "WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < ?1) "
         "INSERT INTO event (worker, msg_id, cell, type, ts, recv_ms, flags, raw) "
         "SELECT printf('w%03d', i % 50), ?3 || '-' || i, printf('c%03d', i % 100), 'checkin', "
-        "?2 + i / 100, (?2 + i / 100) * 1000, '', "
-        "'{\"id\":\"' || ?3 || '-' || i || '\",\"ts\":' || (?2 + i / 100) || '}' FROM c",
-        (n, first_ts, prefix))
+        "?2 + i / ?4, (?2 + i / ?4) * 1000, '', "
+        "'{\"id\":\"' || ?3 || '-' || i || '\",\"ts\":' || (?2 + i / ?4) || '}' FROM c",
+        (n, first_ts, prefix, per_s))
     con.commit()
     con.close()
 
@@ -74,7 +78,11 @@ def test_backdated_rows_pruned_at_start(make_daemon, broker):
     d.start()
     wait_for(lambda: d.count("event", "ts < ?", (now - DAY,)) == 0, 10, "old events pruned")
     wait_for(lambda: d.count("alert", "id IN (1, 2, 3)") == 0, 10, "old alerts pruned")
-    print(f"pruned {time.monotonic() - t0:.2f} s after start")
+    took = time.monotonic() - t0
+    print(f"pruned {took:.2f} s after start")
+    # What README says: within a second of start (the process's, not of
+    # "subscribed"; measured 0.05 s, with or without ASan).
+    assert took < 1.0
     assert d.count("event") == 50
     assert d.count("rejected") == 50
     assert d.count("rejected", "recv_ms < ?", ((now - DAY) * 1000,)) == 0
@@ -89,6 +97,31 @@ def test_backdated_rows_pruned_at_start(make_daemon, broker):
     assert d.stop() == 0
     assert d.query("PRAGMA integrity_check")[0][0] == "ok"
     assert d.query("PRAGMA foreign_key_check") == []
+
+
+def test_full_database_makes_room_by_retention(make_daemon, broker):
+    """storage.max_size reached between two retention runs: the rows that
+    aged past retention meanwhile are deleted before a retry, so ingest
+    resumes by itself (before, retention waited for ingest to come back, and
+    ingest stopped until the next hourly run)."""
+    d = create_schema(make_daemon)
+    n_old, n_live, age_in = 6000, 3000, 6
+    # All of them pass retention (1d) age_in seconds from now: after the
+    # start-up run, which must find nothing to do.
+    backdate_events(d.db, n_old, int(time.time()) - DAY + age_in, per_s=n_old)
+    cap = os.path.getsize(d.db) + 128 * 1024
+    d.write_config(CELLS, storage_extra=f"  retention: 1d\n  max_size: {cap}\n")
+    d.start()
+    sim(broker, n_live, "--id-prefix", "live")
+    d.wait_log("DATABASE NOT WRITABLE", 60)
+    live = lambda: d.count("event", "msg_id LIKE 'live-%'")
+    assert live() < n_live
+    wait_for(lambda: live() == n_live, 60, f"all {n_live} live rows with no operator action")
+    d.wait_log(f"retention: removed {n_old} events", 10)
+    assert d.count("event") == n_live
+    assert os.path.getsize(d.db) <= cap
+    assert d.stop() == 0
+    assert d.query("PRAGMA integrity_check")[0][0] == "ok"
 
 
 class Probe(threading.Thread):
@@ -157,25 +190,37 @@ def test_large_backlog_does_not_stall_ingest(make_daemon, broker):
         stream.wait(10)
         probe.stop.set()
         probe.join(10)
-    m = re.search(r"retention: removed (\d+) events.* in (\d+) ms \((\d+) steps, longest (\d+) ms\)",
-                  d.log_text())
+    m = re.search(r"retention: removed (\d+) events.* in (\d+) ms \((\d+) steps, "
+                  r"longest (\d+) ms, (\d+) over 50 ms\)", d.log_text())
     assert m, d.log_text()[-2000:]
-    removed, took, steps, longest = map(int, m.groups())
+    removed, took, steps, longest, slow = map(int, m.groups())
     lat = sorted(probe.latencies)
     p99 = lat[int(len(lat) * 0.99)]
-    print(f"pruned {removed} rows in {took} ms, {steps} steps, longest step {longest} ms; "
+    print(f"pruned {removed} rows in {took} ms, {steps} steps, longest step {longest} ms, "
+          f"{slow} over 50 ms; "
           f"{len(lat)} live messages stored meanwhile, publish->seen p50 "
           f"{lat[len(lat) // 2]:.0f} ms, p99 {p99:.0f} ms, max {lat[-1]:.0f} ms; "
           f"longest gap between commits seen {probe.max_gap:.0f} ms")
     assert removed == n_old
     assert probe.is_alive() is False and len(probe.errors) < 100, probe.errors[:5]
     assert len(lat) > rate  # ingest really ran alongside
-    # Generous bounds (the suite also runs under ASan on 2 shared cores):
-    # the point is "no stall", i.e. nothing like the seconds a single
-    # DELETE of a million rows holds the lock.
-    assert longest < 1000
-    assert lat[-1] < 2500
-    assert probe.max_gap < 2500
+    # The SPEC: the lock is held ~50 ms at most at a time. Typical steps are
+    # the daemon's doing (budget tuned toward 25 ms) and asserted closely;
+    # the odd long one is a commit that ran a checkpoint on a busy disk or a
+    # descheduled process, which a loaded 2-core CI machine running two
+    # tests at once (and again under ASan) has plenty of. Measured there:
+    # 25-34 ms per step on average, up to 8% of steps over 50 ms, longest
+    # step 48-511 ms, longest gap between commits 53-521 ms, publish->seen
+    # p99 63-421 ms, max 70-538 ms. A single DELETE of the million rows holds
+    # the lock 5.3 s; steps that followed each other without ingest batches
+    # between would show as a gap of the whole run (4-12 s).
+    k = 1.5 if SANITIZED else 1.0
+    assert took / steps <= 50 * k        # includes the ingest between steps
+    assert slow <= steps * 0.2 * k
+    assert longest < 750 * k
+    assert probe.max_gap < 750 * k
+    assert p99 < 600 * k
+    assert lat[-1] < 1000 * k
     assert d.stop() == 0
     # The new file (auto_vacuum=INCREMENTAL) gave the space back: the
     # million rows took about 150 MB.
