@@ -11,6 +11,10 @@ import time
 
 from harness import sim, sim_start, wait_for
 
+# retention must be at least max_backfill (config), so a 1 d retention
+# goes with a 1 d backfill.
+BACKFILL_1D = "limits:\n  max_backfill: 1d\n"
+
 DAY = 86400
 # tests/system/meson.build passes b_sanitize; ASAN_OPTIONS for a sanitized
 # build run by hand. The daemon is slower there (SQLite is not instrumented).
@@ -73,7 +77,7 @@ def test_backdated_rows_pruned_at_start(make_daemon, broker):
     con.commit()
     con.close()
 
-    d.write_config(CELLS, storage_extra="  retention: 1d\n")
+    d.write_config(CELLS, storage_extra="  retention: 1d\n", extra=BACKFILL_1D)
     t0 = time.monotonic()
     d.start()
     wait_for(lambda: d.count("event", "ts < ?", (now - DAY,)) == 0, 10, "old events pruned")
@@ -110,7 +114,8 @@ def test_full_database_makes_room_by_retention(make_daemon, broker):
     # start-up run, which must find nothing to do.
     backdate_events(d.db, n_old, int(time.time()) - DAY + age_in, per_s=n_old)
     cap = os.path.getsize(d.db) + 128 * 1024
-    d.write_config(CELLS, storage_extra=f"  retention: 1d\n  max_size: {cap}\n")
+    d.write_config(CELLS, storage_extra=f"  retention: 1d\n  max_size: {cap}\n",
+                   extra=BACKFILL_1D)
     d.start()
     sim(broker, n_live, "--id-prefix", "live")
     d.wait_log("DATABASE NOT WRITABLE", 60)
@@ -172,7 +177,7 @@ def test_large_backlog_does_not_stall_ingest(make_daemon, broker):
     backdate_events(d.db, n_old, now - 30 * DAY)
     print(f"generated {n_old} old rows in {time.monotonic() - t0:.1f} s")
 
-    d.write_config(CELLS, storage_extra="  retention: 1d\n")
+    d.write_config(CELLS, storage_extra="  retention: 1d\n", extra=BACKFILL_1D)
     probe = Probe(d.db, "live")
     probe.start()
     d.start()
