@@ -815,6 +815,12 @@ static void test_big_document(void **state)
 static void test_missing_program(void **state)
 {
 	struct fx *f = *state;
+	/* qemu-user runs posix_spawn's CLONE_VFORK as a plain fork, so the
+	 * child's exec error cannot reach the parent: it shows as exit status
+	 * 127 and the text below cannot be checked there (the retry still is,
+	 * by the other tests). contrib/cross sets this for its exe_wrapper. */
+	if (getenv("GRIDPATROL_QEMU_USER") != NULL)
+		skip();
 	fx_start(f, "alerts:\n"
 	            "  sinks:\n"
 	            "    - name: gone\n"
