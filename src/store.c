@@ -1223,13 +1223,29 @@ static enum store_status store_prune_alerts(struct store_prune *p, int64_t befor
 	return STORE_OK;
 }
 
+/* One bounded delete out of the step's row budget: what it removed is
+ * added to *count and taken from *left; a spent budget means more to do. */
+static enum store_status store_prune_budget(struct store *s, sqlite3_stmt *del, int64_t bound,
+                                            int *left, int64_t *count, bool *more,
+                                            const char *what)
+{
+	int64_t n = 0;
+	enum store_status st = store_prune_range(s, del, bound, *left, &n, what);
+	if (st != STORE_OK)
+		return st;
+	*count += n;
+	*left -= (int)n;
+	if (*left <= 0)
+		*more = true;
+	return STORE_OK;
+}
+
 enum store_status store_prune_step(struct store_prune *p, const struct store_prune_limits *lim,
                                    struct store_prune_counts *out, bool *more)
 {
 	struct store *s = p->s;
 	struct store_prune_counts c = { 0 };
 	int left = lim->rows > 0 ? lim->rows : 1;
-	int64_t n = 0;
 	enum store_status st;
 
 	*more = false;
@@ -1247,34 +1263,19 @@ enum store_status store_prune_step(struct store_prune *p, const struct store_pru
 		int64_t max_id = 0;
 		if ((st = store_prune_scalar(s, p->rj_max, &max_id, "newest rejected")) != STORE_OK)
 			goto fail;
-		if (max_id > lim->max_rejected) {
-			if ((st = store_prune_range(s, p->rj_del_id, max_id - lim->max_rejected, left, &n,
-			                            "cap rejected")) != STORE_OK)
-				goto fail;
-			c.rejected += n;
-			left -= (int)n;
-			if (left <= 0)
-				*more = true;
-		}
-	}
-	if (lim->by_age && left > 0) {
-		if ((st = store_prune_range(s, p->rj_del_age, lim->before_s * 1000, left, &n,
-		                            "delete old rejected")) != STORE_OK)
+		if (max_id > lim->max_rejected &&
+		    (st = store_prune_budget(s, p->rj_del_id, max_id - lim->max_rejected, &left,
+		                             &c.rejected, more, "cap rejected")) != STORE_OK)
 			goto fail;
-		c.rejected += n;
-		left -= (int)n;
-		if (left <= 0)
-			*more = true;
 	}
-	if (lim->by_age && left > 0) {
-		if ((st = store_prune_range(s, p->ev_del, lim->before_s, left, &n,
-		                            "delete old events")) != STORE_OK)
-			goto fail;
-		c.events += n;
-		left -= (int)n;
-		if (left <= 0)
-			*more = true;
-	}
+	if (lim->by_age && left > 0 &&
+	    (st = store_prune_budget(s, p->rj_del_age, lim->before_s * 1000, &left, &c.rejected,
+	                             more, "delete old rejected")) != STORE_OK)
+		goto fail;
+	if (lim->by_age && left > 0 &&
+	    (st = store_prune_budget(s, p->ev_del, lim->before_s, &left, &c.events, more,
+	                             "delete old events")) != STORE_OK)
+		goto fail;
 	if (lim->by_age && left > 0) {
 		int budget = left / STORE_PRUNE_ALERT_COST;
 		if ((st = store_prune_alerts(p, lim->before_s, budget > 0 ? budget : 1, &c,
