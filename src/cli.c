@@ -301,7 +301,13 @@ int main(int argc, char **argv)
 	if (parse_format(&c, cmd) < 0)
 		return CLI_EXIT_USAGE;
 
-	c.now = (int64_t)time(NULL);
+	/* Not time(): on glibc that reads the coarse clock, which lags
+	 * CLOCK_REALTIME (what the daemon and every other program reads) by up
+	 * to a tick, so right after a second boundary the CLI would see the
+	 * second before and disagree by one with a row written just now. */
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	c.now = (int64_t)ts.tv_sec;
 	code = load_config(&c);
 	if (code == CLI_EXIT_OK)
 		code = cmd->run(&c);
