@@ -9,6 +9,14 @@ import time
 from harness import Recorder, publish, record_sink, wait_for
 
 
+def sqlite_cli(d, sql):
+    """Runs sql with the sqlite3 shell, as an operator would, beside the
+    running daemon. The shell fails at once on a locked database by default;
+    the daemon holds the write lock for each batch (and retention), so wait
+    as any well-behaved second writer must."""
+    subprocess.run(["sqlite3", "-cmd", ".timeout 10000", d.db, sql], check=True)
+
+
 def alerts_cfg(sinks, extra=""):
     return ("alerts:\n  startup_grace: 0s\n  daily_digest: \"off\"\n"
             "  retry: { min: 1s, max: 2s, give_up_after: 1h }\n"
@@ -163,14 +171,14 @@ def test_pause_row_from_another_connection(make_daemon, broker, tmp_path):
     cells = "cells:\n" + fast_cell("yh-01", interval="3s", grace="0s", repeat="1h") \
         + fast_cell("yh-02", interval="3s", grace="0s", repeat="1h")
     d = make_daemon(cells=cells, extra=alerts_cfg(record_sink("wechat", rec.dir))).start()
-    subprocess.run(["sqlite3", d.db, "INSERT INTO pause (cell, since, until, reason) "
-                    "VALUES ('yh-01', strftime('%s','now'), NULL, '道路塌方')"], check=True)
+    sqlite_cli(d, "INSERT INTO pause (cell, since, until, reason) "
+               "VALUES ('yh-01', strftime('%s','now'), NULL, '道路塌方')")
     wait_for(lambda: rec.alerts("overdue"), 15, "overdue of the unpaused cell")
     # Both cells were due together; the paused one stays silent.
     publish(broker, "patrol/yh-02/w017/fishing", b'{"id":"sync"}')
     wait_for(lambda: rec.alerts("event"), 10, "sync event")
     assert [a["cell"] for a in rec.alerts("overdue")] == ["yh-02"]
-    subprocess.run(["sqlite3", d.db, "DELETE FROM pause WHERE cell='yh-01'"], check=True)
+    sqlite_cli(d, "DELETE FROM pause WHERE cell='yh-01'")
     wait_for(lambda: any(a["cell"] == "yh-01" for a in rec.alerts("overdue")), 15,
              "overdue after resume")
     assert d.stop() == 0
@@ -226,10 +234,10 @@ def test_restart_remembers_a_pause_that_has_ended(make_daemon, broker, tmp_path)
     # Known for an hour, paused until a moment ago: the count restarts at
     # the pause's end, not at known_since (which would be overdue at once).
     ended = int(time.time())
-    subprocess.run(["sqlite3", d.db,
-                    f"UPDATE cell SET known_since = {ended - 3600};"
-                    f"INSERT INTO pause (cell, since, until, reason) VALUES "
-                    f"('yh-01', {ended - 600}, {ended}, '道路塌方')"], check=True)
+    sqlite_cli(d,
+               f"UPDATE cell SET known_since = {ended - 3600};"
+               f"INSERT INTO pause (cell, since, until, reason) VALUES "
+               f"('yh-01', {ended - 600}, {ended}, '道路塌方')")
     d.start()
     publish(broker, "patrol/yh-01/w017/fishing", b'{"id":"live"}')
     wait_for(lambda: rec.alerts("event"), 10, "event after restart")
@@ -267,7 +275,7 @@ def test_overdue_text_names_the_last_patrol_behind_readings_and_retention(
     assert d.stop() == 0
 
     # Retention deleted the rows; event_span still knows the patrol.
-    subprocess.run(["sqlite3", d.db, "DELETE FROM event"], check=True)
+    sqlite_cli(d, "DELETE FROM event")
     n = len(rec.alerts("overdue"))
     d.start()
     wait_for(lambda: len(rec.alerts("overdue")) > n, 15, "a repeat after the restart")
