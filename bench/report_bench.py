@@ -2,7 +2,7 @@
 """report_bench: wall time of `gridpatrol report` at village-county scale.
 
 Builds SQLite databases with the daemon's real schema (the CREATE
-statements are read out of src/store.c's migration list, so the benchmark
+statements are read out of src/daemon/store.c's migration list, so the benchmark
 cannot drift from the schema) and times the real CLI binary:
 
   (a) one day: 1,000 cells, 100,000 events that day;
@@ -33,7 +33,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STORE_C = os.path.join(HERE, "..", "src", "store.c")
+STORE_C = os.path.join(HERE, "..", "src", "daemon", "store.c")
 TZ = timezone(timedelta(hours=8))  # Asia/Shanghai, no DST
 DAY = datetime(2026, 6, 15, tzinfo=TZ)  # a past day: the report is complete
 CELLS = 1000
@@ -42,7 +42,7 @@ RUNS = 3
 
 
 def schema_from_store_c():
-    """The migration SQL strings of src/store.c, in order."""
+    """The migration SQL strings of src/daemon/store.c, in order."""
     src = open(STORE_C, encoding="utf-8").read()
     body = src[src.index("store_migrations[] = {"):]
     body = body[body.index("{") + 1:body.index("\n};")]
@@ -102,7 +102,7 @@ HISTORY_SCHEMA = 2
 
 def build_db(path, days, per_day_history, schema=None):
     """A database of `days` days ending on DAY, at schema version `schema`
-    (default: the newest in src/store.c)."""
+    (default: the newest in src/daemon/store.c)."""
     tmp = path + ".part"
     if os.path.exists(tmp):
         os.unlink(tmp)

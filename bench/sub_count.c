@@ -7,7 +7,7 @@
  *
  * Like gridpatrold it uses MQTT 3.1.1, a persistent session (fixed client
  * id, clean session off; --clean for a clean one), QoS 1, and the daemon's
- * I/O pattern (src/mqtt.c): mosquitto_threaded_set(true) with no library
+ * I/O pattern (src/daemon/mqtt.c): mosquitto_threaded_set(true) with no library
  * thread, so PUBACKs are only queued while reading; on each wake-up it calls
  * mosquitto_loop_read() while the socket is readable (at most 2,000
  * messages), then writes all the PUBACKs at once with mosquitto_loop_write().
@@ -25,7 +25,7 @@
  * broker work harder per message (see bench/README.md).
  *
  * Built a second time as sub_count_netbuf (-DSUB_COUNT_NETBUF), with the
- * daemon's src/netbuf.c: one read() per burst and one send() per batch of
+ * daemon's src/daemon/netbuf.c: one read() per burst and one send() per batch of
  * acks instead of libmosquitto's five system calls per message. That is a
  * leaner subscriber than libmosquitto alone, shown beside the ceiling so
  * the daemon's own socket trick does not flatter its ratio.

@@ -18,7 +18,7 @@
 
 #include <cmocka.h>
 
-#include "../src/msg.c"
+#include "../src/core/msg.c"
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ull;
 

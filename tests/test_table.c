@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "../src/table.c"
+#include "../src/cli/table.c"
 
 static void test_width(void **state)
 {

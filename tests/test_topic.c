@@ -1,5 +1,5 @@
 /*
- * test_topic: template compilation (every rule in include/topic.h, with the
+ * test_topic: template compilation (every rule in include/core/topic.h, with the
  * error texts operators will read) and strict matching of device topics,
  * including the hostile shapes a broker happily delivers under "prefix/#".
  */

@@ -10,7 +10,7 @@
  * devices normally send and defers everything else, errors included, to
  * jansson (flat_scan below; tests/test_msg_scan.c). This file adds the
  * field rules and the time rules of the product contract (SPEC.md, "MQTT
- * input"). Checks run in the order promised by include/msg.h, so that the
+ * input"). Checks run in the order promised by include/core/msg.h, so that the
  * cheapest and least ambiguous reason wins.
  *
  * Detail strings are logged and stored in the database, so they are always
