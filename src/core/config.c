@@ -32,6 +32,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "utf8.h"
 
 /* Deep enough for any sensible configuration (the schema needs 5 levels),
  * shallow enough that the recursive passes cannot exhaust the stack. */
@@ -463,85 +464,26 @@ type_name(const struct node *n)
 /* ------------------------------------------------------------------ */
 /* Text encoding                                                       */
 
-/* Length of the well-formed UTF-8 sequence at s, or 0. Rejects overlong
- * forms, surrogates and code points past U+10FFFF, as RFC 3629 asks. */
-static size_t
-utf8_len(const unsigned char *s, size_t avail)
-{
-	unsigned char c0 = s[0];
-	size_t n;
-	uint32_t cp;
-
-	if (c0 < 0x80)
-		return 1;
-	if (c0 >= 0xC2 && c0 <= 0xDF)
-		n = 2, cp = c0 & 0x1F;
-	else if (c0 >= 0xE0 && c0 <= 0xEF)
-		n = 3, cp = c0 & 0x0F;
-	else if (c0 >= 0xF0 && c0 <= 0xF4)
-		n = 4, cp = c0 & 0x07;
-	else
-		return 0;
-	if (avail < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3F);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return n;
-}
-
-/* Finds the first malformed UTF-8 sequence (or NUL byte, which no text
- * file here may contain). Returns false with its 1-based position, counted
- * in characters like libyaml's columns so that an editor's column matches. */
+/* Reports the first malformed UTF-8 sequence (or NUL byte, which no text
+ * file here may contain) of a whole file; false when there is one. The
+ * position is counted in characters like libyaml's columns so that an
+ * editor's column matches. */
 static bool
-utf8_check(const char *buf, size_t len, int *line, int *col, bool *nul)
+text_ok(struct ctx *c, int file, const char *buf, size_t len)
 {
-	const unsigned char *b = (const unsigned char *)buf;
+	size_t bad = utf8_check(buf, len);
+	int line, col;
 
-	*line = 1;
-	*col = 1;
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_len(b + i, len - i);
-
-		if (n == 0 || b[i] == '\0') {
-			*nul = n != 0;
-			return false;
-		}
-		if (b[i] == '\n') {
-			(*line)++;
-			*col = 1;
-		} else {
-			(*col)++;
-		}
-		i += n;
-	}
-	return true;
+	if (bad == len)
+		return true;
+	utf8_line_col(buf, len, bad, &line, &col);
+	err_pos(c, file, line, col, buf[bad] == '\0' ? "NUL byte in the file"
+	        : "not valid UTF-8 text (save the file as UTF-8)");
+	return false;
 }
 
 /* ------------------------------------------------------------------ */
 /* YAML → nodes                                                        */
-
-/* libyaml reports reader (encoding) errors as a byte offset only. */
-static void
-offset_to_pos(const unsigned char *buf, size_t len, size_t off, int *line,
-              int *col)
-{
-	*line = 1;
-	*col = 1;
-	for (size_t i = 0; i < off && i < len; i++) {
-		if (buf[i] == '\n') {
-			(*line)++;
-			*col = 1;
-		} else if ((buf[i] & 0xC0) != 0x80) {
-			(*col)++;
-		}
-	}
-}
 
 static void
 yaml_error(struct ctx *c, const yaml_parser_t *p, const unsigned char *buf,
@@ -555,7 +497,9 @@ yaml_error(struct ctx *c, const yaml_parser_t *p, const unsigned char *buf,
 		oom(c);
 		return;
 	case YAML_READER_ERROR:
-		offset_to_pos(buf, len, p->problem_offset, &line, &col);
+		/* A byte offset only, and into text that is not UTF-8. */
+		utf8_line_col((const char *)buf, len, p->problem_offset, &line,
+		              &col);
 		err_pos(c, FILE_YAML, line, col,
 		        "not valid UTF-8 text: %s", problem);
 		return;
@@ -2077,8 +2021,6 @@ v_cells_file(struct ctx *c, const struct node *v)
 	char *buf = NULL, b[SHOW_MAX];
 	size_t len = 0, start = 0;
 	struct csv p = { 0 };
-	int line, col;
-	bool nul;
 	const char *name = get_scalar(c, v, "cells_file");
 
 	if (name == NULL)
@@ -2105,9 +2047,7 @@ v_cells_file(struct ctx *c, const struct node *v)
 	}
 	/* Validate the encoding once up front: every later column count and
 	 * message can then assume well-formed text. */
-	if (!utf8_check(buf, len, &line, &col, &nul)) {
-		err_pos(c, FILE_CSV, line, col, nul ? "NUL byte in the file"
-		        : "not valid UTF-8 text (save the file as UTF-8)");
+	if (!text_ok(c, FILE_CSV, buf, len)) {
 		free(buf);
 		return;
 	}
@@ -2580,15 +2520,8 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 	 * order mark) are left to libyaml. */
 	if (!(len >= 2 && ((unsigned char)buf[0] == 0xFF ||
 	                   (unsigned char)buf[0] == 0xFE))) {
-		int line, col;
-		bool nul;
-
-		if (!utf8_check(buf, len, &line, &col, &nul)) {
-			err_pos(&c, FILE_YAML, line, col, nul ? "NUL byte in the "
-			        "file" : "not valid UTF-8 text (save the file as "
-			        "UTF-8)");
+		if (!text_ok(&c, FILE_YAML, buf, len))
 			goto done;
-		}
 	}
 	if (yaml_to_tree(&c, (const unsigned char *)buf, len, &root) < 0)
 		goto done;
