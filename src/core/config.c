@@ -32,6 +32,7 @@
 #include <yaml.h>
 
 #include "config.h"
+#include "strmap.h"
 #include "utf8.h"
 
 /* Deep enough for any sensible configuration (the schema needs 5 levels),
@@ -88,18 +89,9 @@ struct ctx {
 	const struct node *retention_at, *max_backfill_at;
 };
 
-struct htab {
-	struct hslot {
-		uint32_t idx1;  /* index + 1; 0 marks an empty slot */
-		uint32_t hash;  /* low bits of the hash, to skip most strcmps */
-	} *slot;
-	size_t mask;        /* capacity - 1; capacity is a power of two */
-	size_t n;
-};
-
 struct config_index {
-	struct htab cells;
-	struct htab events;
+	struct strmap cells;
+	struct strmap events;
 };
 
 /* ------------------------------------------------------------------ */
@@ -270,104 +262,6 @@ fmt_dur(int64_t s, char *buf, size_t cap)
 		}
 	}
 	return buf;
-}
-
-/* ------------------------------------------------------------------ */
-/* Hash index                                                          */
-
-static uint32_t
-hash_str(const char *s)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= UINT64_C(0x100000001b3);
-	}
-	/* FNV-1a alone leaves the low bits, which pick the slot, weak for
-	 * keys that differ only in their last characters (yh-000001,
-	 * yh-000002 ...); a finalising mix spreads every bit. */
-	h ^= h >> 33;
-	h *= UINT64_C(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64_C(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return (uint32_t)h;
-}
-
-/* The tables store indexes into an array of structs whose first member is
- * the key string (config_cell.id, config_event.name). */
-static const char *
-key_at(const void *base, size_t stride, uint32_t idx)
-{
-	return *(char *const *)(const void *)((const char *)base +
-	                                      (size_t)idx * stride);
-}
-
-static int
-htab_grow(struct htab *t)
-{
-	size_t ncap = t->slot != NULL ? (t->mask + 1) * 2 : 16;
-	struct hslot *ns = calloc(ncap, sizeof(*ns));
-
-	if (ns == NULL)
-		return -1;
-	if (t->slot != NULL) {
-		for (size_t i = 0; i <= t->mask; i++) {
-			size_t j;
-
-			if (t->slot[i].idx1 == 0)
-				continue;
-			for (j = t->slot[i].hash & (ncap - 1); ns[j].idx1 != 0;
-			     j = (j + 1) & (ncap - 1))
-				;
-			ns[j] = t->slot[i];
-		}
-		free(t->slot);
-	}
-	t->slot = ns;
-	t->mask = ncap - 1;
-	return 0;
-}
-
-static int64_t
-htab_find(const struct htab *t, const void *base, size_t stride,
-          const char *key)
-{
-	uint32_t h;
-
-	if (t->slot == NULL || key == NULL)
-		return -1;
-	h = hash_str(key);
-	for (size_t j = h & t->mask; t->slot[j].idx1 != 0; j = (j + 1) & t->mask)
-		if (t->slot[j].hash == h &&
-		    strcmp(key_at(base, stride, t->slot[j].idx1 - 1), key) == 0)
-			return t->slot[j].idx1 - 1;
-	return -1;
-}
-
-/* Returns the index already holding key, -1 after inserting, -2 when out
- * of memory. Load stays at or below one half, so probes stay short. */
-static int64_t
-htab_insert(struct htab *t, const void *base, size_t stride, uint32_t idx)
-{
-	const char *key = key_at(base, stride, idx);
-	int64_t old = htab_find(t, base, stride, key);
-	uint32_t h;
-	size_t j;
-
-	if (old >= 0)
-		return old;
-	if (t->slot == NULL || (t->n + 1) * 2 > t->mask + 1)
-		if (htab_grow(t) < 0)
-			return -2;
-	h = hash_str(key);
-	for (j = h & t->mask; t->slot[j].idx1 != 0; j = (j + 1) & t->mask)
-		;
-	t->slot[j].idx1 = idx + 1;
-	t->slot[j].hash = h;
-	t->n++;
-	return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1462,9 +1356,9 @@ v_events(struct ctx *c, const struct node *m)
 		e->patrol = true;
 		cfg->n_events++;
 		/* Keys are already unique, so this cannot find a match. */
-		if (htab_insert(&cfg->index->events, cfg->events,
-		                sizeof(*cfg->events),
-		                (uint32_t)(cfg->n_events - 1)) == -2) {
+		if (strmap_insert(&cfg->index->events, cfg->events,
+		                  sizeof(*cfg->events),
+		                  (uint32_t)(cfg->n_events - 1)) == -2) {
 			oom(c);
 			return;
 		}
@@ -1589,8 +1483,8 @@ add_cell(struct ctx *c, struct node *const f[CF_N], const struct node *at)
 	if (cell->id == NULL || cell->name == NULL)
 		goto drop;
 
-	old = htab_insert(&cfg->index->cells, cfg->cells, sizeof(*cfg->cells),
-	                  (uint32_t)cfg->n_cells);
+	old = strmap_insert(&cfg->index->cells, cfg->cells, sizeof(*cfg->cells),
+	                    (uint32_t)cfg->n_cells);
 	if (old == -2) {
 		oom(c);
 		goto drop;
@@ -2589,8 +2483,8 @@ config_free(struct config *cfg)
 	free(cfg->alerts.escalate_to);
 	free(cfg->alerts.language);
 	if (cfg->index != NULL) {
-		free(cfg->index->cells.slot);
-		free(cfg->index->events.slot);
+		strmap_free(&cfg->index->cells);
+		strmap_free(&cfg->index->events);
 		free(cfg->index);
 	}
 	free(cfg);
@@ -2613,7 +2507,7 @@ config_cell_find(const struct config *cfg, const char *id)
 
 	if (cfg == NULL || cfg->index == NULL)
 		return NULL;
-	i = htab_find(&cfg->index->cells, cfg->cells, sizeof(*cfg->cells), id);
+	i = strmap_find(&cfg->index->cells, cfg->cells, sizeof(*cfg->cells), id);
 	return i >= 0 ? &cfg->cells[i] : NULL;
 }
 
@@ -2624,7 +2518,7 @@ config_event_find(const struct config *cfg, const char *name)
 
 	if (cfg == NULL || cfg->index == NULL)
 		return NULL;
-	i = htab_find(&cfg->index->events, cfg->events, sizeof(*cfg->events),
-	              name);
+	i = strmap_find(&cfg->index->events, cfg->events, sizeof(*cfg->events),
+	                name);
 	return i >= 0 ? &cfg->events[i] : NULL;
 }
