@@ -19,6 +19,7 @@
 #include "cli_common.h"
 #include "render.h"
 #include "report.h"
+#include "strmap.h"
 
 /* Events of note kept for the HTML page; the rest are counted. */
 #define REPORT_MAX_NOTES 500
@@ -27,62 +28,44 @@
 /* String interning                                                    */
 /* ------------------------------------------------------------------ */
 
-/* Open addressing over malloc'd copies: a day has 100,000 events but only
- * a few hundred workers and a handful of types. */
+/* malloc'd copies, found through a strmap: a day has 100,000 events but
+ * only a few hundred workers and a handful of types. */
 struct intern {
-	char **slot;
+	char **v;
 	size_t cap, n;
+	struct strmap index;
 };
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static int intern_grow(struct intern *in)
-{
-	size_t cap = in->cap ? in->cap * 2 : 256;
-	char **slot = calloc(cap, sizeof(*slot));
-	if (!slot)
-		return -1;
-	for (size_t i = 0; i < in->cap; i++) {
-		if (!in->slot[i])
-			continue;
-		size_t j = (size_t)fnv1a(in->slot[i]) & (cap - 1);
-		while (slot[j])
-			j = (j + 1) & (cap - 1);
-		slot[j] = in->slot[i];
-	}
-	free(in->slot);
-	in->slot = slot;
-	in->cap = cap;
-	return 0;
-}
 
 static const char *intern(struct intern *in, const char *s)
 {
-	if ((in->n + 1) * 2 > in->cap && intern_grow(in) < 0)
-		return NULL;
-	size_t j = (size_t)fnv1a(s) & (in->cap - 1);
-	while (in->slot[j]) {
-		if (strcmp(in->slot[j], s) == 0)
-			return in->slot[j];
-		j = (j + 1) & (in->cap - 1);
+	int64_t i = strmap_find(&in->index, in->v, sizeof(*in->v), s);
+	if (i >= 0)
+		return in->v[i];
+	if (in->n == in->cap) {
+		size_t cap = in->cap ? in->cap * 2 : 256;
+		char **v = realloc(in->v, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		in->v = v;
+		in->cap = cap;
 	}
-	in->slot[j] = strdup(s);
-	if (in->slot[j])
-		in->n++;
-	return in->slot[j];
+	char *copy = strdup(s);
+	if (!copy)
+		return NULL;
+	in->v[in->n] = copy;
+	if (strmap_insert(&in->index, in->v, sizeof(*in->v), (uint32_t)in->n) == -2) {
+		free(copy);
+		return NULL;
+	}
+	return in->v[in->n++];
 }
 
 static void intern_free(struct intern *in)
 {
-	for (size_t i = 0; i < in->cap; i++)
-		free(in->slot[i]);
-	free(in->slot);
+	for (size_t i = 0; i < in->n; i++)
+		free(in->v[i]);
+	free(in->v);
+	strmap_free(&in->index);
 }
 
 /* ------------------------------------------------------------------ */

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 struct range {
 	unsigned lo, hi;
 };
@@ -87,41 +89,6 @@ int table_cp_width(unsigned cp)
 	return 1;
 }
 
-/* Decode one UTF-8 sequence at s (strict: no overlongs, surrogates or
- * values past U+10FFFF). Returns its length, or 0 for a malformed byte. */
-static size_t utf8_decode(const unsigned char *s, unsigned *cp)
-{
-	unsigned c = s[0];
-	size_t n;
-	unsigned v;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-		v = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		v = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		v = c & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0; /* also stops at the terminating NUL */
-		v = (v << 6) | (s[i] & 0x3F);
-	}
-	if ((n == 3 && (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))) ||
-	    (n == 4 && (v < 0x10000 || v > 0x10FFFF)))
-		return 0;
-	*cp = v;
-	return n;
-}
-
 /* A growable string; `bad` latches the first allocation failure so that
  * callers check once at the end. */
 struct sbuf {
@@ -173,10 +140,11 @@ char *table_sanitize(const char *s)
 {
 	struct sbuf b = { 0 };
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	const unsigned char *end = p + strlen((const char *)p);
 
 	while (*p) {
-		unsigned cp;
-		size_t n = utf8_decode(p, &cp);
+		uint32_t cp;
+		size_t n = utf8_decode(p, (size_t)(end - p), &cp);
 		char esc[12];
 		if (n == 0) {
 			snprintf(esc, sizeof(esc), "\\x%02x", *p);
@@ -204,11 +172,12 @@ char *table_sanitize(const char *s)
 size_t table_width(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	const unsigned char *end = p + strlen((const char *)p);
 	size_t w = 0;
 
 	while (*p) {
-		unsigned cp;
-		size_t n = utf8_decode(p, &cp);
+		uint32_t cp;
+		size_t n = utf8_decode(p, (size_t)(end - p), &cp);
 		if (n == 0) {
 			w += 4;
 			p++;
@@ -224,7 +193,7 @@ char *table_truncate(const char *s, size_t max)
 {
 	if (!s)
 		s = "";
-	const unsigned char *p = (const unsigned char *)s;
+	const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
 	size_t w = 0, cut = 0;
 	struct sbuf b = { 0 };
 
@@ -234,8 +203,8 @@ char *table_truncate(const char *s, size_t max)
 	}
 	/* Keep room for the one-column ellipsis. */
 	while (*p) {
-		unsigned cp;
-		size_t n = utf8_decode(p, &cp);
+		uint32_t cp;
+		size_t n = utf8_decode(p, (size_t)(end - p), &cp);
 		size_t cw = n == 0 ? 4 : (size_t)table_cp_width(cp);
 		if (n == 0)
 			n = 1;

@@ -30,6 +30,7 @@
 
 #include "msg.h"
 #include "sha256.h"
+#include "utf8.h"
 
 /* 10000-01-01T00:00:00Z: RFC 3339 years have four digits, and a bound keeps
  * all later arithmetic far from int64 overflow. */
@@ -37,24 +38,6 @@
 #define ID_MAX_CHARS 128
 
 /* ---------------------------------------------------------------- detail */
-
-/* Length of the longest prefix of buf[0..n) that does not end inside a
- * UTF-8 sequence; buf is known to be a prefix of valid UTF-8. */
-static size_t
-utf8_trim(const char *buf, size_t n)
-{
-	size_t j = n;
-	unsigned char lead;
-	size_t want;
-
-	while (j > 0 && ((unsigned char)buf[j - 1] & 0xC0) == 0x80)
-		j--;
-	if (j == 0)
-		return 0;
-	lead = (unsigned char)buf[j - 1];
-	want = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
-	return n - (j - 1) < want ? j - 1 : n;
-}
 
 static void set_detail(char *d, size_t dlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -80,48 +63,9 @@ set_detail(char *d, size_t dlen, const char *fmt, ...)
 	len = (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1;
 	if (len > dlen - 1)
 		len = dlen - 1;
-	len = utf8_trim(tmp, len);
+	len = utf8_prefix(tmp, len, len);
 	memcpy(d, tmp, len);
 	d[len] = '\0';
-}
-
-/* Decode one strictly valid UTF-8 sequence (no overlongs, no surrogates,
- * at most U+10FFFF). Returns its length, or 0 if s does not start one. */
-static size_t
-utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	uint32_t c;
-	size_t n;
-
-	if (len == 0)
-		return 0;
-	if (s[0] < 0x80) {
-		*cp = s[0];
-		return 1;
-	} else if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-		c = s[0] & 0x1F;
-		n = 2;
-	} else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-		c = s[0] & 0x0F;
-		n = 3;
-	} else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-		c = s[0] & 0x07;
-		n = 4;
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		c = c << 6 | (s[i] & 0x3F);
-	}
-	if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-	    (c >= 0xD800 && c <= 0xDFFF))
-		return 0;
-	*cp = c;
-	return n;
 }
 
 /* Code points that would let text rearrange or split a log line. */
@@ -640,17 +584,6 @@ get_number(const struct jval *j, const char *name, bool *has, double *val,
 	*has = true;
 	*val = j->d;
 	return 0;
-}
-
-static size_t
-utf8_count(const char *s, size_t len)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++)
-		if (((unsigned char)s[i] & 0xC0) != 0x80)
-			n++;
-	return n;
 }
 
 /* Parsed-but-not-yet-judged payload fields. */

@@ -20,12 +20,13 @@
 #include <string.h>
 
 #include "span.h"
+#include "strmap.h"
 #include "timefmt.h"
 
 #define ALERT_TEXT_MAX 2048
 
 struct alert_level {
-	char *key;   /* "cell\x1ftype"; NULL: empty slot */
+	char *key;   /* "cell\x1ftype"; first, as strmap wants it */
 	int level;   /* 0 normal, 1 warn, 2 alarm */
 };
 
@@ -34,8 +35,9 @@ struct alert {
 	struct store *store;
 	struct outbox *outbox;
 	sqlite3_stmt *last_patrol, *first_overdue, *day_cells, *day_types, *day_alerts;
-	struct alert_level *lv;
+	struct alert_level *lv; /* dense: a reset walks only the levels in use */
 	size_t lv_cap, lv_n;
+	struct strmap lv_index; /* finds a level in lv by its key */
 	bool stale_levels; /* configuration changed since alert_restore */
 };
 
@@ -46,52 +48,33 @@ static enum timefmt_lang alert_lang(const struct alert *a)
 
 /* ------------------------------------------------------------ levels */
 
-static uint64_t alert_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 static struct alert_level *alert_level_slot(struct alert *a, const char *cell,
                                             const char *type, bool create)
 {
 	char key[2 * TOPIC_SEGMENT_MAX + 2];
 	snprintf(key, sizeof(key), "%s\x1f%s", cell, type);
-	if (create && (a->lv_n + 1) * 2 > a->lv_cap) {
+	int64_t i = strmap_find(&a->lv_index, a->lv, sizeof(*a->lv), key);
+	if (i >= 0)
+		return &a->lv[i];
+	if (!create)
+		return NULL;
+	if (a->lv_n == a->lv_cap) {
 		size_t ncap = a->lv_cap ? a->lv_cap * 2 : 64;
-		struct alert_level *nv = calloc(ncap, sizeof(*nv));
+		struct alert_level *nv = realloc(a->lv, ncap * sizeof(*nv));
 		if (!nv)
 			return NULL;
-		for (size_t i = 0; i < a->lv_cap; i++) {
-			if (!a->lv[i].key)
-				continue;
-			size_t j = alert_hash(a->lv[i].key) & (ncap - 1);
-			while (nv[j].key)
-				j = (j + 1) & (ncap - 1);
-			nv[j] = a->lv[i];
-		}
-		free(a->lv);
 		a->lv = nv;
 		a->lv_cap = ncap;
 	}
-	if (!a->lv_cap)
+	char *k = strdup(key);
+	if (!k)
 		return NULL;
-	size_t j = alert_hash(key) & (a->lv_cap - 1);
-	while (a->lv[j].key) {
-		if (strcmp(a->lv[j].key, key) == 0)
-			return &a->lv[j];
-		j = (j + 1) & (a->lv_cap - 1);
+	a->lv[a->lv_n] = (struct alert_level){ k, 0 };
+	if (strmap_insert(&a->lv_index, a->lv, sizeof(*a->lv), (uint32_t)a->lv_n) == -2) {
+		free(k);
+		return NULL;
 	}
-	if (!create)
-		return NULL;
-	a->lv[j].key = strdup(key);
-	if (!a->lv[j].key)
-		return NULL;
-	a->lv[j].level = 0;
-	a->lv_n++;
-	return &a->lv[j];
+	return &a->lv[a->lv_n++];
 }
 
 /* ------------------------------------------------------------ setup */
@@ -151,9 +134,10 @@ void alert_free(struct alert *a)
 	sqlite3_finalize(a->day_cells);
 	sqlite3_finalize(a->day_types);
 	sqlite3_finalize(a->day_alerts);
-	for (size_t i = 0; i < a->lv_cap; i++)
+	for (size_t i = 0; i < a->lv_n; i++)
 		free(a->lv[i].key);
 	free(a->lv);
+	strmap_free(&a->lv_index);
 	free(a);
 }
 
@@ -181,7 +165,7 @@ enum store_status alert_restore(struct alert *a)
 {
 	/* What the table says wins over memory (a rolled-back batch may have
 	 * moved a level that was never stored). */
-	for (size_t i = 0; i < a->lv_cap; i++)
+	for (size_t i = 0; i < a->lv_n; i++)
 		a->lv[i].level = 0;
 	enum store_status st = store_each_level(a->store, a->cfg, alert_row_level, a);
 	a->stale_levels = st != STORE_OK;

@@ -33,6 +33,8 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "utf8.h"
+
 /* How long a statement waits for another connection's lock (a report
  * reading, a CLI ack) before failing with SQLITE_BUSY. */
 #define STORE_BUSY_MS 5000
@@ -686,35 +688,9 @@ enum store_status store_put_event(struct store *s, const struct msg_record *r, b
  * UTF-8 (or holds a NUL), in which case the caller stores bytes. */
 static size_t store_utf8_prefix(const unsigned char *p, size_t len, size_t limit)
 {
-	size_t i = 0, ok = 0;
-	while (i < len) {
-		unsigned c = p[i];
-		size_t n;
-		if (c == 0)
-			return (size_t)-1;
-		if (c < 0x80)
-			n = 1;
-		else if (c >= 0xc2 && c <= 0xdf)
-			n = 2;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 3;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 4;
-		else
-			return (size_t)-1;
-		if (i + n > len)
-			return (size_t)-1;
-		for (size_t k = 1; k < n; k++)
-			if ((p[i + k] & 0xc0) != 0x80)
-				return (size_t)-1;
-		if ((c == 0xe0 && p[i + 1] < 0xa0) || (c == 0xed && p[i + 1] > 0x9f) ||
-		    (c == 0xf0 && p[i + 1] < 0x90) || (c == 0xf4 && p[i + 1] > 0x8f))
-			return (size_t)-1;
-		i += n;
-		if (i <= limit)
-			ok = i;
-	}
-	return ok;
+	if (utf8_check((const char *)p, len) != len)
+		return (size_t)-1;
+	return utf8_prefix((const char *)p, len, limit);
 }
 
 static int store_bind_bounded(sqlite3_stmt *st, int idx, const void *data, size_t len,
