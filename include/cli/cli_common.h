@@ -88,8 +88,9 @@ int cli_prepare(struct cli *c, const char *sql, sqlite3_stmt **st);
 int cli_exec(struct cli *c, const char *sql);
 /* The configured types that do NOT count as patrol presence, as a JSON
  * array (malloc'd) for "type NOT IN (SELECT value FROM json_each(?))".
- * Phrased as the exclusion because the daemon counts a type no longer in
- * the configuration as the patrol it was when it arrived. */
+ * Phrased as the exclusion because only configured types can be listed:
+ * the set is the configured types config_event_counts_as_patrol rejects,
+ * so a type no longer configured counts, as the daemon counts it. */
 char *cli_non_patrol_types(const struct config *cfg);
 /* Column text, "" for NULL. */
 const char *cli_col_text(sqlite3_stmt *st, int i);

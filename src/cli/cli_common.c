@@ -156,7 +156,7 @@ char *cli_non_patrol_types(const struct config *cfg)
 	if (!a)
 		return NULL;
 	for (size_t i = 0; i < cfg->n_events; i++)
-		if (!cfg->events[i].patrol &&
+		if (!config_event_counts_as_patrol(cfg, cfg->events[i].name) &&
 		    json_array_append_new(a, json_string(cfg->events[i].name)) < 0)
 			goto out;
 	s = json_dumps(a, JSON_COMPACT);

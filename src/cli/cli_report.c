@@ -146,8 +146,7 @@ static int gather_patrols(struct gather *g)
 		goto out;
 	while ((rc = sqlite3_step(span)) == SQLITE_ROW) {
 		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(span, 0));
-		const struct config_event *ev = config_event_find(cfg, cli_col_text(span, 1));
-		if (!cc || (ev && !ev->patrol))
+		if (!cc || !config_event_counts_as_patrol(cfg, cli_col_text(span, 1)))
 			continue;
 		size_t i = (size_t)(cc - cfg->cells);
 		int64_t first = sqlite3_column_int64(span, 2), last = sqlite3_column_int64(span, 3);
@@ -320,7 +319,7 @@ static int gather_events(struct gather *g)
 			.ts = sqlite3_column_int64(st, 1),
 			.worker = intern(&g->strings, cli_col_text(st, 2)),
 			.type = ev ? ev->name : intern(&g->strings, type),
-			.patrol = !ev || ev->patrol,
+			.patrol = config_event_counts_as_patrol(cfg, type),
 			.late = has_flag(cli_col_text(st, 5), "late"),
 			.has_value = sqlite3_column_type(st, 4) != SQLITE_NULL,
 			.value = sqlite3_column_double(st, 4),

@@ -564,8 +564,8 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 	sqlite3_bind_int64(a->day_cells, 2, now + 1);
 	while ((rc = sqlite3_step(a->day_cells)) == SQLITE_ROW) {
 		const struct config_cell *c = config_cell_find(cfg, (const char *)sqlite3_column_text(a->day_cells, 0));
-		const struct config_event *ev = config_event_find(cfg, (const char *)sqlite3_column_text(a->day_cells, 1));
-		if (c && (!ev || ev->patrol) && !seen[c - cfg->cells]) {
+		const char *type = (const char *)sqlite3_column_text(a->day_cells, 1);
+		if (c && config_event_counts_as_patrol(cfg, type) && !seen[c - cfg->cells]) {
 			seen[c - cfg->cells] = 1;
 			patrolled++;
 		}

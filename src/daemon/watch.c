@@ -216,7 +216,7 @@ enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
 	enum store_status st = STORE_OK;
 	const struct config_cell *c = rec->cell_cfg;
 
-	if (rec->event_cfg->patrol && w->dl) {
+	if (w->dl && config_event_counts_as_patrol(w->cfg, rec->type)) {
 		struct deadline_patrol_result r;
 		deadline_patrol(w->dl, (uint32_t)(c - w->cfg->cells), rec->ts, now, &r);
 		if (r.recovered) {
