@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cli_db.h"
 #include "deadline.h"
 #include "span.h"
 
@@ -50,43 +51,42 @@ struct status_cell {
 	int64_t pause_until;    /* DEADLINE_NEVER: until resumed */
 };
 
+struct status_read {
+	const struct config *cfg;
+	struct status_cell *cells;
+};
+
+static int status_row_known(void *arg, const struct cli_db_known *row)
+{
+	struct status_read *r = arg;
+	const struct config_cell *cc = config_cell_find(r->cfg, row->cell);
+	if (cc)
+		r->cells[cc - r->cfg->cells].known = row->known_since;
+	return 0;
+}
+
+static int status_row_pause(void *arg, const struct cli_db_pause *row)
+{
+	struct status_read *r = arg;
+	const struct config_cell *cc = config_cell_find(r->cfg, row->cell);
+	if (!cc)
+		return 0;
+	struct status_cell *s = &r->cells[cc - r->cfg->cells];
+	s->has_pause = true;
+	s->pause_until = row->open_ended ? DEADLINE_NEVER : row->until;
+	return 0;
+}
+
 static int status_read(struct cli *c, struct status_cell *cells)
 {
 	const struct config *cfg = c->cfg;
+	struct status_read r = { .cfg = cfg, .cells = cells };
 	sqlite3_stmt *st = NULL;
-	int rc, code = CLI_EXIT_FAIL;
+	int code = CLI_EXIT_FAIL;
 
-	if (cli_prepare(c, "SELECT id, known_since FROM cell", &st) != CLI_EXIT_OK)
+	if (cli_db_each_known(c, status_row_known, &r) != CLI_EXIT_OK ||
+	    cli_db_each_pause(c, INT64_MAX, status_row_pause, &r) != CLI_EXIT_OK)
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(st, 0));
-		if (cc)
-			cells[cc - cfg->cells].known = sqlite3_column_int64(st, 1);
-	}
-	if (rc != SQLITE_DONE) {
-		code = cli_db_fail(c, "reading cells");
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-
-	if (cli_prepare(c, "SELECT cell, since, until FROM pause", &st) != CLI_EXIT_OK)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(st, 0));
-		if (!cc)
-			continue;
-		struct status_cell *s = &cells[cc - cfg->cells];
-		s->has_pause = true;
-		s->pause_until = sqlite3_column_type(st, 2) == SQLITE_NULL
-		                 ? DEADLINE_NEVER : sqlite3_column_int64(st, 2);
-	}
-	if (rc != SQLITE_DONE) {
-		code = cli_db_fail(c, "reading pauses");
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
 
 	/* The daemon's own reading (span.h): one event_span probe per cell. */
 	if (span_prepare(c->db, &st) != SQLITE_OK) {

@@ -1,0 +1,79 @@
+/*
+ * cli_db: the CLI's fixed read-only queries against the daemon's schema,
+ * each handing typed rows to a callback, on the command's connection
+ * (cli_db_open_ro's snapshot). `status` and `report` read through it; the
+ * listings (events, rejected, alerts), whose SQL is built from the filters
+ * given, and the admin writes still hold their own statements.
+ *
+ * Every function returns CLI_EXIT_OK or CLI_EXIT_FAIL after one line on
+ * stderr (cli_db_fail). A callback returns 0 to go on, or -1 to stop the
+ * command after it has reported why itself. Text columns read as "" when
+ * NULL, as cli_col_text does, unless a field says otherwise; strings live
+ * until the callback returns.
+ */
+#ifndef GRIDPATROL_CLI_DB_H
+#define GRIDPATROL_CLI_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli_common.h"
+
+/* A row of `cell`: when the daemon first saw the cell configured. */
+struct cli_db_known {
+	const char *cell;
+	int64_t known_since;
+};
+typedef int cli_db_known_cb(void *arg, const struct cli_db_known *row);
+int cli_db_each_known(struct cli *c, cli_db_known_cb *cb, void *arg);
+
+/* A row of `pause` whose since is before `before` (INT64_MAX: every row). */
+struct cli_db_pause {
+	const char *cell;
+	int64_t since;
+	bool open_ended;        /* until resumed: until is 0 */
+	int64_t until;
+};
+typedef int cli_db_pause_cb(void *arg, const struct cli_db_pause *row);
+int cli_db_each_pause(struct cli *c, int64_t before, cli_db_pause_cb *cb, void *arg);
+
+/* A row of event_span: the oldest and newest event of a (cell, type). */
+struct cli_db_span {
+	const char *cell, *type;
+	int64_t first_ts, last_ts;
+};
+typedef int cli_db_span_cb(void *arg, const struct cli_db_span *row);
+int cli_db_each_span(struct cli *c, cli_db_span_cb *cb, void *arg);
+
+/* The newest patrol of a cell before a time, one probe on the event
+ * (cell, ts) index each; "patrol" by config_event_counts_as_patrol. */
+struct cli_db_before;
+int cli_db_before_open(struct cli *c, int64_t before, struct cli_db_before **out);
+/* *ts: the patrol's ts, 0 when there is none. */
+int cli_db_before_probe(struct cli *c, struct cli_db_before *b, const char *cell, int64_t *ts);
+void cli_db_before_close(struct cli_db_before *b);
+
+/* Alerts of a cell (not the digest's or the system's) raised in [from, to). */
+struct cli_db_alert_count {
+	const char *cell;
+	int count;
+};
+typedef int cli_db_alert_count_cb(void *arg, const struct cli_db_alert_count *row);
+int cli_db_each_alert_count(struct cli *c, int64_t from, int64_t to,
+                            cli_db_alert_count_cb *cb, void *arg);
+
+/* The events with from <= ts < to, ordered by cell, then ts. */
+struct cli_db_event {
+	const char *cell;
+	int64_t ts;
+	const char *worker, *type;
+	bool has_value;
+	double value;
+	const char *flags;      /* "late,clock_skew" */
+	const char *note;       /* NULL: none */
+};
+typedef int cli_db_event_cb(void *arg, const struct cli_db_event *row);
+int cli_db_each_day_event(struct cli *c, int64_t from, int64_t to, cli_db_event_cb *cb,
+                          void *arg);
+
+#endif
