@@ -1,9 +1,11 @@
 /*
  * cli_db: the CLI's fixed read-only queries against the daemon's schema,
  * each handing typed rows to a callback, on the command's connection
- * (cli_db_open_ro's snapshot). `status` and `report` read through it; the
- * listings (events, rejected, alerts), whose SQL is built from the filters
- * given, and the admin writes still hold their own statements.
+ * (cli_db_open_ro's snapshot): what `status` and `report` read, and the
+ * listings (events, rejected, alerts), whose SQL is put together here from
+ * fixed fragments for the filters actually given, so each filter can use
+ * its index; every value is bound, never pasted into the text. The admin
+ * commands' writes (pause, resume, backup) keep their own statements.
  *
  * Every function returns CLI_EXIT_OK or CLI_EXIT_FAIL after one line on
  * stderr (cli_db_fail). A callback returns 0 to go on, or -1 to stop the
@@ -75,5 +77,66 @@ struct cli_db_event {
 typedef int cli_db_event_cb(void *arg, const struct cli_db_event *row);
 int cli_db_each_day_event(struct cli *c, int64_t from, int64_t to, cli_db_event_cb *cb,
                           void *arg);
+
+/* --- listings: a cursor, read row by row while the listing prints --- */
+
+struct cli_db_cursor;
+void cli_db_cursor_close(struct cli_db_cursor *q);
+
+/* `events`: NULL filters match anything; limit < 0: no limit (the newest
+ * `limit` otherwise). Rows in patrol-time order. */
+struct cli_db_events_filter {
+	const char *cell, *worker, *type;
+	int64_t since, until;   /* since <= ts < until */
+	int64_t limit;
+};
+struct cli_db_event_row {
+	int64_t id, ts;
+	const char *cell, *worker, *type;
+	bool has_value, has_lat, has_lon;
+	double value, lat, lon;
+	const char *note, *photo, *msg_id;  /* NULL: none */
+	const char *flags;
+	int64_t recv_ms;
+};
+int cli_db_events_open(struct cli *c, const struct cli_db_events_filter *f,
+                       struct cli_db_cursor **out);
+/* *more false at the end (row untouched). */
+int cli_db_events_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_event_row *row,
+                       bool *more);
+
+/* `rejected`: recv_ms >= since_ms, of `reason` unless NULL; in order of
+ * arrival. */
+struct cli_db_rejected_row {
+	int64_t id, recv_ms;
+	const char *reason, *topic, *detail;
+	bool payload_blob;      /* not UTF-8: stored as bytes */
+	const void *payload;    /* blob: its bytes; else text, NULL when NULL */
+	size_t payload_bytes;   /* blob only */
+	int64_t payload_len;    /* as received */
+};
+int cli_db_rejected_open(struct cli *c, int64_t since_ms, const char *reason,
+                         struct cli_db_cursor **out);
+int cli_db_rejected_next(struct cli *c, struct cli_db_cursor *q,
+                         struct cli_db_rejected_row *row, bool *more);
+
+/* `alerts`: at >= since (with pending, only those with a delivery not yet
+ * delivered); one row per alert and sink, by alert id, then sink. */
+struct cli_db_alert_row {
+	int64_t id, at, repeat;
+	const char *kind, *text;
+	const char *cell;       /* NULL: digest, system */
+	const char *sink;       /* NULL: no sink wanted the alert (the rest unset) */
+	int64_t delivery;       /* delivery row id */
+	const char *state;      /* NULL: no delivery row */
+	int64_t tries;
+	const char *last_error; /* NULL: none */
+	bool has_done;
+	int64_t done_ms;
+	const char *ext_id;     /* NULL: none (the id its tries from memory used) */
+};
+int cli_db_alerts_open(struct cli *c, int64_t since, bool pending, struct cli_db_cursor **out);
+int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_alert_row *row,
+                       bool *more);
 
 #endif

@@ -5,6 +5,7 @@
 #include "cli_db.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* The caller's callback, whichever query's it is. */
 struct cli_db_ctx {
@@ -230,4 +231,250 @@ int cli_db_each_day_event(struct cli *c, int64_t from, int64_t to, cli_db_event_
 		return CLI_EXIT_FAIL;
 	return cli_db_walk(c, st, "reading the day's events", cli_db_event_row,
 	                   &(struct cli_db_ctx){ .cb.event = cb, .arg = arg });
+}
+
+/* ------------------------------------------------------------ listings */
+
+struct cli_db_cursor {
+	sqlite3_stmt *st;
+	const char *what;       /* for a failed step */
+};
+
+void cli_db_cursor_close(struct cli_db_cursor *q)
+{
+	if (!q)
+		return;
+	sqlite3_finalize(q->st);
+	free(q);
+}
+
+/* Append a fixed SQL fragment; the buffer is sized for every fragment of
+ * a command at once, so this only guards against a future edit. */
+static int sql_add(char *buf, size_t len, const char *frag)
+{
+	size_t n = strlen(buf);
+	if (n + strlen(frag) + 1 > len)
+		return -1;
+	memcpy(buf + n, frag, strlen(frag) + 1);
+	return 0;
+}
+
+static int bind_text_opt(struct cli *c, sqlite3_stmt *st, int idx, const char *v)
+{
+	if (v && sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC) != SQLITE_OK)
+		return cli_db_fail(c, "binding");
+	return CLI_EXIT_OK;
+}
+
+static int cli_db_cursor_new(struct cli *c, const char *sql, const char *what,
+                             struct cli_db_cursor **out)
+{
+	struct cli_db_cursor *q = calloc(1, sizeof(*q));
+	*out = NULL;
+	if (!q) {
+		cli_error("out of memory");
+		return CLI_EXIT_FAIL;
+	}
+	q->what = what;
+	if (cli_prepare(c, sql, &q->st) != CLI_EXIT_OK) {
+		free(q);
+		return CLI_EXIT_FAIL;
+	}
+	*out = q;
+	return CLI_EXIT_OK;
+}
+
+/* SQLITE_ROW: *more and a row to read; SQLITE_DONE: !*more. */
+static int cli_db_cursor_step(struct cli *c, struct cli_db_cursor *q, bool *more)
+{
+	int rc = sqlite3_step(q->st);
+	*more = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return cli_db_fail(c, q->what);
+	return CLI_EXIT_OK;
+}
+
+static const char *cli_db_text_or_null(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NULL : cli_col_text(st, i);
+}
+
+int cli_db_events_open(struct cli *c, const struct cli_db_events_filter *f,
+                       struct cli_db_cursor **out)
+{
+	char sql[1024] = "SELECT * FROM (SELECT id, ts, cell, worker, type, value, lat, lon, "
+	                 "note, photo, flags, msg_id, recv_ms FROM event WHERE ts >= ?4 AND ts < ?5";
+	struct cli_db_cursor *q;
+	int code;
+
+	*out = NULL;
+	if ((f->cell && sql_add(sql, sizeof(sql), " AND cell = ?1") < 0) ||
+	    (f->worker && sql_add(sql, sizeof(sql), " AND worker = ?2") < 0) ||
+	    (f->type && sql_add(sql, sizeof(sql), " AND type = ?3") < 0) ||
+	    sql_add(sql, sizeof(sql), " ORDER BY ts DESC, id DESC LIMIT ?6) ORDER BY ts, id") < 0) {
+		cli_error("query too long");
+		return CLI_EXIT_FAIL;
+	}
+	if ((code = cli_db_cursor_new(c, sql, "reading events", &q)) != CLI_EXIT_OK)
+		return code;
+	if ((code = bind_text_opt(c, q->st, 1, f->cell)) != CLI_EXIT_OK ||
+	    (code = bind_text_opt(c, q->st, 2, f->worker)) != CLI_EXIT_OK ||
+	    (code = bind_text_opt(c, q->st, 3, f->type)) != CLI_EXIT_OK) {
+		cli_db_cursor_close(q);
+		return code;
+	}
+	if (sqlite3_bind_int64(q->st, 4, f->since) != SQLITE_OK ||
+	    sqlite3_bind_int64(q->st, 5, f->until) != SQLITE_OK ||
+	    sqlite3_bind_int64(q->st, 6, f->limit) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		cli_db_cursor_close(q);
+		return code;
+	}
+	*out = q;
+	return CLI_EXIT_OK;
+}
+
+int cli_db_events_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_event_row *row,
+                       bool *more)
+{
+	sqlite3_stmt *st = q->st;
+	if (cli_db_cursor_step(c, q, more) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (!*more)
+		return CLI_EXIT_OK;
+	*row = (struct cli_db_event_row){
+		.id = sqlite3_column_int64(st, 0),
+		.ts = sqlite3_column_int64(st, 1),
+		.cell = cli_col_text(st, 2),
+		.worker = cli_col_text(st, 3),
+		.type = cli_col_text(st, 4),
+		.has_value = sqlite3_column_type(st, 5) != SQLITE_NULL,
+		.value = sqlite3_column_double(st, 5),
+		.has_lat = sqlite3_column_type(st, 6) != SQLITE_NULL,
+		.lat = sqlite3_column_double(st, 6),
+		.has_lon = sqlite3_column_type(st, 7) != SQLITE_NULL,
+		.lon = sqlite3_column_double(st, 7),
+		.note = cli_db_text_or_null(st, 8),
+		.photo = cli_db_text_or_null(st, 9),
+		.flags = cli_col_text(st, 10),
+		.msg_id = cli_db_text_or_null(st, 11),
+		.recv_ms = sqlite3_column_int64(st, 12),
+	};
+	return CLI_EXIT_OK;
+}
+
+int cli_db_rejected_open(struct cli *c, int64_t since_ms, const char *reason,
+                         struct cli_db_cursor **out)
+{
+	char sql[512] = "SELECT id, recv_ms, reason, topic, detail, payload, payload_len "
+	                "FROM rejected WHERE recv_ms >= ?1";
+	struct cli_db_cursor *q;
+	int code;
+
+	*out = NULL;
+	if ((reason && sql_add(sql, sizeof(sql), " AND reason = ?2") < 0) ||
+	    sql_add(sql, sizeof(sql), " ORDER BY recv_ms, id") < 0) {
+		cli_error("query too long");
+		return CLI_EXIT_FAIL;
+	}
+	if ((code = cli_db_cursor_new(c, sql, "reading rejected messages", &q)) != CLI_EXIT_OK)
+		return code;
+	if ((code = bind_text_opt(c, q->st, 2, reason)) != CLI_EXIT_OK) {
+		cli_db_cursor_close(q);
+		return code;
+	}
+	if (sqlite3_bind_int64(q->st, 1, since_ms) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		cli_db_cursor_close(q);
+		return code;
+	}
+	*out = q;
+	return CLI_EXIT_OK;
+}
+
+int cli_db_rejected_next(struct cli *c, struct cli_db_cursor *q,
+                         struct cli_db_rejected_row *row, bool *more)
+{
+	sqlite3_stmt *st = q->st;
+	if (cli_db_cursor_step(c, q, more) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (!*more)
+		return CLI_EXIT_OK;
+	bool blob = sqlite3_column_type(st, 5) == SQLITE_BLOB;
+	*row = (struct cli_db_rejected_row){
+		.id = sqlite3_column_int64(st, 0),
+		.recv_ms = sqlite3_column_int64(st, 1),
+		.reason = cli_col_text(st, 2),
+		.topic = cli_col_text(st, 3),
+		.detail = cli_col_text(st, 4),
+		.payload_blob = blob,
+		.payload_len = sqlite3_column_int64(st, 6),
+	};
+	if (blob) {
+		const void *p = sqlite3_column_blob(st, 5);
+		int n = sqlite3_column_bytes(st, 5);
+		row->payload = p ? p : "";
+		row->payload_bytes = (size_t)(n > 0 ? n : 0);
+	} else {
+		row->payload = cli_db_text_or_null(st, 5);
+	}
+	return CLI_EXIT_OK;
+}
+
+int cli_db_alerts_open(struct cli *c, int64_t since, bool pending, struct cli_db_cursor **out)
+{
+	char sql[1024] =
+		"SELECT a.id, a.at, a.kind, a.cell, a.repeat, a.text, o.sink, o.delivery_id, "
+		"d.state, d.tries, d.last_error, d.done_ms, d.ext_id FROM alert a "
+		"LEFT JOIN outbox o ON o.alert_id = a.id "
+		"LEFT JOIN delivery d ON d.id = o.delivery_id WHERE a.at >= ?1";
+	struct cli_db_cursor *q;
+	int code;
+
+	*out = NULL;
+	if ((pending &&
+	     sql_add(sql, sizeof(sql),
+	             " AND EXISTS (SELECT 1 FROM outbox o2 JOIN delivery d2 ON "
+	             "d2.id = o2.delivery_id WHERE o2.alert_id = a.id AND "
+	             "d2.state <> 'delivered')") < 0) ||
+	    sql_add(sql, sizeof(sql), " ORDER BY a.id, o.sink") < 0) {
+		cli_error("query too long");
+		return CLI_EXIT_FAIL;
+	}
+	if ((code = cli_db_cursor_new(c, sql, "reading alerts", &q)) != CLI_EXIT_OK)
+		return code;
+	if (sqlite3_bind_int64(q->st, 1, since) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		cli_db_cursor_close(q);
+		return code;
+	}
+	*out = q;
+	return CLI_EXIT_OK;
+}
+
+int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_alert_row *row,
+                       bool *more)
+{
+	sqlite3_stmt *st = q->st;
+	if (cli_db_cursor_step(c, q, more) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (!*more)
+		return CLI_EXIT_OK;
+	*row = (struct cli_db_alert_row){
+		.id = sqlite3_column_int64(st, 0),
+		.at = sqlite3_column_int64(st, 1),
+		.kind = cli_col_text(st, 2),
+		.cell = cli_db_text_or_null(st, 3),
+		.repeat = sqlite3_column_int64(st, 4),
+		.text = cli_col_text(st, 5),
+		.sink = cli_db_text_or_null(st, 6),
+		.delivery = sqlite3_column_int64(st, 7),
+		.state = cli_db_text_or_null(st, 8),
+		.tries = sqlite3_column_int64(st, 9),
+		.last_error = cli_db_text_or_null(st, 10),
+		.has_done = sqlite3_column_type(st, 11) != SQLITE_NULL,
+		.done_ms = sqlite3_column_int64(st, 11),
+		.ext_id = cli_db_text_or_null(st, 12),
+	};
+	return CLI_EXIT_OK;
 }

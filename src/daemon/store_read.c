@@ -121,7 +121,9 @@ enum store_status store_each_open_overdue(struct store *s, const struct config *
 		store_probe_done(rec);
 		if (rc == SQLITE_DONE) {
 			rc = SQLITE_OK;
-			struct store_open_overdue row = { .cell = cell, .at = v[0], .repeat = (int)repeat };
+			struct store_open_overdue row = {
+				.cell = cell, .at = v[0], .repeat = (int)repeat,
+			};
 			if (cb(arg, &row) != 0)
 				break;
 		} else if (rc == SQLITE_ROW) {
@@ -177,7 +179,9 @@ enum store_status store_each_level(struct store *s, const struct config *cfg,
 			if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 				break;
 			rc = SQLITE_OK;
-			struct store_level row = { .cell = cell, .type = ev->name, .level = (int)level };
+			struct store_level row = {
+				.cell = cell, .type = ev->name, .level = (int)level,
+			};
 			if (found && cb(arg, &row) != 0)
 				goto out;
 		}
