@@ -5,7 +5,9 @@
  * listings (events, rejected, alerts), whose SQL is put together here from
  * fixed fragments for the filters actually given, so each filter can use
  * its index; every value is bound, never pasted into the text. The admin
- * commands' writes (pause, resume, backup) keep their own statements.
+ * commands' writes (pause, resume, backup) are here too, at the end. Only
+ * opening the connection and its snapshot (cli_common) and the span probe
+ * shared with the daemon (span.h) run SQL elsewhere in the CLI.
  *
  * Every function returns CLI_EXIT_OK or CLI_EXIT_FAIL after one line on
  * stderr (cli_db_fail). A callback returns 0 to go on, or -1 to stop the
@@ -138,5 +140,17 @@ struct cli_db_alert_row {
 int cli_db_alerts_open(struct cli *c, int64_t since, bool pending, struct cli_db_cursor **out);
 int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_alert_row *row,
                        bool *more);
+
+/* --- the admin commands' writes, on cli_db_open_rw's connection --- */
+
+/* The cell's pause row, replacing any: from since, until `until` when
+ * has_until (else until resumed), with reason unless NULL. */
+int cli_db_pause_put(struct cli *c, const char *cell, int64_t since, bool has_until,
+                     int64_t until, const char *reason);
+/* Ends the cell's running pause at `at`, keeping the row; *was: there was
+ * one. */
+int cli_db_pause_end(struct cli *c, const char *cell, int64_t at, bool *was);
+/* VACUUM INTO path (an existing empty file), outside any transaction. */
+int cli_db_vacuum_into(struct cli *c, const char *path);
 
 #endif

@@ -478,3 +478,58 @@ int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_ale
 	};
 	return CLI_EXIT_OK;
 }
+
+/* ------------------------------------------------------------ admin */
+
+int cli_db_pause_put(struct cli *c, const char *cell, int64_t since, bool has_until,
+                     int64_t until, const char *reason)
+{
+	sqlite3_stmt *st;
+	int code = CLI_EXIT_OK;
+	if (cli_prepare(c, "INSERT OR REPLACE INTO pause (cell, since, until, reason) "
+	                   "VALUES (?1, ?2, ?3, ?4)", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, since) != SQLITE_OK ||
+	    (has_until ? sqlite3_bind_int64(st, 3, until) : sqlite3_bind_null(st, 3)) != SQLITE_OK ||
+	    (reason ? sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC)
+	            : sqlite3_bind_null(st, 4)) != SQLITE_OK)
+		code = cli_db_fail(c, "binding");
+	else if (sqlite3_step(st) != SQLITE_DONE)
+		code = cli_db_fail(c, "cannot write the pause");
+	sqlite3_finalize(st);
+	return code;
+}
+
+int cli_db_pause_end(struct cli *c, const char *cell, int64_t at, bool *was)
+{
+	sqlite3_stmt *st;
+	int code = CLI_EXIT_OK;
+	*was = false;
+	if (cli_prepare(c, "UPDATE pause SET until = ?2 WHERE cell = ?1 "
+	                   "AND (until IS NULL OR until > ?2)", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, at) != SQLITE_OK)
+		code = cli_db_fail(c, "binding");
+	else if (sqlite3_step(st) != SQLITE_DONE)
+		code = cli_db_fail(c, "cannot end the pause");
+	else
+		*was = sqlite3_changes(c->db) > 0;
+	sqlite3_finalize(st);
+	return code;
+}
+
+int cli_db_vacuum_into(struct cli *c, const char *path)
+{
+	sqlite3_stmt *st;
+	int code = CLI_EXIT_OK;
+	if (cli_prepare(c, "VACUUM INTO ?1", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC) != SQLITE_OK)
+		code = cli_db_fail(c, "binding");
+	else if (sqlite3_step(st) != SQLITE_DONE)
+		code = cli_db_fail(c, "backup failed");
+	sqlite3_finalize(st);
+	return code;
+}
