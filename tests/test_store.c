@@ -789,17 +789,28 @@ struct seen {
 	int n;
 };
 
-static int seen_cb(void *arg, const char *t0, const char *t1, int64_t i0, int64_t i1,
-                   bool null1)
+static struct seen_row *seen_next(struct seen *v, const char *cell, const char *type)
 {
-	struct seen *v = arg;
-	(void)null1;
 	assert_true(v->n < 8);
-	snprintf(v->r[v->n].cell, sizeof(v->r[v->n].cell), "%s", t0);
-	snprintf(v->r[v->n].type, sizeof(v->r[v->n].type), "%s", t1 ? t1 : "");
-	v->r[v->n].i0 = i0;
-	v->r[v->n].i1 = i1;
-	v->n++;
+	struct seen_row *r = &v->r[v->n++];
+	snprintf(r->cell, sizeof(r->cell), "%s", cell);
+	snprintf(r->type, sizeof(r->type), "%s", type ? type : "");
+	return r;
+}
+
+static int seen_overdue_cb(void *arg, const struct store_open_overdue *row)
+{
+	struct seen_row *r = seen_next(arg, row->cell, NULL);
+	r->i0 = row->at;
+	r->i1 = row->repeat;
+	return 0;
+}
+
+static int seen_level_cb(void *arg, const struct store_level *row)
+{
+	struct seen_row *r = seen_next(arg, row->cell, row->type);
+	r->i0 = row->level;
+	r->i1 = 0;
 	return 0;
 }
 
@@ -842,14 +853,14 @@ static void test_open_overdue_and_levels_per_cell(void **state)
 	assert_non_null(s);
 
 	struct seen v = { .n = 0 };
-	assert_int_equal(store_each_open_overdue(s, cfg, seen_cb, &v), STORE_OK);
+	assert_int_equal(store_each_open_overdue(s, cfg, seen_overdue_cb, &v), STORE_OK);
 	assert_int_equal(v.n, 1);
 	assert_string_equal(v.r[0].cell, "yh-01");
 	assert_int_equal(v.r[0].i0, 300);
 	assert_int_equal(v.r[0].i1, 1);
 
 	v.n = 0;
-	assert_int_equal(store_each_level(s, cfg, seen_cb, &v), STORE_OK);
+	assert_int_equal(store_each_level(s, cfg, seen_level_cb, &v), STORE_OK);
 	assert_int_equal(v.n, 3);
 	assert_string_equal(v.r[0].cell, "yh-01");
 	assert_string_equal(v.r[0].type, "flood");

@@ -86,11 +86,6 @@ int cli_db_fail(struct cli *c, const char *what);
 int cli_prepare(struct cli *c, const char *sql, sqlite3_stmt **st);
 /* Run a statement that returns no rows. */
 int cli_exec(struct cli *c, const char *sql);
-/* The configured types that do NOT count as patrol presence, as a JSON
- * array (malloc'd) for "type NOT IN (SELECT value FROM json_each(?))".
- * Phrased as the exclusion because the daemon counts a type no longer in
- * the configuration as the patrol it was when it arrived. */
-char *cli_non_patrol_types(const struct config *cfg);
 /* Column text, "" for NULL. */
 const char *cli_col_text(sqlite3_stmt *st, int i);
 

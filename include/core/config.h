@@ -162,4 +162,11 @@ const struct config_event *config_event_find(const struct config *cfg, const cha
 /* Name of a single kind bit ("overdue"), or NULL. */
 const char *config_kind_name(unsigned kind);
 
+/* Whether events of `type` count as patrol presence under cfg: the one
+ * rule the deadline engine, alerts, the digest and every CLI command
+ * share. A type configured with `patrol: false` does not count; a type
+ * no longer configured does (it was accepted as a patrol when it
+ * arrived). A NULL type does not count. */
+bool config_event_counts_as_patrol(const struct config *cfg, const char *type);
+
 #endif

@@ -113,6 +113,14 @@ void outbox_delivery_clear(struct outbox_delivery *d);
  * INT64_MAX. */
 enum store_status outbox_next_time(struct outbox *o, const char *sink, int64_t *out_ms);
 
+/* The alert module's questions about past alerts. When the cell's newest
+ * first overdue alert (repeat 0) was raised; *found false if it has none. */
+enum store_status outbox_first_overdue_at(struct outbox *o, const char *cell, int64_t *at,
+                                          bool *found);
+/* How many overdue alerts, first ones and reminders, have from <= at < to. */
+enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t to,
+                                       int64_t *out);
+
 enum store_status outbox_mark_inflight(struct outbox *o, int64_t id);
 enum store_status outbox_mark_delivered(struct outbox *o, int64_t id, int64_t now_ms);
 /* A failed try: back to pending with next_ms, tries+1, the error kept. */

@@ -75,23 +75,71 @@ bool store_failed_full(const struct store *s);
 /* Record known_since for cells first seen now (own transaction). */
 enum store_status store_sync_cells(struct store *s, const struct config *cfg, int64_t now_s);
 
-/* State the daemon rebuilds at start, on reload and after a failed batch.
- * Each calls cb once per row; a non-zero return from cb stops early. */
-typedef int store_row_cb(void *arg, const char *text0, const char *text1,
-                         int64_t int0, int64_t int1, bool null1);
-/* (cell, NULL, known_since, 0) */
-enum store_status store_each_known(struct store *s, store_row_cb *cb, void *arg);
-/* (cell, NULL, at, repeat): the newest overdue alert of each configured
- * cell that has no recovery after it. A few index probes per cell. */
+/* State the daemon rebuilds at start, on reload and after a failed batch
+ * (src/daemon/store_read.c). Each calls its callback once per row, with a
+ * row whose strings live until the callback returns; a non-zero return
+ * from the callback stops early. */
+
+/* A row of `cell`: when the daemon first saw the cell configured. */
+struct store_known_cell {
+	const char *cell;
+	int64_t known_since;    /* Unix seconds */
+};
+typedef int store_known_cb(void *arg, const struct store_known_cell *row);
+enum store_status store_each_known(struct store *s, store_known_cb *cb, void *arg);
+
+/* The newest overdue alert of a configured cell that has no recovery
+ * after it. */
+struct store_open_overdue {
+	const char *cell;
+	int64_t at;             /* when it was raised, Unix seconds */
+	int repeat;             /* 0 first alert, 1.. its reminders */
+};
+typedef int store_open_overdue_cb(void *arg, const struct store_open_overdue *row);
+/* A few index probes per configured cell. */
 enum store_status store_each_open_overdue(struct store *s, const struct config *cfg,
-                                          store_row_cb *cb, void *arg);
-/* (cell, type, level, 0) per configured cell and threshold type that has
- * a reading alert: the level its newest warn/alarm/normal alert left it
- * at (0 normal, 1 warn, 2 alarm). A few index probes per pair. */
+                                          store_open_overdue_cb *cb, void *arg);
+
+/* A configured cell and threshold type that has a reading alert. */
+struct store_level {
+	const char *cell;
+	const char *type;
+	int level;              /* what its newest warn/alarm/normal alert left:
+	                         * 0 normal, 1 warn, 2 alarm */
+};
+typedef int store_level_cb(void *arg, const struct store_level *row);
+/* A few index probes per (cell, threshold type) pair. */
 enum store_status store_each_level(struct store *s, const struct config *cfg,
-                                   store_row_cb *cb, void *arg);
-/* (cell, NULL, since, until) with null1 when paused until resumed */
-enum store_status store_each_pause(struct store *s, store_row_cb *cb, void *arg);
+                                   store_level_cb *cb, void *arg);
+
+/* A row of `pause` (gridpatrol pause/resume write them). */
+struct store_pause {
+	const char *cell;
+	int64_t since;          /* Unix seconds */
+	bool open_ended;        /* paused until resumed: until is 0 */
+	int64_t until;          /* Unix seconds; may be past (ended) */
+};
+typedef int store_pause_cb(void *arg, const struct store_pause *row);
+enum store_status store_each_pause(struct store *s, store_pause_cb *cb, void *arg);
+
+/* The daily digest's figures: stored events with from <= ts < to. */
+/* Each (cell, type) pair that has at least one such event. */
+struct store_cell_type {
+	const char *cell;
+	const char *type;
+};
+typedef int store_cell_type_cb(void *arg, const struct store_cell_type *row);
+enum store_status store_each_day_cell_type(struct store *s, int64_t from, int64_t to,
+                                           store_cell_type_cb *cb, void *arg);
+/* How many such events each type has, in type order. */
+struct store_type_count {
+	const char *type;
+	int64_t count;
+};
+typedef int store_type_count_cb(void *arg, const struct store_type_count *row);
+enum store_status store_each_day_type_count(struct store *s, int64_t from, int64_t to,
+                                            store_type_count_cb *cb, void *arg);
+
 /* Changes when another connection (the CLI's pause) commits. */
 enum store_status store_data_version(struct store *s, int64_t *out);
 

@@ -5,10 +5,8 @@
  * that the deadline engine (watch), the overdue texts (alert) and the
  * CLI's `status` share, so they can never disagree. event_span keeps the
  * newest event of each (cell, type) even after retention deleted the
- * rows, and whether a type counts as a patrol is decided here, from the
- * configuration in force: a type configured with `patrol: false` does
- * not count; a type no longer configured does (it was accepted as a
- * patrol when it arrived).
+ * rows, and whether a type counts as a patrol is decided from the
+ * configuration in force by config_event_counts_as_patrol (config.h).
  *
  * Works on any connection (the daemon's writer, the CLI's reader); it
  * never logs. One indexed probe per cell: a year of history costs
@@ -29,9 +27,6 @@ struct span_patrol {
 	int64_t ts;                           /* the event's ts, Unix seconds */
 	char worker[TOPIC_SEGMENT_MAX + 1];   /* who reported it */
 };
-
-/* Whether events of `type` count as patrol presence under cfg. */
-bool span_is_patrol(const struct config *cfg, const char *type);
 
 /* Prepares the per-cell probe on db (finalize it with sqlite3_finalize).
  * Returns an SQLite result code. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli_common.h"
+#include "cli_db.h"
 
 static const struct config_cell *known_cell(struct cli *c, const char *id)
 {
@@ -32,7 +33,6 @@ int cli_cmd_pause(struct cli *c)
 {
 	const struct config_cell *cc = known_cell(c, c->args[0]);
 	int64_t until = 0;
-	sqlite3_stmt *st = NULL;
 	char when[TIMEFMT_MAX];
 	int code;
 
@@ -49,21 +49,9 @@ int cli_cmd_pause(struct cli *c)
 	code = cli_db_open_rw(c);
 	if (code != CLI_EXIT_OK)
 		return cli_db_close(c, code);
-	if ((code = cli_prepare(c, "INSERT OR REPLACE INTO pause (cell, since, until, reason) "
-	                           "VALUES (?1, ?2, ?3, ?4)", &st)) != CLI_EXIT_OK)
+	if ((code = cli_db_pause_put(c, cc->id, c->now, c->until != NULL, until, c->reason)) !=
+	    CLI_EXIT_OK)
 		goto done;
-	if (sqlite3_bind_text(st, 1, cc->id, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, c->now) != SQLITE_OK ||
-	    (c->until ? sqlite3_bind_int64(st, 3, until) : sqlite3_bind_null(st, 3)) != SQLITE_OK ||
-	    (c->reason ? sqlite3_bind_text(st, 4, c->reason, -1, SQLITE_STATIC)
-	               : sqlite3_bind_null(st, 4)) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto done;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		code = cli_db_fail(c, "cannot write the pause");
-		goto done;
-	}
 	if (c->until)
 		timefmt_rfc3339(until, when, sizeof(when));
 	if (c->lang == TIMEFMT_ZH)
@@ -75,14 +63,13 @@ int cli_cmd_pause(struct cli *c)
 	if (fflush(stdout) == EOF)
 		code = CLI_EXIT_FAIL;
 done:
-	sqlite3_finalize(st);
 	return cli_db_close(c, code);
 }
 
 int cli_cmd_resume(struct cli *c)
 {
 	const struct config_cell *cc = known_cell(c, c->args[0]);
-	sqlite3_stmt *st = NULL;
+	bool was;
 	int code;
 
 	if (!cc)
@@ -94,19 +81,8 @@ int cli_cmd_resume(struct cli *c)
 	 * Deadline), and a restart of the daemon, `status` and `report` must
 	 * still see it. Deleting it made them count from the last patrol while
 	 * the running daemon counted from the resume. */
-	if ((code = cli_prepare(c, "UPDATE pause SET until = ?2 WHERE cell = ?1 "
-	                           "AND (until IS NULL OR until > ?2)", &st)) != CLI_EXIT_OK)
+	if ((code = cli_db_pause_end(c, cc->id, c->now, &was)) != CLI_EXIT_OK)
 		goto done;
-	if (sqlite3_bind_text(st, 1, cc->id, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, c->now) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto done;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		code = cli_db_fail(c, "cannot end the pause");
-		goto done;
-	}
-	bool was = sqlite3_changes(c->db) > 0;
 	if (c->lang == TIMEFMT_ZH)
 		printf(was ? "已恢复 %s（%s），从现在起计算巡查期限。\n" : "%s（%s）没有暂停。\n", cc->id,
 		       cc->name);
@@ -116,7 +92,6 @@ int cli_cmd_resume(struct cli *c)
 	if (fflush(stdout) == EOF)
 		code = CLI_EXIT_FAIL;
 done:
-	sqlite3_finalize(st);
 	return cli_db_close(c, code);
 }
 
@@ -149,7 +124,6 @@ int cli_cmd_backup(struct cli *c)
 {
 	const char *dest = c->args[0];
 	struct stat sb;
-	sqlite3_stmt *st = NULL;
 	char *tmp = NULL;
 	bool tmp_made = false;
 	int code;
@@ -186,16 +160,8 @@ int cli_cmd_backup(struct cli *c)
 	close(fd); /* VACUUM INTO accepts an existing empty file */
 	tmp_made = true;
 
-	if ((code = cli_prepare(c, "VACUUM INTO ?1", &st)) != CLI_EXIT_OK)
+	if ((code = cli_db_vacuum_into(c, tmp)) != CLI_EXIT_OK)
 		goto done;
-	if (sqlite3_bind_text(st, 1, tmp, -1, SQLITE_STATIC) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto done;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		code = cli_db_fail(c, "backup failed");
-		goto done;
-	}
 	if (sync_file(tmp) < 0) {
 		cli_error("cannot sync %s: %s", tmp, strerror(errno));
 		code = CLI_EXIT_FAIL;
@@ -223,7 +189,6 @@ int cli_cmd_backup(struct cli *c)
 	if (fflush(stdout) == EOF)
 		code = CLI_EXIT_FAIL;
 done:
-	sqlite3_finalize(st);
 	if (tmp_made)
 		unlink(tmp);
 	free(tmp);

@@ -149,22 +149,6 @@ int cli_exec(struct cli *c, const char *sql)
 	return CLI_EXIT_OK;
 }
 
-char *cli_non_patrol_types(const struct config *cfg)
-{
-	json_t *a = json_array();
-	char *s = NULL;
-	if (!a)
-		return NULL;
-	for (size_t i = 0; i < cfg->n_events; i++)
-		if (!cfg->events[i].patrol &&
-		    json_array_append_new(a, json_string(cfg->events[i].name)) < 0)
-			goto out;
-	s = json_dumps(a, JSON_COMPACT);
-out:
-	json_decref(a);
-	return s;
-}
-
 const char *cli_col_text(sqlite3_stmt *st, int i)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);

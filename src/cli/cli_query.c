@@ -5,9 +5,8 @@
  * `status` runs the daemon's own deadline engine over what the database
  * holds (known_since, last patrol per cell over patrol-presence types
  * from event_span, pauses), so the CLI and the alerts can never disagree
- * about which cell is overdue. Listings build their SQL from fixed fragments for the
- * filters actually given, so each filter can use its index; every value
- * is bound, never pasted into the text.
+ * about which cell is overdue. Every query is cli_db's, the span probe
+ * span.h's; this file turns their rows into listings.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -15,6 +14,7 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cli_db.h"
 #include "deadline.h"
 #include "span.h"
 
@@ -50,43 +50,42 @@ struct status_cell {
 	int64_t pause_until;    /* DEADLINE_NEVER: until resumed */
 };
 
+struct status_read {
+	const struct config *cfg;
+	struct status_cell *cells;
+};
+
+static int status_row_known(void *arg, const struct cli_db_known *row)
+{
+	struct status_read *r = arg;
+	const struct config_cell *cc = config_cell_find(r->cfg, row->cell);
+	if (cc)
+		r->cells[cc - r->cfg->cells].known = row->known_since;
+	return 0;
+}
+
+static int status_row_pause(void *arg, const struct cli_db_pause *row)
+{
+	struct status_read *r = arg;
+	const struct config_cell *cc = config_cell_find(r->cfg, row->cell);
+	if (!cc)
+		return 0;
+	struct status_cell *s = &r->cells[cc - r->cfg->cells];
+	s->has_pause = true;
+	s->pause_until = row->open_ended ? DEADLINE_NEVER : row->until;
+	return 0;
+}
+
 static int status_read(struct cli *c, struct status_cell *cells)
 {
 	const struct config *cfg = c->cfg;
+	struct status_read r = { .cfg = cfg, .cells = cells };
 	sqlite3_stmt *st = NULL;
-	int rc, code = CLI_EXIT_FAIL;
+	int code = CLI_EXIT_FAIL;
 
-	if (cli_prepare(c, "SELECT id, known_since FROM cell", &st) != CLI_EXIT_OK)
+	if (cli_db_each_known(c, status_row_known, &r) != CLI_EXIT_OK ||
+	    cli_db_each_pause(c, INT64_MAX, status_row_pause, &r) != CLI_EXIT_OK)
 		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(st, 0));
-		if (cc)
-			cells[cc - cfg->cells].known = sqlite3_column_int64(st, 1);
-	}
-	if (rc != SQLITE_DONE) {
-		code = cli_db_fail(c, "reading cells");
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-
-	if (cli_prepare(c, "SELECT cell, since, until FROM pause", &st) != CLI_EXIT_OK)
-		goto out;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(st, 0));
-		if (!cc)
-			continue;
-		struct status_cell *s = &cells[cc - cfg->cells];
-		s->has_pause = true;
-		s->pause_until = sqlite3_column_type(st, 2) == SQLITE_NULL
-		                 ? DEADLINE_NEVER : sqlite3_column_int64(st, 2);
-	}
-	if (rc != SQLITE_DONE) {
-		code = cli_db_fail(c, "reading pauses");
-		goto out;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
 
 	/* The daemon's own reading (span.h): one event_span probe per cell. */
 	if (span_prepare(c->db, &st) != SQLITE_OK) {
@@ -240,24 +239,6 @@ done:
 /* Shared listing scaffolding                                          */
 /* ------------------------------------------------------------------ */
 
-/* Append a fixed SQL fragment; the buffer is sized for every fragment of
- * a command at once, so this only guards against a future edit. */
-static int sql_add(char *buf, size_t len, const char *frag)
-{
-	size_t n = strlen(buf);
-	if (n + strlen(frag) + 1 > len)
-		return -1;
-	memcpy(buf + n, frag, strlen(frag) + 1);
-	return 0;
-}
-
-static int bind_text_opt(struct cli *c, sqlite3_stmt *st, int idx, const char *v)
-{
-	if (v && sqlite3_bind_text(st, idx, v, -1, SQLITE_STATIC) != SQLITE_OK)
-		return cli_db_fail(c, "binding");
-	return CLI_EXIT_OK;
-}
-
 /* ------------------------------------------------------------------ */
 /* events                                                              */
 /* ------------------------------------------------------------------ */
@@ -278,32 +259,39 @@ static const struct cli_col event_cols[] = {
 	{ "recv_ms", "接收", "Received", CLI_COL_NO_TEXT, 0 },
 };
 
-static struct cli_val col_val(sqlite3_stmt *st, int i)
+static struct cli_val val_str(const char *s)
 {
-	switch (sqlite3_column_type(st, i)) {
-	case SQLITE_NULL: return (struct cli_val){ .kind = CLI_V_NULL };
-	case SQLITE_INTEGER:
-		return (struct cli_val){ .kind = CLI_V_INT, .i = sqlite3_column_int64(st, i) };
-	case SQLITE_FLOAT:
-		return (struct cli_val){ .kind = CLI_V_REAL, .d = sqlite3_column_double(st, i) };
-	default:
-		return (struct cli_val){ .kind = CLI_V_STR, .s = cli_col_text(st, i) };
-	}
+	if (!s)
+		return (struct cli_val){ .kind = CLI_V_NULL };
+	return (struct cli_val){ .kind = CLI_V_STR, .s = s };
+}
+
+static struct cli_val val_int(int64_t i)
+{
+	return (struct cli_val){ .kind = CLI_V_INT, .i = i };
+}
+
+static struct cli_val val_real(bool has, double d)
+{
+	if (!has)
+		return (struct cli_val){ .kind = CLI_V_NULL };
+	return (struct cli_val){ .kind = CLI_V_REAL, .d = d };
 }
 
 int cli_cmd_events(struct cli *c)
 {
-	char sql[1024] = "SELECT * FROM (SELECT id, ts, cell, worker, type, value, lat, lon, "
-	                 "note, photo, flags, msg_id, recv_ms FROM event WHERE ts >= ?4 AND ts < ?5";
-	int64_t since = INT64_MIN, until = INT64_MAX, limit = -1;
-	sqlite3_stmt *st = NULL;
+	struct cli_db_events_filter flt = {
+		.cell = c->cell, .worker = c->worker, .type = c->type,
+		.since = INT64_MIN, .until = INT64_MAX, .limit = -1,
+	};
+	struct cli_db_cursor *q = NULL;
 	struct cli_out out = { 0 };
 	struct cli_list *l = NULL;
-	bool out_open = false;
-	int code, rc;
+	bool out_open = false, more;
+	int code;
 
-	if ((c->since && cli_parse_time(c, "--since", c->since, &since) < 0) ||
-	    (c->until && cli_parse_time(c, "--until", c->until, &until) < 0))
+	if ((c->since && cli_parse_time(c, "--since", c->since, &flt.since) < 0) ||
+	    (c->until && cli_parse_time(c, "--until", c->until, &flt.until) < 0))
 		return CLI_EXIT_USAGE;
 	if (c->limit) {
 		char *end;
@@ -313,30 +301,14 @@ int cli_cmd_events(struct cli *c)
 			cli_error("bad --limit '%s' (a count, 0 or more)", c->limit);
 			return CLI_EXIT_USAGE;
 		}
-		limit = v;
-	}
-	if ((c->cell && sql_add(sql, sizeof(sql), " AND cell = ?1") < 0) ||
-	    (c->worker && sql_add(sql, sizeof(sql), " AND worker = ?2") < 0) ||
-	    (c->type && sql_add(sql, sizeof(sql), " AND type = ?3") < 0) ||
-	    sql_add(sql, sizeof(sql), " ORDER BY ts DESC, id DESC LIMIT ?6) ORDER BY ts, id") < 0) {
-		cli_error("query too long");
-		return CLI_EXIT_FAIL;
+		flt.limit = v;
 	}
 
 	code = cli_db_open_ro(c);
 	if (code != CLI_EXIT_OK)
 		return cli_db_close(c, code);
-	if ((code = cli_prepare(c, sql, &st)) != CLI_EXIT_OK ||
-	    (code = bind_text_opt(c, st, 1, c->cell)) != CLI_EXIT_OK ||
-	    (code = bind_text_opt(c, st, 2, c->worker)) != CLI_EXIT_OK ||
-	    (code = bind_text_opt(c, st, 3, c->type)) != CLI_EXIT_OK)
+	if ((code = cli_db_events_open(c, &flt, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (sqlite3_bind_int64(st, 4, since) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 5, until) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 6, limit) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto done;
-	}
 	if (cli_out_open(&out, c->out_path) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
@@ -348,21 +320,33 @@ int cli_cmd_events(struct cli *c)
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct cli_val v[13];
-		for (int i = 0; i < 13; i++)
-			v[i] = col_val(st, i);
-		v[1].kind = CLI_V_TIME;
+	for (;;) {
+		struct cli_db_event_row e;
+		if ((code = cli_db_events_next(c, q, &e, &more)) != CLI_EXIT_OK || !more)
+			break;
+		struct cli_val v[] = {
+			val_int(e.id),
+			{ .kind = CLI_V_TIME, .i = e.ts },
+			val_str(e.cell),
+			val_str(e.worker),
+			val_str(e.type),
+			val_real(e.has_value, e.value),
+			val_real(e.has_lat, e.lat),
+			val_real(e.has_lon, e.lon),
+			val_str(e.note),
+			val_str(e.photo),
+			val_str(e.flags),
+			val_str(e.msg_id),
+			val_int(e.recv_ms),
+		};
 		if (cli_list_row(l, v) < 0) {
 			code = CLI_EXIT_FAIL;
 			goto done;
 		}
 	}
-	if (rc != SQLITE_DONE)
-		code = cli_db_fail(c, "reading events");
 done:
 	code = listing_close(l, out_open ? &out : NULL, code);
-	sqlite3_finalize(st);
+	cli_db_cursor_close(q);
 	return cli_db_close(c, code);
 }
 
@@ -383,32 +367,20 @@ static const struct cli_col rejected_cols[] = {
 
 int cli_cmd_rejected(struct cli *c)
 {
-	char sql[512] = "SELECT id, recv_ms, reason, topic, detail, payload, payload_len "
-	                "FROM rejected WHERE recv_ms >= ?1";
 	int64_t since = INT64_MIN / 1000;
-	sqlite3_stmt *st = NULL;
+	struct cli_db_cursor *q = NULL;
 	struct cli_out out = { 0 };
 	struct cli_list *l = NULL;
-	bool out_open = false;
-	int code, rc;
+	bool out_open = false, more;
+	int code;
 
 	if (c->since && cli_parse_time(c, "--since", c->since, &since) < 0)
 		return CLI_EXIT_USAGE;
-	if ((c->reason && sql_add(sql, sizeof(sql), " AND reason = ?2") < 0) ||
-	    sql_add(sql, sizeof(sql), " ORDER BY recv_ms, id") < 0) {
-		cli_error("query too long");
-		return CLI_EXIT_FAIL;
-	}
 	code = cli_db_open_ro(c);
 	if (code != CLI_EXIT_OK)
 		return cli_db_close(c, code);
-	if ((code = cli_prepare(c, sql, &st)) != CLI_EXIT_OK ||
-	    (code = bind_text_opt(c, st, 2, c->reason)) != CLI_EXIT_OK)
+	if ((code = cli_db_rejected_open(c, since * 1000, c->reason, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (sqlite3_bind_int64(st, 1, since * 1000) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto done;
-	}
 	if (cli_out_open(&out, c->out_path) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
@@ -420,16 +392,16 @@ int cli_cmd_rejected(struct cli *c)
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	for (;;) {
+		struct cli_db_rejected_row r;
+		if ((code = cli_db_rejected_next(c, q, &r, &more)) != CLI_EXIT_OK || !more)
+			break;
 		/* A payload that was not UTF-8 was stored as a blob; it is shown
 		 * hex-escaped so that it can be read and never reaches a
 		 * terminal or a JSON consumer as raw bytes. */
-		bool blob = sqlite3_column_type(st, 5) == SQLITE_BLOB;
 		char *esc = NULL;
-		if (blob) {
-			const void *p = sqlite3_column_blob(st, 5);
-			int n = sqlite3_column_bytes(st, 5);
-			esc = cli_escape_bytes(p ? p : "", (size_t)(n > 0 ? n : 0));
+		if (r.payload_blob) {
+			esc = cli_escape_bytes(r.payload, r.payload_bytes);
 			if (!esc) {
 				cli_error("out of memory");
 				code = CLI_EXIT_FAIL;
@@ -437,27 +409,25 @@ int cli_cmd_rejected(struct cli *c)
 			}
 		}
 		struct cli_val v[] = {
-			col_val(st, 0),
-			{ .kind = CLI_V_TIME, .i = sqlite3_column_int64(st, 1) / 1000 },
-			col_val(st, 2),
-			col_val(st, 3),
-			col_val(st, 4),
-			blob ? (struct cli_val){ .kind = CLI_V_STR, .s = esc } : col_val(st, 5),
-			{ .kind = CLI_V_NULL, .json = json_boolean(blob) },
-			col_val(st, 6),
+			val_int(r.id),
+			{ .kind = CLI_V_TIME, .i = r.recv_ms / 1000 },
+			val_str(r.reason),
+			val_str(r.topic),
+			val_str(r.detail),
+			val_str(r.payload_blob ? esc : r.payload),
+			{ .kind = CLI_V_NULL, .json = json_boolean(r.payload_blob) },
+			val_int(r.payload_len),
 		};
-		int r = cli_list_row(l, v);
+		int rr = cli_list_row(l, v);
 		free(esc);
-		if (r < 0) {
+		if (rr < 0) {
 			code = CLI_EXIT_FAIL;
 			goto done;
 		}
 	}
-	if (rc != SQLITE_DONE)
-		code = cli_db_fail(c, "reading rejected messages");
 done:
 	code = listing_close(l, out_open ? &out : NULL, code);
-	sqlite3_finalize(st);
+	cli_db_cursor_close(q);
 	return cli_db_close(c, code);
 }
 
@@ -535,39 +505,21 @@ static int acc_emit(struct cli_list *l, struct alert_acc *a)
 
 int cli_cmd_alerts(struct cli *c)
 {
-	char sql[1024] =
-		"SELECT a.id, a.at, a.kind, a.cell, a.repeat, a.text, o.sink, o.delivery_id, "
-		"d.state, d.tries, d.last_error, d.done_ms, d.ext_id FROM alert a "
-		"LEFT JOIN outbox o ON o.alert_id = a.id "
-		"LEFT JOIN delivery d ON d.id = o.delivery_id WHERE a.at >= ?1";
 	int64_t since = INT64_MIN;
-	sqlite3_stmt *st = NULL;
+	struct cli_db_cursor *q = NULL;
 	struct cli_out out = { 0 };
 	struct cli_list *l = NULL;
 	struct alert_acc a = { 0 };
-	bool out_open = false;
-	int code, rc;
+	bool out_open = false, more;
+	int code;
 
 	if (c->since && cli_parse_time(c, "--since", c->since, &since) < 0)
 		return CLI_EXIT_USAGE;
-	if ((c->pending &&
-	     sql_add(sql, sizeof(sql),
-	             " AND EXISTS (SELECT 1 FROM outbox o2 JOIN delivery d2 ON "
-	             "d2.id = o2.delivery_id WHERE o2.alert_id = a.id AND "
-	             "d2.state <> 'delivered')") < 0) ||
-	    sql_add(sql, sizeof(sql), " ORDER BY a.id, o.sink") < 0) {
-		cli_error("query too long");
-		return CLI_EXIT_FAIL;
-	}
 	code = cli_db_open_ro(c);
 	if (code != CLI_EXIT_OK)
 		return cli_db_close(c, code);
-	if ((code = cli_prepare(c, sql, &st)) != CLI_EXIT_OK)
+	if ((code = cli_db_alerts_open(c, since, c->pending, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (sqlite3_bind_int64(st, 1, since) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto done;
-	}
 	if (cli_out_open(&out, c->out_path) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
@@ -579,21 +531,25 @@ int cli_cmd_alerts(struct cli *c)
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		if (a.have && a.id != id && acc_emit(l, &a) < 0) {
+	for (;;) {
+		struct cli_db_alert_row r;
+		if ((code = cli_db_alerts_next(c, q, &r, &more)) != CLI_EXIT_OK)
+			goto done;
+		if (!more)
+			break;
+		if (a.have && a.id != r.id && acc_emit(l, &a) < 0) {
 			code = CLI_EXIT_FAIL;
 			goto done;
 		}
 		if (!a.have) {
 			a.have = true;
-			a.id = id;
-			a.at = sqlite3_column_int64(st, 1);
-			a.repeat = sqlite3_column_int64(st, 4);
-			a.kind = strdup(cli_col_text(st, 2));
-			a.cell_null = sqlite3_column_type(st, 3) == SQLITE_NULL;
-			a.cell = strdup(cli_col_text(st, 3));
-			a.text = strdup(cli_col_text(st, 5));
+			a.id = r.id;
+			a.at = r.at;
+			a.repeat = r.repeat;
+			a.kind = strdup(r.kind);
+			a.cell_null = !r.cell;
+			a.cell = strdup(r.cell ? r.cell : "");
+			a.text = strdup(r.text);
 			a.deliveries = json_array();
 			if (!a.kind || !a.cell || !a.text || !a.deliveries) {
 				cli_error("out of memory");
@@ -601,20 +557,18 @@ int cli_cmd_alerts(struct cli *c)
 				goto done;
 			}
 		}
-		if (sqlite3_column_type(st, 6) == SQLITE_NULL)
+		if (!r.sink)
 			continue; /* no sink wanted this alert */
-		const char *sink = cli_col_text(st, 6);
-		const char *state = sqlite3_column_type(st, 8) == SQLITE_NULL ? "pending"
-		                                                               : cli_col_text(st, 8);
-		int64_t tries = sqlite3_column_int64(st, 9);
+		const char *sink = r.sink;
+		const char *state = r.state ? r.state : "pending";
+		int64_t tries = r.tries;
 		char did[160], tried[48];
 		/* A delivery first tried from memory keeps the id the sink saw
 		 * then (outbox_next_due does the same). */
-		if (sqlite3_column_type(st, 12) != SQLITE_NULL)
-			snprintf(did, sizeof(did), "%s", cli_col_text(st, 12));
+		if (r.ext_id)
+			snprintf(did, sizeof(did), "%s", r.ext_id);
 		else
-			snprintf(did, sizeof(did), "%s-%06lld", sink,
-			         (long long)sqlite3_column_int64(st, 7));
+			snprintf(did, sizeof(did), "%s-%06lld", sink, (long long)r.delivery);
 		json_t *d = json_pack("{s:s, s:s, s:s, s:I}", "sink", sink, "delivery_id", did,
 		                      "state", state, "tries", (json_int_t)tries);
 		if (!d) {
@@ -623,11 +577,10 @@ int cli_cmd_alerts(struct cli *c)
 			goto done;
 		}
 		char done_ts[TIMEFMT_MAX];
-		json_t *le = sqlite3_column_type(st, 10) == SQLITE_NULL
-		             ? json_null() : json_string(cli_col_text(st, 10));
+		json_t *le = r.last_error ? json_string(r.last_error) : json_null();
 		json_t *dn = json_null();
-		if (sqlite3_column_type(st, 11) != SQLITE_NULL) {
-			timefmt_rfc3339(sqlite3_column_int64(st, 11) / 1000, done_ts, sizeof(done_ts));
+		if (r.has_done) {
+			timefmt_rfc3339(r.done_ms / 1000, done_ts, sizeof(done_ts));
 			json_decref(dn);
 			dn = json_string(done_ts);
 		}
@@ -655,15 +608,11 @@ int cli_cmd_alerts(struct cli *c)
 			str_append(a.label, sizeof(a.label), tried);
 		}
 	}
-	if (rc != SQLITE_DONE) {
-		code = cli_db_fail(c, "reading alerts");
-		goto done;
-	}
 	if (a.have && acc_emit(l, &a) < 0)
 		code = CLI_EXIT_FAIL;
 done:
 	acc_clear(&a);
 	code = listing_close(l, out_open ? &out : NULL, code);
-	sqlite3_finalize(st);
+	cli_db_cursor_close(q);
 	return cli_db_close(c, code);
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "cli_db.h"
 #include "render.h"
 #include "report.h"
 #include "strmap.h"
@@ -85,7 +86,6 @@ struct gather {
 	size_t n_notes, notes_omitted;
 	char **note_texts;
 	struct intern strings;
-	char *non_patrol;                  /* JSON array of non-patrol types */
 };
 
 static bool has_flag(const char *flags, const char *word)
@@ -97,42 +97,48 @@ static bool has_flag(const char *flags, const char *word)
 	return false;
 }
 
-static int gather_known(struct gather *g)
+static int gather_row_known(void *arg, const struct cli_db_known *row)
 {
-	struct cli *c = g->c;
-	sqlite3_stmt *st;
-	int rc;
-
-	if (cli_prepare(c, "SELECT id, known_since FROM cell", &st) != CLI_EXIT_OK)
-		return CLI_EXIT_FAIL;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(c->cfg, cli_col_text(st, 0));
-		if (cc)
-			g->in[cc - c->cfg->cells].known_since = sqlite3_column_int64(st, 1);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? CLI_EXIT_OK : cli_db_fail(c, "reading cells");
+	struct gather *g = arg;
+	const struct config_cell *cc = config_cell_find(g->c->cfg, row->cell);
+	if (cc)
+		g->in[cc - g->c->cfg->cells].known_since = row->known_since;
+	return 0;
 }
 
-static int probe(struct cli *c, sqlite3_stmt *st, const char *cell, int64_t *out)
+static int gather_known(struct gather *g)
 {
-	if (sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC) != SQLITE_OK)
-		return cli_db_fail(c, "binding");
-	int rc = sqlite3_step(st);
-	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_reset(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return cli_db_fail(c, "reading patrols");
-	return CLI_EXIT_OK;
+	return cli_db_each_known(g->c, gather_row_known, g);
+}
+
+struct gather_span {
+	struct gather *g;
+	int64_t *newest;   /* per cell */
+};
+
+static int gather_row_span(void *arg, const struct cli_db_span *row)
+{
+	struct gather_span *sp = arg;
+	struct gather *g = sp->g;
+	const struct config *cfg = g->c->cfg;
+	const struct config_cell *cc = config_cell_find(cfg, row->cell);
+	if (!cc || !config_event_counts_as_patrol(cfg, row->type))
+		return 0;
+	size_t i = (size_t)(cc - cfg->cells);
+	if (!g->in[i].first_patrol_ever || row->first_ts < g->in[i].first_patrol_ever)
+		g->in[i].first_patrol_ever = row->first_ts;
+	if (row->last_ts > sp->newest[i])
+		sp->newest[i] = row->last_ts;
+	return 0;
 }
 
 static int gather_patrols(struct gather *g)
 {
 	struct cli *c = g->c;
 	const struct config *cfg = c->cfg;
-	sqlite3_stmt *span = NULL, *before = NULL;
+	struct cli_db_before *before = NULL;
 	int64_t *newest = calloc(g->n ? g->n : 1, sizeof(*newest));
-	int rc, code = CLI_EXIT_FAIL;
+	int code = CLI_EXIT_FAIL;
 
 	if (!newest) {
 		cli_error("out of memory");
@@ -141,35 +147,10 @@ static int gather_patrols(struct gather *g)
 	/* First patrol ever and newest patrol per cell from event_span: it
 	 * keeps both after retention deleted the rows. Types no longer
 	 * configured were patrols when they arrived, as the daemon counts. */
-	if (cli_prepare(c, "SELECT cell, type, first_ts, last_ts FROM event_span",
-	                &span) != CLI_EXIT_OK)
+	struct gather_span sp = { .g = g, .newest = newest };
+	if ((code = cli_db_each_span(c, gather_row_span, &sp)) != CLI_EXIT_OK ||
+	    (code = cli_db_before_open(c, g->day_start, &before)) != CLI_EXIT_OK)
 		goto out;
-	while ((rc = sqlite3_step(span)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(cfg, cli_col_text(span, 0));
-		const struct config_event *ev = config_event_find(cfg, cli_col_text(span, 1));
-		if (!cc || (ev && !ev->patrol))
-			continue;
-		size_t i = (size_t)(cc - cfg->cells);
-		int64_t first = sqlite3_column_int64(span, 2), last = sqlite3_column_int64(span, 3);
-		if (!g->in[i].first_patrol_ever || first < g->in[i].first_patrol_ever)
-			g->in[i].first_patrol_ever = first;
-		if (last > newest[i])
-			newest[i] = last;
-	}
-	if (rc != SQLITE_DONE) {
-		code = cli_db_fail(c, "reading patrols");
-		goto out;
-	}
-
-	if (cli_prepare(c, "SELECT ts FROM event WHERE cell = ?1 AND ts < ?3 AND type NOT IN "
-	                   "(SELECT value FROM json_each(?2)) ORDER BY ts DESC LIMIT 1",
-	                &before) != CLI_EXIT_OK)
-		goto out;
-	if (sqlite3_bind_text(before, 2, g->non_patrol, -1, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(before, 3, g->day_start) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto out;
-	}
 	for (size_t i = 0; i < g->n; i++) {
 		struct report_input *in = &g->in[i];
 		in->last_patrol_before = 0;
@@ -182,83 +163,64 @@ static int gather_patrols(struct gather *g)
 			in->last_patrol_before = newest[i];
 			continue;
 		}
-		if ((code = probe(c, before, cfg->cells[i].id, &in->last_patrol_before)) !=
-		    CLI_EXIT_OK)
+		if ((code = cli_db_before_probe(c, before, cfg->cells[i].id,
+		                                &in->last_patrol_before)) != CLI_EXIT_OK)
 			goto out;
 	}
 	code = CLI_EXIT_OK;
 out:
-	sqlite3_finalize(span);
-	sqlite3_finalize(before);
+	cli_db_before_close(before);
 	free(newest);
 	return code;
 }
 
+static int gather_row_pause(void *arg, const struct cli_db_pause *row)
+{
+	struct gather *g = arg;
+	const struct config_cell *cc = config_cell_find(g->c->cfg, row->cell);
+	if (!cc)
+		return 0;
+	size_t i = (size_t)(cc - g->c->cfg->cells);
+	g->pauses[i] = (struct report_pause){
+		.since = row->since,
+		.until = row->open_ended ? INT64_MAX : row->until,
+	};
+	g->in[i].pauses = &g->pauses[i];
+	g->in[i].n_pauses = 1;
+	return 0;
+}
+
 static int gather_pauses(struct gather *g)
 {
-	struct cli *c = g->c;
-	sqlite3_stmt *st;
-	int rc;
-
 	/* A pause that ended before the day still restarted the count at its
 	 * end (report.c, like the daemon, uses whatever pause it is given). */
-	if (cli_prepare(c, "SELECT cell, since, until FROM pause WHERE since < ?1",
-	                &st) != CLI_EXIT_OK)
-		return CLI_EXIT_FAIL;
-	if (sqlite3_bind_int64(st, 1, g->day_end) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return cli_db_fail(c, "binding");
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(c->cfg, cli_col_text(st, 0));
-		if (!cc)
-			continue;
-		size_t i = (size_t)(cc - c->cfg->cells);
-		g->pauses[i] = (struct report_pause){
-			.since = sqlite3_column_int64(st, 1),
-			.until = sqlite3_column_type(st, 2) == SQLITE_NULL ? INT64_MAX
-			                                                  : sqlite3_column_int64(st, 2),
-		};
-		g->in[i].pauses = &g->pauses[i];
-		g->in[i].n_pauses = 1;
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? CLI_EXIT_OK : cli_db_fail(c, "reading pauses");
+	return cli_db_each_pause(g->c, g->day_end, gather_row_pause, g);
+}
+
+static int gather_row_alerts(void *arg, const struct cli_db_alert_count *row)
+{
+	struct gather *g = arg;
+	const struct config_cell *cc = config_cell_find(g->c->cfg, row->cell);
+	if (cc)
+		g->in[cc - g->c->cfg->cells].alerts = row->count;
+	return 0;
 }
 
 static int gather_alerts(struct gather *g)
 {
-	struct cli *c = g->c;
-	sqlite3_stmt *st;
-	int rc;
-
-	if (cli_prepare(c, "SELECT cell, count(*) FROM alert WHERE at >= ?1 AND at < ?2 "
-	                   "AND cell IS NOT NULL GROUP BY cell", &st) != CLI_EXIT_OK)
-		return CLI_EXIT_FAIL;
-	if (sqlite3_bind_int64(st, 1, g->day_start) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, g->day_end) != SQLITE_OK) {
-		sqlite3_finalize(st);
-		return cli_db_fail(c, "binding");
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const struct config_cell *cc = config_cell_find(c->cfg, cli_col_text(st, 0));
-		if (cc)
-			g->in[cc - c->cfg->cells].alerts = sqlite3_column_int(st, 1);
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? CLI_EXIT_OK : cli_db_fail(c, "reading alerts");
+	return cli_db_each_alert_count(g->c, g->day_start, g->day_end, gather_row_alerts, g);
 }
 
 static int add_note(struct gather *g, const struct config_cell *cc, const struct report_event *e,
-                    const struct config_event *ev, enum render_note_why why, sqlite3_stmt *st)
+                    const struct config_event *ev, enum render_note_why why, const char *text)
 {
 	if (g->n_notes == REPORT_MAX_NOTES) {
 		g->notes_omitted++;
 		return 0;
 	}
 	const char *note = NULL;
-	if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
-		note = g->note_texts[g->n_notes] = strdup(cli_col_text(st, 6));
+	if (text) {
+		note = g->note_texts[g->n_notes] = strdup(text);
 		if (!note)
 			return -1;
 	}
@@ -269,91 +231,83 @@ static int add_note(struct gather *g, const struct config_cell *cc, const struct
 	return 0;
 }
 
+struct gather_day {
+	struct gather *g;
+	const struct config_cell *cur;
+	char *cur_id;
+};
+
+static int gather_row_event(void *arg, const struct cli_db_event *row)
+{
+	struct gather_day *d = arg;
+	struct gather *g = d->g;
+	const struct config *cfg = g->c->cfg;
+	const char *cell = row->cell;
+	if (!d->cur_id || strcmp(d->cur_id, cell) != 0) {
+		free(d->cur_id);
+		d->cur_id = strdup(cell);
+		if (!d->cur_id)
+			goto oom;
+		d->cur = config_cell_find(cfg, cell);
+		if (d->cur) {
+			size_t i = (size_t)(d->cur - cfg->cells);
+			g->ev_off[i] = g->n_events;
+		}
+	}
+	const struct config_cell *cur = d->cur;
+	if (!cur)
+		return 0; /* a cell no longer configured */
+	if (g->n_events == g->cap_events) {
+		size_t cap = g->cap_events ? g->cap_events * 2 : 4096;
+		struct report_event *ev = realloc(g->events, cap * sizeof(*ev));
+		if (!ev)
+			goto oom;
+		g->events = ev;
+		g->cap_events = cap;
+	}
+	const char *type = row->type;
+	const struct config_event *ev = config_event_find(cfg, type);
+	struct report_event *e = &g->events[g->n_events];
+	*e = (struct report_event){
+		.ts = row->ts,
+		.worker = intern(&g->strings, row->worker),
+		.type = ev ? ev->name : intern(&g->strings, type),
+		.patrol = config_event_counts_as_patrol(cfg, type),
+		.late = has_flag(row->flags, "late"),
+		.has_value = row->has_value,
+		.value = row->value,
+	};
+	if (!e->worker || !e->type)
+		goto oom;
+	g->n_events++;
+	g->in[cur - cfg->cells].n_events++;
+
+	if (ev && ev->alert_immediate) {
+		if (add_note(g, cur, e, ev, RENDER_NOTE_EVENT, row->note) < 0)
+			goto oom;
+	} else if (ev && e->has_value && ev->has_warn && e->value >= ev->warn) {
+		bool alarm = ev->has_alarm && e->value >= ev->alarm;
+		if (add_note(g, cur, e, ev, alarm ? RENDER_NOTE_ALARM : RENDER_NOTE_WARN,
+		             row->note) < 0)
+			goto oom;
+	}
+	return 0;
+oom:
+	cli_error("out of memory");
+	return -1;
+}
+
 static int gather_events(struct gather *g)
 {
-	struct cli *c = g->c;
-	const struct config *cfg = c->cfg;
-	sqlite3_stmt *st;
-	const struct config_cell *cur = NULL;
-	char *cur_id = NULL;
-	int rc, code = CLI_EXIT_FAIL;
-
-	/* The ts range is what narrows a year to a day: the event_ts index
-	 * serves it and SQLite sorts the day's rows, instead of walking the
-	 * (cell, ts) index over the whole history to avoid that sort. */
-	if (cli_prepare(c, "SELECT cell, ts, worker, type, value, flags, note FROM event "
-	                   "INDEXED BY event_ts WHERE ts >= ?1 AND ts < ?2 ORDER BY cell, ts",
-	                &st) != CLI_EXIT_OK)
-		return CLI_EXIT_FAIL;
-	if (sqlite3_bind_int64(st, 1, g->day_start) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, g->day_end) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *cell = cli_col_text(st, 0);
-		if (!cur_id || strcmp(cur_id, cell) != 0) {
-			free(cur_id);
-			cur_id = strdup(cell);
-			if (!cur_id)
-				goto oom;
-			cur = config_cell_find(cfg, cell);
-			if (cur) {
-				size_t i = (size_t)(cur - cfg->cells);
-				g->ev_off[i] = g->n_events;
-			}
-		}
-		if (!cur)
-			continue; /* a cell no longer configured */
-		if (g->n_events == g->cap_events) {
-			size_t cap = g->cap_events ? g->cap_events * 2 : 4096;
-			struct report_event *ev = realloc(g->events, cap * sizeof(*ev));
-			if (!ev)
-				goto oom;
-			g->events = ev;
-			g->cap_events = cap;
-		}
-		const char *type = cli_col_text(st, 3);
-		const struct config_event *ev = config_event_find(cfg, type);
-		struct report_event *e = &g->events[g->n_events];
-		*e = (struct report_event){
-			.ts = sqlite3_column_int64(st, 1),
-			.worker = intern(&g->strings, cli_col_text(st, 2)),
-			.type = ev ? ev->name : intern(&g->strings, type),
-			.patrol = !ev || ev->patrol,
-			.late = has_flag(cli_col_text(st, 5), "late"),
-			.has_value = sqlite3_column_type(st, 4) != SQLITE_NULL,
-			.value = sqlite3_column_double(st, 4),
-		};
-		if (!e->worker || !e->type)
-			goto oom;
-		g->n_events++;
-		g->in[cur - cfg->cells].n_events++;
-
-		if (ev && ev->alert_immediate) {
-			if (add_note(g, cur, e, ev, RENDER_NOTE_EVENT, st) < 0)
-				goto oom;
-		} else if (ev && e->has_value && ev->has_warn && e->value >= ev->warn) {
-			bool alarm = ev->has_alarm && e->value >= ev->alarm;
-			if (add_note(g, cur, e, ev, alarm ? RENDER_NOTE_ALARM : RENDER_NOTE_WARN, st) < 0)
-				goto oom;
-		}
-	}
-	if (rc != SQLITE_DONE) {
-		code = cli_db_fail(c, "reading the day's events");
-		goto out;
-	}
+	struct gather_day d = { .g = g };
+	int code = cli_db_each_day_event(g->c, g->day_start, g->day_end, gather_row_event, &d);
+	free(d.cur_id);
+	if (code != CLI_EXIT_OK)
+		return code;
 	/* Pointers only now: the array moved while it grew. */
 	for (size_t i = 0; i < g->n; i++)
 		g->in[i].events = g->in[i].n_events ? g->events + g->ev_off[i] : NULL;
-	code = CLI_EXIT_OK;
-	goto out;
-oom:
-	cli_error("out of memory");
-out:
-	free(cur_id);
-	sqlite3_finalize(st);
-	return code;
+	return CLI_EXIT_OK;
 }
 
 static int note_cmp(const void *a, const void *b)
@@ -385,10 +339,8 @@ int cli_cmd_report(struct cli *c)
 	g.pauses = calloc(n ? n : 1, sizeof(*g.pauses));
 	g.notes = calloc(REPORT_MAX_NOTES, sizeof(*g.notes));
 	g.note_texts = calloc(REPORT_MAX_NOTES, sizeof(*g.note_texts));
-	g.non_patrol = cli_non_patrol_types(cfg);
 	cells = calloc(n ? n : 1, sizeof(*cells));
-	if (!g.in || !g.ev_off || !g.pauses || !g.notes || !g.note_texts || !g.non_patrol ||
-	    !cells) {
+	if (!g.in || !g.ev_off || !g.pauses || !g.notes || !g.note_texts || !cells) {
 		cli_error("out of memory");
 		goto done;
 	}
@@ -453,7 +405,6 @@ done:
 	free(g.ev_off);
 	free(g.in);
 	free(g.events);
-	free(g.non_patrol);
 	intern_free(&g.strings);
 	return code;
 }

@@ -1052,3 +1052,14 @@ config_event_find(const struct config *cfg, const char *name)
 	                name);
 	return i >= 0 ? &cfg->events[i] : NULL;
 }
+
+bool
+config_event_counts_as_patrol(const struct config *cfg, const char *type)
+{
+	const struct config_event *ev;
+
+	if (type == NULL)
+		return false;
+	ev = config_event_find(cfg, type);
+	return ev == NULL || ev->patrol;
+}

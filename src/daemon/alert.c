@@ -34,7 +34,7 @@ struct alert {
 	const struct config *cfg;
 	struct store *store;
 	struct outbox *outbox;
-	sqlite3_stmt *last_patrol, *first_overdue, *day_cells, *day_types, *day_alerts;
+	sqlite3_stmt *last_patrol;
 	struct alert_level *lv; /* dense: a reset walks only the levels in use */
 	size_t lv_cap, lv_n;
 	struct strmap lv_index; /* finds a level in lv by its key */
@@ -79,17 +79,6 @@ static struct alert_level *alert_level_slot(struct alert *a, const char *cell,
 
 /* ------------------------------------------------------------ setup */
 
-static int alert_prepare(struct alert *a, sqlite3_stmt **st, const char *sql,
-                         char *err, size_t errlen)
-{
-	int rc = sqlite3_prepare_v3(store_db(a->store), sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errlen, "alert: prepare: %s", sqlite3_errmsg(store_db(a->store)));
-		return -1;
-	}
-	return 0;
-}
-
 struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox *o,
                         char *err, size_t errlen)
 {
@@ -107,21 +96,6 @@ struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox
 		alert_free(a);
 		return NULL;
 	}
-	if (alert_prepare(a, &a->first_overdue,
-	                  "SELECT at FROM alert WHERE cell = ?1 AND kind = 'overdue' "
-	                  "AND repeat = 0 ORDER BY id DESC LIMIT 1", err, errlen) < 0 ||
-	    alert_prepare(a, &a->day_cells,
-	                  "SELECT cell, type FROM event WHERE ts >= ?1 AND ts < ?2 "
-	                  "GROUP BY cell, type", err, errlen) < 0 ||
-	    alert_prepare(a, &a->day_types,
-	                  "SELECT type, count(*) FROM event WHERE ts >= ?1 AND ts < ?2 "
-	                  "GROUP BY type ORDER BY type", err, errlen) < 0 ||
-	    alert_prepare(a, &a->day_alerts,
-	                  "SELECT count(*) FROM alert WHERE at >= ?1 AND at < ?2 AND kind = "
-	                  "'overdue'", err, errlen) < 0) {
-		alert_free(a);
-		return NULL;
-	}
 	return a;
 }
 
@@ -130,10 +104,6 @@ void alert_free(struct alert *a)
 	if (!a)
 		return;
 	sqlite3_finalize(a->last_patrol);
-	sqlite3_finalize(a->first_overdue);
-	sqlite3_finalize(a->day_cells);
-	sqlite3_finalize(a->day_types);
-	sqlite3_finalize(a->day_alerts);
 	for (size_t i = 0; i < a->lv_n; i++)
 		free(a->lv[i].key);
 	free(a->lv);
@@ -150,14 +120,12 @@ void alert_set_config(struct alert *a, const struct config *cfg)
 	a->cfg = cfg;
 }
 
-static int alert_row_level(void *arg, const char *cell, const char *type, int64_t level,
-                           int64_t i1, bool null1)
+static int alert_row_level(void *arg, const struct store_level *row)
 {
 	struct alert *a = arg;
-	(void)i1, (void)null1;
-	struct alert_level *l = alert_level_slot(a, cell, type, true);
+	struct alert_level *l = alert_level_slot(a, row->cell, row->type, true);
 	if (l)
-		l->level = (int)level;
+		l->level = row->level;
 	return 0;
 }
 
@@ -346,18 +314,13 @@ enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
 {
 	enum timefmt_lang lang = alert_lang(a);
 	char text[ALERT_TEXT_MAX] = "", dur[TIMEFMT_MAX], when[TIMEFMT_MAX];
-	bool late = false;
-	sqlite3_stmt *st = a->first_overdue;
-	int rc;
+	bool late = false, found;
+	int64_t first_at = 0;
+	enum store_status st = outbox_first_overdue_at(a->outbox, c->id, &first_at, &found);
 
-	sqlite3_bind_text(st, 1, c->id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		late = patrol_ts < sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_status_of(a->store, rc, "first overdue alert");
+	if (st != STORE_OK)
+		return st;
+	late = found && patrol_ts < first_at;
 
 	timefmt_clock(patrol_ts, now, lang, when, sizeof(when));
 	if (r->prev_last_patrol > 0)
@@ -545,6 +508,38 @@ enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
 
 /* ------------------------------------------------------------ digest */
 
+struct alert_digest_day {
+	const struct config *cfg;
+	unsigned char *seen;     /* per configured cell: patrolled today */
+	size_t patrolled;
+	int64_t events;
+	enum timefmt_lang lang;
+	char *types;             /* "label n, label n" */
+	size_t types_len;
+};
+
+static int alert_digest_cell(void *arg, const struct store_cell_type *row)
+{
+	struct alert_digest_day *d = arg;
+	const struct config_cell *c = config_cell_find(d->cfg, row->cell);
+	if (c && config_event_counts_as_patrol(d->cfg, row->type) && !d->seen[c - d->cfg->cells]) {
+		d->seen[c - d->cfg->cells] = 1;
+		d->patrolled++;
+	}
+	return 0;
+}
+
+static int alert_digest_type(void *arg, const struct store_type_count *row)
+{
+	struct alert_digest_day *d = arg;
+	const struct config_event *ev = config_event_find(d->cfg, row->type);
+	d->events += row->count;
+	alert_cat(d->types, d->types_len, "%s%s %lld",
+	          d->types[0] ? (d->lang == TIMEFMT_ZH ? "，" : ", ") : "",
+	          ev ? ev->label : row->type, (long long)row->count);
+	return 0;
+}
+
 enum store_status alert_digest(struct alert *a, int64_t now)
 {
 	enum timefmt_lang lang = alert_lang(a);
@@ -553,53 +548,25 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 	char text[ALERT_TEXT_MAX] = "", date[TIMEFMT_MAX], types[512] = "";
 	size_t patrolled = 0;
 	int64_t events = 0, overdue = 0;
-	int rc;
+	enum store_status st;
 
 	/* Cells patrolled today: mark by looking each up (config order is
 	 * kept for the list of those that were not). */
 	unsigned char *seen = calloc(cfg->n_cells ? cfg->n_cells : 1, 1);
 	if (!seen)
 		return STORE_RETRY;
-	sqlite3_bind_int64(a->day_cells, 1, from);
-	sqlite3_bind_int64(a->day_cells, 2, now + 1);
-	while ((rc = sqlite3_step(a->day_cells)) == SQLITE_ROW) {
-		const struct config_cell *c = config_cell_find(cfg, (const char *)sqlite3_column_text(a->day_cells, 0));
-		const struct config_event *ev = config_event_find(cfg, (const char *)sqlite3_column_text(a->day_cells, 1));
-		if (c && (!ev || ev->patrol) && !seen[c - cfg->cells]) {
-			seen[c - cfg->cells] = 1;
-			patrolled++;
-		}
-	}
-	sqlite3_reset(a->day_cells);
-	if (rc != SQLITE_DONE) {
+	struct alert_digest_day day = { .cfg = cfg, .seen = seen, .lang = lang, .types = types,
+	                                .types_len = sizeof(types) };
+	if ((st = store_each_day_cell_type(a->store, from, now + 1, alert_digest_cell, &day))
+	    != STORE_OK ||
+	    (st = store_each_day_type_count(a->store, from, now + 1, alert_digest_type, &day))
+	    != STORE_OK ||
+	    (st = outbox_count_overdue(a->outbox, from, now + 1, &overdue)) != STORE_OK) {
 		free(seen);
-		return store_status_of(a->store, rc, "digest cells");
+		return st;
 	}
-	sqlite3_bind_int64(a->day_types, 1, from);
-	sqlite3_bind_int64(a->day_types, 2, now + 1);
-	while ((rc = sqlite3_step(a->day_types)) == SQLITE_ROW) {
-		const char *type = (const char *)sqlite3_column_text(a->day_types, 0);
-		const struct config_event *ev = config_event_find(cfg, type);
-		int64_t n = sqlite3_column_int64(a->day_types, 1);
-		events += n;
-		alert_cat(types, sizeof(types), "%s%s %lld", types[0] ? (lang == TIMEFMT_ZH ? "，" : ", ") : "",
-		          ev ? ev->label : type, (long long)n);
-	}
-	sqlite3_reset(a->day_types);
-	if (rc == SQLITE_DONE) {
-		sqlite3_bind_int64(a->day_alerts, 1, from);
-		sqlite3_bind_int64(a->day_alerts, 2, now + 1);
-		rc = sqlite3_step(a->day_alerts);
-		if (rc == SQLITE_ROW) {
-			overdue = sqlite3_column_int64(a->day_alerts, 0);
-			rc = SQLITE_DONE;
-		}
-		sqlite3_reset(a->day_alerts);
-	}
-	if (rc != SQLITE_DONE) {
-		free(seen);
-		return store_status_of(a->store, rc, "digest figures");
-	}
+	patrolled = day.patrolled;
+	events = day.events;
 
 	char *missing[11];
 	size_t n_missing = 0, total_missing = cfg->n_cells - patrolled;

@@ -14,6 +14,12 @@
  *
  * The delivery JSON is assembled when a try starts rather than stored, so a
  * grouped delivery picks up every alert that joined it during its window.
+ *
+ * It is the store's side of the alert tables: every statement against
+ * alert, delivery and outbox that the daemon runs while it is up lives
+ * here (alert asks its questions about past alerts through it too), and
+ * only the rebuild readers (store_read.c) and retention (store.c) also
+ * read them.
  */
 #include "outbox.h"
 
@@ -39,6 +45,7 @@ struct outbox {
 	sqlite3_stmt *mark_failed;
 	sqlite3_stmt *mark_expired;
 	sqlite3_stmt *put_held;
+	sqlite3_stmt *first_overdue, *count_overdue;
 	sqlite3_stmt *sp_begin, *sp_release, *sp_undo;
 };
 
@@ -94,6 +101,11 @@ static const struct {
 	{ offsetof(struct outbox, put_held),
 	  "INSERT INTO delivery (sink, state, created_ms, next_ms, tries, last_error, done_ms, "
 	  "ext_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)" },
+	{ offsetof(struct outbox, first_overdue),
+	  "SELECT at FROM alert WHERE cell = ?1 AND kind = 'overdue' "
+	  "AND repeat = 0 ORDER BY id DESC LIMIT 1" },
+	{ offsetof(struct outbox, count_overdue),
+	  "SELECT count(*) FROM alert WHERE at >= ?1 AND at < ?2 AND kind = 'overdue'" },
 	/* An alert and its delivery/outbox rows go in all or nothing, so a
 	 * batch committed after a failed add (the daemon's last commit at
 	 * shutdown keeps the held alerts written before the failure) never
@@ -536,6 +548,44 @@ enum store_status outbox_next_time(struct outbox *o, const char *sink, int64_t *
 		return outbox_fail(o, q, rc, "next delivery time");
 	if (sqlite3_column_type(q, 0) != SQLITE_NULL)
 		*out_ms = sqlite3_column_int64(q, 0);
+	outbox_reset(q);
+	return STORE_OK;
+}
+
+enum store_status outbox_first_overdue_at(struct outbox *o, const char *cell, int64_t *at,
+                                          bool *found)
+{
+	sqlite3_stmt *q = o->first_overdue;
+	int rc = sqlite3_bind_text(q, 1, cell, -1, SQLITE_STATIC);
+
+	*found = false;
+	if (rc != SQLITE_OK)
+		return outbox_fail(o, q, rc, "first overdue alert");
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return outbox_fail(o, q, rc, "first overdue alert");
+	if (rc == SQLITE_ROW) {
+		*found = true;
+		*at = sqlite3_column_int64(q, 0);
+	}
+	outbox_reset(q);
+	return STORE_OK;
+}
+
+enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t to,
+                                       int64_t *out)
+{
+	sqlite3_stmt *q = o->count_overdue;
+	int rc = sqlite3_bind_int64(q, 1, from);
+
+	*out = 0;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(q, 2, to);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW)
+		return outbox_fail(o, q, rc, "digest figures");
+	*out = sqlite3_column_int64(q, 0);
 	outbox_reset(q);
 	return STORE_OK;
 }

@@ -94,14 +94,12 @@ static long watch_cell_index(const struct config *cfg, const char *id)
 	return c ? (long)(c - cfg->cells) : -1;
 }
 
-static int watch_row_known(void *arg, const char *cell, const char *t1, int64_t since,
-                           int64_t i1, bool null1)
+static int watch_row_known(void *arg, const struct store_known_cell *row)
 {
 	struct watch_build *b = arg;
-	(void)t1, (void)i1, (void)null1;
-	long i = watch_cell_index(b->cfg, cell);
+	long i = watch_cell_index(b->cfg, row->cell);
 	if (i >= 0)
-		b->known[i] = since;
+		b->known[i] = row->known_since;
 	return 0;
 }
 
@@ -109,14 +107,12 @@ static int watch_row_known(void *arg, const char *cell, const char *t1, int64_t 
  * ended it) still restarted the count at its end, exactly as deadline_pop
  * does live; without this a restart would forget it and could call a cell
  * overdue for time it was paused. */
-static int watch_row_ended_pause(void *arg, const char *cell, const char *t1, int64_t since,
-                                 int64_t until, bool open_ended)
+static int watch_row_ended_pause(void *arg, const struct store_pause *row)
 {
 	struct watch_build *b = arg;
-	(void)t1, (void)since;
-	long i = watch_cell_index(b->cfg, cell);
-	if (i >= 0 && !open_ended && until <= b->now && until > b->ended[i])
-		b->ended[i] = until;
+	long i = watch_cell_index(b->cfg, row->cell);
+	if (i >= 0 && !row->open_ended && row->until <= b->now && row->until > b->ended[i])
+		b->ended[i] = row->until;
 	return 0;
 }
 
@@ -136,14 +132,12 @@ static enum store_status watch_last_patrols(struct watch *w, struct watch_build 
 	return rc == SQLITE_OK ? STORE_OK : store_status_of(w->store, rc, "read last patrols");
 }
 
-static int watch_row_overdue(void *arg, const char *cell, const char *t1, int64_t at,
-                             int64_t repeat, bool null1)
+static int watch_row_overdue(void *arg, const struct store_open_overdue *row)
 {
 	struct watch_build *b = arg;
-	(void)t1, (void)null1;
-	long i = watch_cell_index(b->cfg, cell);
+	long i = watch_cell_index(b->cfg, row->cell);
 	if (i >= 0)
-		deadline_restore_alerted(b->dl, (uint32_t)i, at, (int)repeat);
+		deadline_restore_alerted(b->dl, (uint32_t)i, row->at, row->repeat);
 	return 0;
 }
 
@@ -216,7 +210,7 @@ enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
 	enum store_status st = STORE_OK;
 	const struct config_cell *c = rec->cell_cfg;
 
-	if (rec->event_cfg->patrol && w->dl) {
+	if (w->dl && config_event_counts_as_patrol(w->cfg, rec->type)) {
 		struct deadline_patrol_result r;
 		deadline_patrol(w->dl, (uint32_t)(c - w->cfg->cells), rec->ts, now, &r);
 		if (r.recovered) {
@@ -252,15 +246,13 @@ struct watch_pause {
 	int64_t now;
 };
 
-static int watch_row_pause(void *arg, const char *cell, const char *t1, int64_t since,
-                           int64_t until, bool open_ended)
+static int watch_row_pause(void *arg, const struct store_pause *row)
 {
 	struct watch_pause *p = arg;
-	(void)t1, (void)since;
-	long i = watch_cell_index(p->cfg, cell);
+	long i = watch_cell_index(p->cfg, row->cell);
 	if (i < 0)
 		return 0;
-	p->until[i] = open_ended ? DEADLINE_NEVER : until;
+	p->until[i] = row->open_ended ? DEADLINE_NEVER : row->until;
 	return 0;
 }
 

@@ -6,12 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-bool span_is_patrol(const struct config *cfg, const char *type)
-{
-	const struct config_event *ev = type ? config_event_find(cfg, type) : NULL;
-	return !ev || ev->patrol;
-}
-
 int span_prepare(sqlite3 *db, sqlite3_stmt **st)
 {
 	/* The primary key (cell, type) makes this a range of a few rows. */
@@ -31,7 +25,7 @@ int span_last_patrol(sqlite3_stmt *st, const struct config *cfg, const char *cel
 		const char *worker = (const char *)sqlite3_column_text(st, 2);
 		int64_t ts = sqlite3_column_int64(st, 1);
 		/* Ties keep the first type in key order, the same every time. */
-		if (!type || !span_is_patrol(cfg, type) || (out->found && ts <= out->ts))
+		if (!config_event_counts_as_patrol(cfg, type) || (out->found && ts <= out->ts))
 			continue;
 		out->found = true;
 		out->ts = ts;
