@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #endif
 
 #include "alert.h"
+#include "backoff.h"
 #include "build-config.h"
 #include "deliver.h"
 #include "log.h"
@@ -118,7 +120,7 @@ struct daemon {
 	int64_t storage_free;         /* bytes free on its filesystem then, or -1 */
 	bool storage_committed;       /* a batch committed since that failure */
 	bool storage_full;            /* that failure was SQLITE_FULL */
-	int64_t storage_backoff_ms;
+	int storage_tries;            /* retries in this outage so far */
 	struct loop_timer storage_timer, status_timer, housekeeping_timer;
 	int64_t watchdog_ms;
 	struct loop_timer watchdog_timer;
@@ -266,10 +268,11 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 	d->storage_free = daemon_free_bytes(d);
 	mqtt_abort(d->mqtt, 0);
 	mqtt_hold(d->mqtt, true);
-	loop_timer_arm(d->loop, &d->storage_timer, d->storage_backoff_ms);
-	d->storage_backoff_ms *= 2;
-	if (d->storage_backoff_ms > STORAGE_BACKOFF_MAX_MS)
-		d->storage_backoff_ms = STORAGE_BACKOFF_MAX_MS;
+	loop_timer_arm(d->loop, &d->storage_timer,
+	               backoff_delay_ms(STORAGE_BACKOFF_MIN_MS, STORAGE_BACKOFF_MAX_MS,
+	                                d->storage_tries));
+	if (d->storage_tries < INT_MAX)
+		d->storage_tries++;
 }
 
 static void daemon_storage_confirm(struct daemon *d)
@@ -279,7 +282,7 @@ static void daemon_storage_confirm(struct daemon *d)
 		log_notice("database writable again; consuming resumed");
 		daemon_notify("STATUS=running");
 		d->storage_down = false;
-		d->storage_backoff_ms = STORAGE_BACKOFF_MIN_MS;
+		d->storage_tries = 0;
 		if (d->storage_alerted) {
 			char dz[TIMEFMT_MAX], de[TIMEFMT_MAX], zh[512], en[512];
 			/* Not writable from the first failure to the last one. */
@@ -1044,7 +1047,6 @@ int daemon_run(const char *config_path, struct config *cfg)
 
 	d.config_path = config_path;
 	d.boot_cfg = d.cfg = cfg;
-	d.storage_backoff_ms = STORAGE_BACKOFF_MIN_MS;
 
 	if (geteuid() == 0)
 		log_warnx("running as root; gridpatrold needs no privileges — "

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -34,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "log.h"
 
 extern char **environ;
@@ -148,9 +150,9 @@ struct deliver {
 	int running;
 	bool stopping;
 	bool store_blocked;
-	int64_t store_backoff_ms;
+	int store_tries;        /* storage retries since the database last took an outcome */
 	struct loop_timer store_timer;
-	uint64_t rng;
+	struct backoff_rng rng;
 	struct dheld **held;
 	size_t n_held;
 	int64_t last_held_ms;   /* keeps held delivery_ids unique */
@@ -163,26 +165,13 @@ static void deliver_try_finish(struct dtry *t, bool ok, const char *error);
 
 /* ---- small helpers ---------------------------------------------------- */
 
-/* xorshift64*: jitter needs spread, not secrecy. */
-static double deliver_random(struct deliver *d)
-{
-	d->rng ^= d->rng >> 12;
-	d->rng ^= d->rng << 25;
-	d->rng ^= d->rng >> 27;
-	return (double)((d->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
-
 static int64_t deliver_backoff_ms(struct deliver *d, int tries)
 {
 	int64_t min = d->cfg->alerts.retry_min_s * 1000;
 	int64_t max = d->cfg->alerts.retry_max_s * 1000;
-	int64_t b = min > 0 ? min : 1000;
 
-	for (int i = 0; i < tries && b < max; i++)
-		b *= 2;
-	if (b > max && max > 0)
-		b = max;
-	return (int64_t)((double)b * (0.9 + 0.2 * deliver_random(d)));
+	return backoff_jitter_ms(backoff_delay_ms(min > 0 ? min : 1000, max, tries), 10,
+	                         backoff_rng_next(&d->rng));
 }
 
 /* One log line: newlines and other control bytes escaped, the trailing
@@ -274,11 +263,12 @@ static void deliver_store_trouble(struct deliver *d, enum store_status st, const
 		          what, store_errmsg(d->s));
 	if (!d->store_blocked) {
 		d->store_blocked = true;
-		if (loop_timer_arm(d->l, &d->store_timer, d->store_backoff_ms) < 0)
+		int64_t wait = backoff_delay_ms(DELIVER_STORE_RETRY_MIN_MS,
+		                                DELIVER_STORE_RETRY_MAX_MS, d->store_tries);
+		if (loop_timer_arm(d->l, &d->store_timer, wait) < 0)
 			log_errx("delivery: no timer slot for the storage retry");
-		d->store_backoff_ms *= 2;
-		if (d->store_backoff_ms > DELIVER_STORE_RETRY_MAX_MS)
-			d->store_backoff_ms = DELIVER_STORE_RETRY_MAX_MS;
+		if (d->store_tries < INT_MAX)
+			d->store_tries++;
 	}
 }
 
@@ -1225,7 +1215,7 @@ static void deliver_store_retry(void *arg)
 		if (i < d->n_sinks && d->sinks[i] == ds)
 			i++;
 	}
-	d->store_backoff_ms = DELIVER_STORE_RETRY_MIN_MS;
+	d->store_tries = 0;
 	deliver_kick(d);
 }
 
@@ -1320,10 +1310,8 @@ struct deliver *deliver_new(const struct config *cfg, struct loop *l, struct sto
 	d->s = s;
 	d->o = o;
 	d->m = m;
-	d->store_backoff_ms = DELIVER_STORE_RETRY_MIN_MS;
-	d->rng = (uint64_t)loop_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)d;
-	if (d->rng == 0)
-		d->rng = 0x9e3779b97f4a7c15ULL;
+	backoff_rng_seed(&d->rng, (uint64_t)loop_wall_ms() ^ ((uint64_t)getpid() << 32) ^
+	                 (uintptr_t)d);
 	loop_timer_init(&d->store_timer, deliver_store_retry, d);
 	if (deliver_sync_sinks(d, cfg) < 0) {
 		snprintf(err, errlen, "out of memory");
