@@ -999,6 +999,11 @@ static void daemon_on_hup(void *arg)
 	    strcmp(ncfg->storage.path, d->boot_cfg->storage.path) != 0)
 		log_warnx("reload: changes to mqtt connection settings or storage.path take "
 		          "effect only after a restart");
+	/* TZ is set once at start: local time in every module follows it, and
+	 * changing it under them would move active hours mid-day. */
+	if (strcmp(ncfg->timezone, d->boot_cfg->timezone) != 0)
+		log_warnx("reload: timezone %s takes effect only after a restart; local time "
+		          "stays %s until then", ncfg->timezone, d->boot_cfg->timezone);
 	if (store_in_batch(d->store) && store_commit(d->store) != STORE_OK) {
 		store_rollback(d->store);
 		log_errx("reload: database not writable; keeping the running configuration");
