@@ -4,6 +4,7 @@
  * commit is; a commit is not the end until 10 s have passed since the last
  * failure; retries back off 1 s → 5 s and start over with the next outage;
  * freed space wakes a retry; held alerts write only when it is worth it.
+ * And delivery's own pause: one retry at a time, the same backoff.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -144,6 +145,30 @@ static void test_held_write(void **state)
 	assert_true(dbstate_take_held_write(&s));
 }
 
+static void test_pause(void **state)
+{
+	struct dbstate_pause p = { 0 };
+
+	(void)state;
+	assert_int_equal(dbstate_pause_failed(&p), 1000);
+	assert_true(p.paused);
+	/* Failures while paused wait for the armed retry. */
+	assert_int_equal(dbstate_pause_failed(&p), -1);
+	dbstate_pause_retry(&p);
+	assert_false(p.paused);
+	assert_int_equal(dbstate_pause_failed(&p), 2000);
+	dbstate_pause_retry(&p);
+	assert_int_equal(dbstate_pause_failed(&p), 4000);
+	dbstate_pause_retry(&p);
+	assert_int_equal(dbstate_pause_failed(&p), 5000);
+	dbstate_pause_retry(&p);
+	assert_int_equal(dbstate_pause_failed(&p), 5000);
+	/* A retry that gets through starts the next pause over. */
+	dbstate_pause_retry(&p);
+	dbstate_pause_ok(&p);
+	assert_int_equal(dbstate_pause_failed(&p), 1000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +177,7 @@ int main(void)
 		cmocka_unit_test(test_retry_backoff),
 		cmocka_unit_test(test_wake_on_free_space),
 		cmocka_unit_test(test_held_write),
+		cmocka_unit_test(test_pause),
 	};
 	return cmocka_run_group_tests_name("dbstate", tests, NULL, NULL);
 }

@@ -80,4 +80,25 @@ bool dbstate_alert_due(struct dbstate *s, int64_t now_ms);
  * the probe. */
 bool dbstate_take_held_write(struct dbstate *s);
 
+/*
+ * A writer's own pause: delivery, when the outbox refuses a read or a
+ * write, stops starting tries and keeps finished outcomes in memory until
+ * a retry records them, on the same 1 s doubling to 5 s. It is not the
+ * outage above: it starts with delivery's own failure and ends as soon as
+ * one retry gets through, and it neither logs the outage nor raises its
+ * alert.
+ */
+struct dbstate_pause {
+	bool paused;
+	int tries;              /* retries since a write last got through */
+};
+
+/* A write failed. Returns the wait before the retry when this pauses, or
+ * -1 when already paused (that retry is armed). */
+int64_t dbstate_pause_failed(struct dbstate_pause *p);
+/* The retry is due: writes may be tried again (a failure pauses anew). */
+void dbstate_pause_retry(struct dbstate_pause *p);
+/* The retry got through: the next pause starts at the shortest wait. */
+void dbstate_pause_ok(struct dbstate_pause *p);
+
 #endif

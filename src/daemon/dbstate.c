@@ -82,6 +82,27 @@ bool dbstate_alert_due(struct dbstate *s, int64_t now_ms)
 	return true;
 }
 
+int64_t dbstate_pause_failed(struct dbstate_pause *p)
+{
+	if (p->paused)
+		return -1;
+	p->paused = true;
+	int64_t d = backoff_delay_ms(DBSTATE_BACKOFF_MIN_MS, DBSTATE_BACKOFF_MAX_MS, p->tries);
+	if (p->tries < INT_MAX)
+		p->tries++;
+	return d;
+}
+
+void dbstate_pause_retry(struct dbstate_pause *p)
+{
+	p->paused = false;
+}
+
+void dbstate_pause_ok(struct dbstate_pause *p)
+{
+	p->tries = 0;
+}
+
 bool dbstate_take_held_write(struct dbstate *s)
 {
 	if (s->down && !s->probe && !s->committed)

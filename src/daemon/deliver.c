@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,8 +36,8 @@
 /* Re-plan at least this often, so a wall-clock step (NTP after boot on a
  * board without RTC) delays a due delivery by at most this much. */
 #define DELIVER_PLAN_MAX_MS 60000
-#define DELIVER_STORE_RETRY_MIN_MS 1000
-#define DELIVER_STORE_RETRY_MAX_MS 5000
+/* Out of memory for a try: look again this much later. */
+#define DELIVER_OOM_RETRY_MS 5000
 
 static void deliver_plan(struct dsink *ds);
 static void deliver_held_plan(struct dsink *ds);
@@ -64,15 +63,9 @@ static void deliver_store_trouble(struct deliver *d, enum store_status st, const
 	else
 		log_warnx("delivery: %s: %s; tries paused until the database is writable",
 		          what, store_errmsg(d->s));
-	if (!d->store_blocked) {
-		d->store_blocked = true;
-		int64_t wait = backoff_delay_ms(DELIVER_STORE_RETRY_MIN_MS,
-		                                DELIVER_STORE_RETRY_MAX_MS, d->store_tries);
-		if (loop_timer_arm(d->l, &d->store_timer, wait) < 0)
-			log_errx("delivery: no timer slot for the storage retry");
-		if (d->store_tries < INT_MAX)
-			d->store_tries++;
-	}
+	int64_t wait = dbstate_pause_failed(&d->db);
+	if (wait >= 0 && loop_timer_arm(d->l, &d->store_timer, wait) < 0)
+		log_errx("delivery: no timer slot for the storage retry");
 }
 
 /* ---- outcome ------------------------------------------------------------ */
@@ -184,7 +177,7 @@ void deliver_try_finish(struct dtry *t, bool ok, const char *error, const char *
 	}
 	if (ds->cfg)
 		deliver_held_plan(ds);
-	if (!d->store_blocked)
+	if (!d->db.paused)
 		deliver_record(t);
 }
 
@@ -251,7 +244,7 @@ static void deliver_start(struct dsink *ds)
 		 * stale-inflight rule in outbox) takes up again. */
 		outbox_delivery_clear(&del);
 		log_errx("delivery: out of memory");
-		loop_timer_arm(d->l, &ds->timer, DELIVER_STORE_RETRY_MAX_MS);
+		loop_timer_arm(d->l, &ds->timer, DELIVER_OOM_RETRY_MS);
 		return;
 	}
 	t->ds = ds;
@@ -378,7 +371,7 @@ static void deliver_held_start(struct dsink *ds)
 		if (t)
 			deliver_try_free(t);
 		log_errx("delivery %s: out of memory", hs->delivery_id);
-		loop_timer_arm(d->l, &ds->mem_timer, DELIVER_STORE_RETRY_MAX_MS);
+		loop_timer_arm(d->l, &ds->mem_timer, DELIVER_OOM_RETRY_MS);
 		return;
 	}
 	t->ds = ds;
@@ -448,7 +441,7 @@ static void deliver_held_done(struct dtry *t)
 			deliver_sink_drop(d, ds);
 		return;
 	}
-	if (!d->store_blocked)
+	if (!d->db.paused)
 		deliver_plan(ds);
 	deliver_held_plan(ds);
 }
@@ -587,7 +580,7 @@ static void deliver_sink_timer(void *arg)
 	struct dtry *t = ds->cur;
 
 	if (!t) {
-		if (!ds->d->stopping && !ds->d->store_blocked && ds->cfg)
+		if (!ds->d->stopping && !ds->d->db.paused && ds->cfg)
 			deliver_start(ds);
 		return;
 	}
@@ -601,7 +594,7 @@ static void deliver_plan(struct dsink *ds)
 	struct deliver *d = ds->d;
 	int64_t next;
 
-	if (ds->cur || ds->mem || !ds->cfg || d->stopping || d->store_blocked)
+	if (ds->cur || ds->mem || !ds->cfg || d->stopping || d->db.paused)
 		return;
 	enum store_status st = outbox_next_time(d->o, ds->name, &next);
 	if (st != STORE_OK) {
@@ -625,7 +618,7 @@ static void deliver_store_retry(void *arg)
 {
 	struct deliver *d = arg;
 
-	d->store_blocked = false;
+	dbstate_pause_retry(&d->db);
 	for (size_t i = 0; i < d->n_sinks;) {
 		struct dsink *ds = d->sinks[i];
 		if (ds->cur && ds->cur->finished && !deliver_record(ds->cur))
@@ -633,7 +626,7 @@ static void deliver_store_retry(void *arg)
 		if (i < d->n_sinks && d->sinks[i] == ds)
 			i++;
 	}
-	d->store_tries = 0;
+	dbstate_pause_ok(&d->db);
 	deliver_kick(d);
 }
 

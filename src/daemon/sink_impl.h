@@ -17,6 +17,7 @@
 
 #include "backoff.h"
 #include "config.h"
+#include "dbstate.h"
 #include "deliver.h"
 #include "loop.h"
 #include "mqtt.h"
@@ -140,8 +141,7 @@ struct deliver {
 	size_t n_sinks;
 	int running;
 	bool stopping;
-	bool store_blocked;
-	int store_tries;        /* storage retries since the database last took an outcome */
+	struct dbstate_pause db;        /* the outbox refused: tries paused */
 	struct loop_timer store_timer;
 	struct backoff_rng rng;
 	struct dheld **held;
