@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -106,6 +107,59 @@ static void test_other_descriptors_untouched(void **state)
 	assert_memory_equal(b, "pe", 2);
 	close(p[0]);
 	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* The interposed read/write/close are the whole process's: while the
+ * socket is attached, holding writes and with bytes in its read-ahead, a
+ * pipe and a regular file behave exactly as with libc's. */
+static void test_pipe_and_file_pass_through(void **state)
+{
+	(void)state;
+	int sv[2], p[2];
+	char b[16], path[] = "/tmp/test_netbuf.XXXXXX";
+	pair(sv);
+	assert_int_equal(pipe(p), 0);
+	int f = mkstemp(path);
+	assert_true(f >= 0);
+	unlink(path);
+	netbuf_attach(sv[0]);
+	put(sv[1], "socket");
+	assert_int_equal(read(sv[0], b, 1), 1);
+	assert_int_equal(netbuf_readable(), 5);
+	netbuf_hold();
+
+	/* Writes go out at once, not into the gathered ones. */
+	assert_int_equal(write(p[1], "pipe", 4), 4);
+	assert_int_equal(write(f, "file!", 5), 5);
+	assert_int_equal(netbuf_unsent(), 0);
+	assert_int_equal(read(p[0], b, sizeof(b)), 4);
+	assert_memory_equal(b, "pipe", 4);
+	assert_int_equal(lseek(f, 0, SEEK_SET), 0);
+	assert_int_equal(read(f, b, sizeof(b)), 5);
+	assert_memory_equal(b, "file!", 5);
+	/* End of file and EAGAIN are their own, not the socket's. */
+	assert_int_equal(read(f, b, sizeof(b)), 0);
+	assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	errno = 0;
+	assert_int_equal(read(p[0], b, sizeof(b)), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_false(netbuf_take_dry());
+	/* A bad descriptor still fails as the kernel says. */
+	errno = 0;
+	assert_int_equal(write(-1, "x", 1), -1);
+	assert_int_equal(errno, EBADF);
+
+	/* Closing them leaves the socket attached, its bytes buffered. */
+	assert_int_equal(close(f), 0);
+	assert_int_equal(close(p[0]), 0);
+	assert_int_equal(close(p[1]), 0);
+	assert_int_equal(netbuf_fd(), sv[0]);
+	assert_int_equal(netbuf_readable(), 5);
+	assert_int_equal(netbuf_release(), 0);
+	assert_int_equal(read(sv[0], b, sizeof(b)), 5);
+	assert_memory_equal(b, "ocket", 5);
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -247,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_read_ahead_in_order),
 		cmocka_unit_test(test_close_forgets_buffered_bytes),
 		cmocka_unit_test(test_other_descriptors_untouched),
+		cmocka_unit_test(test_pipe_and_file_pass_through),
 		cmocka_unit_test(test_held_writes_leave_together),
 		cmocka_unit_test(test_full_socket_keeps_order),
 		cmocka_unit_test(test_dead_peer_is_an_error),

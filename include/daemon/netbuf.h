@@ -1,6 +1,13 @@
 /*
  * netbuf: read-ahead and write coalescing for the broker socket.
  *
+ * Process-wide: linking this module replaces libc's read(), write() and
+ * close() for the whole gridpatrold process — every module, SQLite,
+ * libmosquitto, the spawned bridges' pipes — not just for mqtt.c. Only the
+ * one descriptor given to netbuf_attach (the MQTT socket, set by mqtt.c on
+ * each connect) is buffered; every other descriptor is passed to the
+ * kernel unchanged, and closing the attached one detaches it. Why:
+ *
  * libmosquitto 2.0 reads every packet with three or four read() calls (the
  * type byte, each length byte, the body) and writes every PUBACK with its
  * own write(): five system calls per stored message, a quarter of the

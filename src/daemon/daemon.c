@@ -26,6 +26,7 @@
 
 #include "alert.h"
 #include "build-config.h"
+#include "dbstate.h"
 #include "deliver.h"
 #include "log.h"
 #include "loop.h"
@@ -36,20 +37,6 @@
 #include "timefmt.h"
 #include "watch.h"
 
-#define STORAGE_BACKOFF_MIN_MS 1000
-/* Each retry is one reconnect and one redelivered batch, cheap next to a
- * village's reports waiting on the broker: once space returns, consuming
- * resumes within this. */
-#define STORAGE_BACKOFF_MAX_MS 5000
-/* Not writable this long (no commit since the first failure) is a
- * `system` alert: a blip that the next batch rides over is not news. */
-#define STORAGE_ALERT_MS 5000
-/* This much more free space than at the failure wakes the retry early. */
-#define STORAGE_WAKE_BYTES (256 * 1024)
-/* A nearly full database still takes the odd small batch; call it healthy
- * only after this long without a failure, so the log says "not writable"
- * once per outage instead of flapping with every batch that happens to fit. */
-#define STORAGE_CONFIRM_MS 10000
 #define STATUS_INTERVAL_MS 60000
 #define HOUSEKEEPING_MS 5000
 /* The CLI's pause/resume is picked up within this (SPEC: "within seconds"). */
@@ -110,15 +97,7 @@ struct daemon {
 	enum store_status batch_status;
 	struct daemon_stats pending, stats;
 
-	bool storage_down;
-	int64_t storage_down_ms;      /* monotonic, first failure of this outage */
-	bool storage_alerted;         /* a `system` alert for this outage was raised */
-	bool storage_probe;           /* retry due: held alerts and due deadlines write (a probe) */
-	int64_t storage_failed_at_ms; /* monotonic, last failure */
-	int64_t storage_free;         /* bytes free on its filesystem then, or -1 */
-	bool storage_committed;       /* a batch committed since that failure */
-	bool storage_full;            /* that failure was SQLITE_FULL */
-	int64_t storage_backoff_ms;
+	struct dbstate db;            /* is the database writable (times: loop_now_ms) */
 	struct loop_timer storage_timer, status_timer, housekeeping_timer;
 	int64_t watchdog_ms;
 	struct loop_timer watchdog_timer;
@@ -180,7 +159,7 @@ static void daemon_system(struct daemon *d, const char *condition, bool recovere
 	else
 		log_errx("SYSTEM ALERT: %s", en);
 	if (alert_system_render(d->alert, condition, recovered, zh, en, now, &text, &doc) < 0 ||
-	    deliver_hold(d->deliver, CONFIG_KIND_SYSTEM, now, text, doc, d->storage_down) < 0)
+	    deliver_hold(d->deliver, CONFIG_KIND_SYSTEM, now, text, doc, d->db.down) < 0)
 		log_errx("system alert: out of memory; it is only in this log");
 	free(text);
 	free(doc);
@@ -227,7 +206,7 @@ static void daemon_on_migrate(void *arg, int from, int to, bool started)
 
 static void daemon_storage_failed(struct daemon *d, enum store_status st)
 {
-	d->storage_full = store_failed_full(d->store); /* before more calls overwrite it */
+	bool full = store_failed_full(d->store); /* before more calls overwrite it */
 	store_rollback(d->store);
 	d->alerts_queued = false;
 	/* Deadlines and reading levels moved with rows that are now gone;
@@ -243,16 +222,11 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 		return;
 	}
 	d->stats.storage_failures++;
-	d->storage_failed_at_ms = loop_now_ms(d->loop);
-	d->storage_committed = false;
-	d->storage_probe = false;
-	if (!d->storage_down) {
+	if (dbstate_failed(&d->db, loop_now_ms(d->loop), full)) {
 		log_errx("DATABASE NOT WRITABLE (%s): %s; stopped consuming from the broker, "
 		         "nothing was acknowledged, will retry", d->cfg->storage.path,
 		         store_errmsg(d->store));
 		daemon_notify("STATUS=database not writable; consuming paused");
-		d->storage_down = true;
-		d->storage_down_ms = d->storage_failed_at_ms;
 	} else {
 		log_debug("database still not writable: %s", store_errmsg(d->store));
 	}
@@ -263,28 +237,22 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 	else
 		log_debug("could not empty the write-ahead log: %s", store_errmsg(d->store));
 	/* After the checkpoint: the space it gave back is no reason to wake. */
-	d->storage_free = daemon_free_bytes(d);
+	dbstate_set_free(&d->db, daemon_free_bytes(d));
 	mqtt_abort(d->mqtt, 0);
 	mqtt_hold(d->mqtt, true);
-	loop_timer_arm(d->loop, &d->storage_timer, d->storage_backoff_ms);
-	d->storage_backoff_ms *= 2;
-	if (d->storage_backoff_ms > STORAGE_BACKOFF_MAX_MS)
-		d->storage_backoff_ms = STORAGE_BACKOFF_MAX_MS;
+	loop_timer_arm(d->loop, &d->storage_timer, dbstate_retry_delay(&d->db));
 }
 
 static void daemon_storage_confirm(struct daemon *d)
 {
-	if (d->storage_down && d->storage_committed &&
-	    loop_now_ms(d->loop) - d->storage_failed_at_ms >= STORAGE_CONFIRM_MS) {
+	bool alerted;
+	int64_t down;
+
+	if (dbstate_confirm(&d->db, loop_now_ms(d->loop), &alerted, &down)) {
 		log_notice("database writable again; consuming resumed");
 		daemon_notify("STATUS=running");
-		d->storage_down = false;
-		d->storage_backoff_ms = STORAGE_BACKOFF_MIN_MS;
-		if (d->storage_alerted) {
+		if (alerted) {
 			char dz[TIMEFMT_MAX], de[TIMEFMT_MAX], zh[512], en[512];
-			/* Not writable from the first failure to the last one. */
-			int64_t down = (d->storage_failed_at_ms - d->storage_down_ms) / 1000;
-			d->storage_alerted = false;
 			daemon_span(down, TIMEFMT_ZH, dz, sizeof(dz));
 			daemon_span(down, TIMEFMT_EN, de, sizeof(de));
 			snprintf(zh, sizeof(zh), "数据库 %s 已恢复正常（约 %s 无法写入），设备上报继续接收。",
@@ -302,7 +270,7 @@ static void daemon_prune_burst(struct daemon *d);
 static void daemon_storage_retry(void *arg)
 {
 	struct daemon *d = arg;
-	d->storage_probe = true;
+	dbstate_retry_due(&d->db);
 	daemon_prune_burst(d);
 	/* The real test of writability is the next batch: reconnect and let
 	 * the broker redeliver. If it fails again we are back here later. */
@@ -386,7 +354,7 @@ static void daemon_arm_deadline(struct daemon *d)
 		delay = grace;
 	/* While the database is failing, overdue alerts could not be stored
 	 * anyway; look again at a calm pace rather than spin. */
-	if ((d->storage_down || d->need_rebuild) && delay < 1000)
+	if ((d->db.down || d->need_rebuild) && delay < 1000)
 		delay = 1000;
 	loop_timer_arm(d->loop, &d->deadline_timer, delay);
 }
@@ -405,7 +373,7 @@ static void daemon_deadline_cb(void *arg)
 	/* While failing, only when a retry is due: the overdue alert whose
 	 * write failed may be the only write there is to prove the database
 	 * writable again (no message to redeliver). */
-	if (d->batch_failed || (d->storage_down && !d->storage_probe) || d->need_rebuild) {
+	if (d->batch_failed || (d->db.down && !d->db.probe) || d->need_rebuild) {
 		daemon_arm_deadline(d);
 		return;
 	}
@@ -600,19 +568,16 @@ static void daemon_system_tick(struct daemon *d)
 
 	/* Space came back (a log rotated, a file deleted): retry now rather
 	 * than at the end of the backoff. */
-	if (d->storage_down && d->storage_timer.armed && d->storage_free >= 0) {
+	if (d->db.down && d->storage_timer.armed && d->db.free >= 0) {
 		int64_t free_now = daemon_free_bytes(d);
-		if (free_now > d->storage_free + STORAGE_WAKE_BYTES) {
+		if (dbstate_wake(&d->db, free_now)) {
 			log_debug("database: %lld bytes free again; retrying now", (long long)free_now);
-			d->storage_free = free_now;
 			loop_timer_arm(d->loop, &d->storage_timer, 0);
 		}
 	}
 
-	if (d->storage_down && !d->storage_committed && !d->storage_alerted &&
-	    now - d->storage_down_ms >= STORAGE_ALERT_MS) {
+	if (dbstate_alert_due(&d->db, now)) {
 		char zh[768], en[768];
-		d->storage_alerted = true;
 		snprintf(zh, sizeof(zh), "数据库 %s 无法写入（%s），巡查系统已暂停接收设备上报"
 		         "（消息留在 MQTT 服务器上，恢复后补收）。请检查磁盘空间。",
 		         d->cfg->storage.path, store_errmsg(d->store));
@@ -687,7 +652,7 @@ static int daemon_prune_run_step(struct daemon *d)
 	if (st != STORE_OK) {
 		if (st == STORE_RETRY) {
 			/* While the database is failing that is reported already. */
-			if (d->storage_down)
+			if (d->db.down)
 				log_debug("retention: %s; trying again in %d s",
 				          store_errmsg(d->store), PRUNE_RETRY_MS / 1000);
 			else
@@ -748,7 +713,7 @@ static void daemon_prune_step(struct daemon *d)
 	/* Ingest has priority, and a failing database would fail this too:
 	 * the storage retry brings ingest back first (and, when the database
 	 * is full, runs retention itself: daemon_prune_burst). */
-	if ((d->storage_down && !d->storage_committed) || d->need_rebuild ||
+	if ((d->db.down && !d->db.committed) || d->need_rebuild ||
 	    store_in_batch(d->store)) {
 		loop_timer_arm(d->loop, &d->prune_timer, PRUNE_RETRY_MS);
 		return;
@@ -769,7 +734,7 @@ static void daemon_prune_step(struct daemon *d)
  */
 static void daemon_prune_burst(struct daemon *d)
 {
-	if (!d->storage_full || d->need_rebuild || store_in_batch(d->store) ||
+	if (!d->db.full || d->need_rebuild || store_in_batch(d->store) ||
 	    (d->cfg->storage.retention_s <= 0 && d->cfg->storage.max_rejected <= 0))
 		return;
 	int64_t t0 = loop_mono_ms();
@@ -818,10 +783,8 @@ static void daemon_check(void *arg)
 	/* Held alerts join this batch — while the database is failing only
 	 * when a retry is due or a batch got through, so that they do not
 	 * turn every pass into another failure. */
-	bool held = deliver_held_count(d->deliver) > 0 &&
-	            (!d->storage_down || d->storage_probe || d->storage_committed);
+	bool held = deliver_held_count(d->deliver) > 0 && dbstate_take_held_write(&d->db);
 	if (held) {
-		d->storage_probe = false;
 		enum store_status st = deliver_write_held(d->deliver);
 		if (st != STORE_OK) {
 			deliver_held_committed(d->deliver, false);
@@ -840,7 +803,7 @@ static void daemon_check(void *arg)
 			return;
 		}
 		d->stats.batches++;
-		d->storage_committed = true;
+		dbstate_committed(&d->db);
 		daemon_storage_confirm(d);
 	}
 	if (held)
@@ -869,7 +832,7 @@ static void daemon_publish_status(struct daemon *d, const char *state)
 	                        "duplicates", (json_int_t)d->stats.duplicates,
 	                        "rejected", (json_int_t)d->stats.rejected,
 	                        "storage_failures", (json_int_t)d->stats.storage_failures,
-	                        "storage", d->storage_down ? "failing" : "ok");
+	                        "storage", d->db.down ? "failing" : "ok");
 	if (!doc)
 		return;
 	char *s = json_dumps(doc, JSON_COMPACT);
@@ -887,7 +850,7 @@ static void daemon_status_cb(void *arg)
 	char buf[256];
 	daemon_publish_status(d, "online");
 	snprintf(buf, sizeof(buf), "STATUS=%s; stored %llu, duplicates %llu, rejected %llu",
-	         d->storage_down ? "database not writable" :
+	         d->db.down ? "database not writable" :
 	         mqtt_connected(d->mqtt) ? "connected" : "broker unreachable",
 	         (unsigned long long)d->stats.stored, (unsigned long long)d->stats.duplicates,
 	         (unsigned long long)d->stats.rejected);
@@ -937,7 +900,7 @@ static void daemon_on_disconnected(void *arg)
 {
 	struct daemon *d = arg;
 	/* A storage pause drops the connection on purpose: not the broker's fault. */
-	if (!d->storage_down) {
+	if (!d->db.down) {
 		d->broker_down_ms = loop_now_ms(d->loop);
 		loop_timer_arm(d->loop, &d->broker_timer, d->cfg->alerts.system_after_s * 1000);
 	}
@@ -996,6 +959,11 @@ static void daemon_on_hup(void *arg)
 	    strcmp(ncfg->storage.path, d->boot_cfg->storage.path) != 0)
 		log_warnx("reload: changes to mqtt connection settings or storage.path take "
 		          "effect only after a restart");
+	/* TZ is set once at start: local time in every module follows it, and
+	 * changing it under them would move active hours mid-day. */
+	if (strcmp(ncfg->timezone, d->boot_cfg->timezone) != 0)
+		log_warnx("reload: timezone %s takes effect only after a restart; local time "
+		          "stays %s until then", ncfg->timezone, d->boot_cfg->timezone);
 	if (store_in_batch(d->store) && store_commit(d->store) != STORE_OK) {
 		store_rollback(d->store);
 		log_errx("reload: database not writable; keeping the running configuration");
@@ -1044,7 +1012,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 
 	d.config_path = config_path;
 	d.boot_cfg = d.cfg = cfg;
-	d.storage_backoff_ms = STORAGE_BACKOFF_MIN_MS;
+	dbstate_init(&d.db);
 
 	if (geteuid() == 0)
 		log_warnx("running as root; gridpatrold needs no privileges — "

@@ -5,13 +5,12 @@
  *
  * Each sink is an independent little state machine: idle with one loop
  * timer armed for its next due delivery, or running exactly one try, the
- * same timer then standing for that try's deadline. exec tries are child
- * processes spawned with posix_spawn (the daemon holds a SQLite connection,
- * and fork() with one open is the documented way to corrupt it), each in
- * its own process group so a timeout can kill whatever the script started.
- * Their stdin is fed and their output collected by loop fd callbacks;
- * SIGCHLD arrives through the loop's signalfd. mqtt tries publish one
- * message per alert at QoS 1 and wait for every PUBACK.
+ * same timer then standing for that try's deadline. How a try is made is
+ * its sink's driver's business (struct sink_ops in sink_impl.h): exec
+ * tries are child processes (sink_exec.c), mqtt tries publish one message
+ * per alert and wait for every PUBACK (sink_mqtt.c). This file keeps what
+ * is the same for every sink: the outbox, retries and expiry, alerts held
+ * in memory, and shutdown.
  *
  * Every outcome is written through outbox into the daemon's open batch, so
  * the check hook of the same loop pass commits it. When the database cannot
@@ -22,245 +21,37 @@
 #include "deliver.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "log.h"
+#include "sink_impl.h"
 
-extern char **environ;
-
-/* What is kept of a script's output for the log line. */
-#define DELIVER_OUTPUT_MAX 4096
-/* One environment string may not exceed 128 KiB (MAX_ARG_STRLEN); past
- * that execve fails with E2BIG and the delivery could never succeed, so a
- * huge grouped text is cut (on a UTF-8 boundary) in the environment only —
- * the JSON on stdin always has all of it. */
-#define DELIVER_ENV_TEXT_MAX (100 * 1024)
 /* Re-plan at least this often, so a wall-clock step (NTP after boot on a
  * board without RTC) delays a due delivery by at most this much. */
 #define DELIVER_PLAN_MAX_MS 60000
-/* After SIGKILL, how often to look for the exit if SIGCHLD went missing. */
-#define DELIVER_REAP_RETRY_MS 1000
-#define DELIVER_STORE_RETRY_MIN_MS 1000
-#define DELIVER_STORE_RETRY_MAX_MS 5000
-/* Reads per output callback, so a chatty child cannot starve the loop. */
-#define DELIVER_READS_PER_CB 16
-
-struct deliver;
-struct dsink;
-struct dheld;
-struct dheld_sink;
-
-struct dtry {
-	struct dsink *ds;
-	struct loop_timer *timer;       /* the sink's timer this try uses */
-	struct dheld *held;             /* a held alert's try, or NULL */
-	struct dheld_sink *hs;
-	struct outbox_delivery del;
-	enum config_sink_type type;
-	int64_t start_mono;
-	int64_t timeout_ms;
-
-	/* exec */
-	pid_t pid;              /* also the process group id */
-	bool reaped;
-	bool timed_out;
-	int in_fd, out_fd;      /* ours: write end of stdin, read end of output */
-	int in_h, out_h;        /* loop handles, -1 when not watched */
-	size_t in_off;
-	char out[DELIVER_OUTPUT_MAX];
-	size_t out_len;
-	bool out_truncated;
-
-	/* mqtt */
-	int *mids;              /* -1 once acknowledged */
-	size_t n_mids, n_unacked;
-
-	/* outcome, once finished; kept until the database has taken it */
-	bool finished;
-	bool ok, expired;
-	int64_t end_wall;
-	int64_t next_ms;
-	char error[256];
-};
-
-struct dsink {
-	struct deliver *d;
-	char name[TOPIC_SEGMENT_MAX + 1];
-	const struct config_sink *cfg;  /* NULL: gone from the config, try still running */
-	struct loop_timer timer;        /* idle: next due time; running: try deadline */
-	struct dtry *cur;
-	/* A try of a held alert (below), beside cur: cur may be a finished
-	 * try whose outcome waits for the database. Never two running. */
-	struct loop_timer mem_timer;
-	struct dtry *mem;
-};
-
-/*
- * A held alert: a `system` alert raised while the database cannot be
- * written, so it has no alert row, no outbox and no delivery_id of the
- * usual form. It is tried from memory on the exec sinks that want it
- * (delivery_id "<sink>-m<raise time in ms>"), with the usual backoff, and
- * written to the alert table by deliver_write_held once the database takes
- * writes again — with each sink's delivery row in the state memory reached,
- * so a sink that got it is not sent it twice, and carrying the in-memory
- * delivery_id (ext_id), so the outbox's retries keep it.
- */
-struct dheld_sink {
-	char name[TOPIC_SEGMENT_MAX + 1];
-	char delivery_id[TOPIC_SEGMENT_MAX + 16];
-	enum outbox_held_state state;
-	int tries;
-	int64_t next_ms, done_ms;
-	char error[256];
-	bool running;
-	bool tried;             /* a try started: a bridge has seen delivery_id */
-};
-
-struct dheld {
-	unsigned kind;
-	int64_t at;             /* Unix seconds */
-	int64_t created_ms;
-	char *text, *doc;       /* doc: the alert's object, without alert_id */
-	bool writing;           /* in the open batch, not committed yet */
-	bool untried;           /* no tries before the caller's write fails */
-	size_t n_sinks;
-	struct dheld_sink *sinks;
-};
-
-struct deliver {
-	const struct config *cfg;
-	struct loop *l;
-	struct store *s;
-	struct outbox *o;
-	struct mqtt *m;
-	struct dsink **sinks;
-	size_t n_sinks;
-	int running;
-	bool stopping;
-	bool store_blocked;
-	int64_t store_backoff_ms;
-	struct loop_timer store_timer;
-	uint64_t rng;
-	struct dheld **held;
-	size_t n_held;
-	int64_t last_held_ms;   /* keeps held delivery_ids unique */
-};
+/* Out of memory for a try: look again this much later. */
+#define DELIVER_OOM_RETRY_MS 5000
 
 static void deliver_plan(struct dsink *ds);
 static void deliver_held_plan(struct dsink *ds);
 static void deliver_held_done(struct dtry *t);
-static void deliver_try_finish(struct dtry *t, bool ok, const char *error);
 
 /* ---- small helpers ---------------------------------------------------- */
-
-/* xorshift64*: jitter needs spread, not secrecy. */
-static double deliver_random(struct deliver *d)
-{
-	d->rng ^= d->rng >> 12;
-	d->rng ^= d->rng << 25;
-	d->rng ^= d->rng >> 27;
-	return (double)((d->rng * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
-}
 
 static int64_t deliver_backoff_ms(struct deliver *d, int tries)
 {
 	int64_t min = d->cfg->alerts.retry_min_s * 1000;
 	int64_t max = d->cfg->alerts.retry_max_s * 1000;
-	int64_t b = min > 0 ? min : 1000;
 
-	for (int i = 0; i < tries && b < max; i++)
-		b *= 2;
-	if (b > max && max > 0)
-		b = max;
-	return (int64_t)((double)b * (0.9 + 0.2 * deliver_random(d)));
-}
-
-/* One log line: newlines and other control bytes escaped, the trailing
- * newline dropped. */
-static void deliver_escape(const char *in, size_t len, bool truncated, char *out, size_t outlen)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-
-	while (len > 0 && (in[len - 1] == '\n' || in[len - 1] == '\r'))
-		len--;
-	for (size_t i = 0; i < len && o + 5 < outlen; i++) {
-		unsigned char c = (unsigned char)in[i];
-		if (c == '\n' || c == '\r' || c == '\t') {
-			out[o++] = '\\';
-			out[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-		} else if (c < 0x20 || c == 0x7f || c == '\\') {
-			out[o++] = '\\';
-			if (c == '\\') {
-				out[o++] = '\\';
-			} else {
-				out[o++] = 'x';
-				out[o++] = hex[c >> 4];
-				out[o++] = hex[c & 15];
-			}
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	if (truncated && o + 4 < outlen) {
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o] = '\0';
-}
-
-static void deliver_close(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static void deliver_unwatch(struct deliver *d, int *h)
-{
-	if (*h >= 0)
-		loop_fd_remove(d->l, *h);
-	*h = -1;
-}
-
-/* posix_spawn's dup2 actions run in order; a pipe end that landed on 0-2
- * (a daemon started with a closed stdin) would be overwritten by an earlier
- * action, so every end we hand over lives above 2. */
-static int deliver_fd_above_2(int *fd)
-{
-	if (*fd > 2)
-		return 0;
-	int n = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
-	if (n < 0)
-		return -1;
-	close(*fd);
-	*fd = n;
-	return 0;
-}
-
-static int deliver_pipe(int p[2], int nonblock_end)
-{
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -1;
-	if (deliver_fd_above_2(&p[0]) < 0 || deliver_fd_above_2(&p[1]) < 0 ||
-	    fcntl(p[nonblock_end], F_SETFL, O_NONBLOCK) < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		errno = e;
-		return -1;
-	}
-	return 0;
+	return backoff_jitter_ms(backoff_delay_ms(min > 0 ? min : 1000, max, tries), 10,
+	                         backoff_rng_next(&d->rng));
 }
 
 /* ---- store trouble ------------------------------------------------------ */
@@ -272,22 +63,18 @@ static void deliver_store_trouble(struct deliver *d, enum store_status st, const
 	else
 		log_warnx("delivery: %s: %s; tries paused until the database is writable",
 		          what, store_errmsg(d->s));
-	if (!d->store_blocked) {
-		d->store_blocked = true;
-		if (loop_timer_arm(d->l, &d->store_timer, d->store_backoff_ms) < 0)
-			log_errx("delivery: no timer slot for the storage retry");
-		d->store_backoff_ms *= 2;
-		if (d->store_backoff_ms > DELIVER_STORE_RETRY_MAX_MS)
-			d->store_backoff_ms = DELIVER_STORE_RETRY_MAX_MS;
-	}
+	int64_t wait = dbstate_pause_failed(&d->db);
+	if (wait >= 0 && loop_timer_arm(d->l, &d->store_timer, wait) < 0)
+		log_errx("delivery: no timer slot for the storage retry");
 }
 
 /* ---- outcome ------------------------------------------------------------ */
 
 static void deliver_try_free(struct dtry *t)
 {
+	if (t->ops && t->ops->release)
+		t->ops->release(t);
 	outbox_delivery_clear(&t->del);
-	free(t->mids);
 	free(t);
 }
 
@@ -337,12 +124,12 @@ static bool deliver_record(struct dtry *t)
 	return true;
 }
 
-static void deliver_try_finish(struct dtry *t, bool ok, const char *error)
+void deliver_try_finish(struct dtry *t, bool ok, const char *error, const char *output)
 {
 	struct dsink *ds = t->ds;
 	struct deliver *d = ds->d;
-	char out[4 * DELIVER_OUTPUT_MAX + 8];
-	const char *sep = t->out_len ? "; output: " : "";
+	const char *sep = output ? "; output: " : "";
+	const char *out = output ? output : "";
 
 	loop_timer_disarm(d->l, t->timer);
 	t->finished = true;
@@ -350,7 +137,6 @@ static void deliver_try_finish(struct dtry *t, bool ok, const char *error)
 	t->end_wall = loop_wall_ms();
 	d->running--;
 	snprintf(t->error, sizeof(t->error), "%s", error ? error : "");
-	deliver_escape(t->out, t->out_len, t->out_truncated, out, sizeof(out));
 	int64_t took = loop_mono_ms() - t->start_mono;
 
 	if (ok) {
@@ -391,399 +177,38 @@ static void deliver_try_finish(struct dtry *t, bool ok, const char *error)
 	}
 	if (ds->cfg)
 		deliver_held_plan(ds);
-	if (!d->store_blocked)
+	if (!d->db.paused)
 		deliver_record(t);
 }
 
-/* ---- exec sinks --------------------------------------------------------- */
-
-static void deliver_exec_write(void *arg, int fd, short revents)
-{
-	struct dtry *t = arg;
-	struct deliver *d = t->ds->d;
-	size_t len = strlen(t->del.doc);
-
-	(void)fd;
-	(void)revents;
-	while (t->in_off < len) {
-		ssize_t n = write(t->in_fd, t->del.doc + t->in_off, len - t->in_off);
-		if (n > 0) {
-			t->in_off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		/* EPIPE: the program does not read its stdin (a bridge that
-		 * uses GRIDPATROL_TEXT only). Not a failure: its exit status
-		 * decides. */
-		break;
-	}
-	deliver_unwatch(d, &t->in_h);
-	deliver_close(&t->in_fd);
-}
-
-/* Drain what the pipe holds now; returns true at EOF. */
-static bool deliver_exec_drain(struct dtry *t, int max_reads)
-{
-	char buf[4096];
-
-	for (int i = 0; i < max_reads; i++) {
-		ssize_t n = read(t->out_fd, buf, sizeof(buf));
-		if (n > 0) {
-			size_t room = sizeof(t->out) - t->out_len;
-			size_t take = (size_t)n < room ? (size_t)n : room;
-			memcpy(t->out + t->out_len, buf, take);
-			t->out_len += take;
-			if (take < (size_t)n)
-				t->out_truncated = true;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n == 0 || errno != EAGAIN;
-	}
-	return false;
-}
-
-static void deliver_exec_read(void *arg, int fd, short revents)
-{
-	struct dtry *t = arg;
-
-	(void)fd;
-	(void)revents;
-	if (deliver_exec_drain(t, DELIVER_READS_PER_CB)) {
-		deliver_unwatch(t->ds->d, &t->out_h);
-		deliver_close(&t->out_fd);
-	}
-}
-
-static void deliver_exec_reaped(struct dtry *t, int status, bool lost)
-{
-	struct deliver *d = t->ds->d;
-	char why[160];
-
-	t->reaped = true;
-	/* The child is gone, but its output may still sit in the pipe; a
-	 * grandchild holding the pipe open must not keep us waiting, so
-	 * take what is there and close. */
-	if (t->out_fd >= 0)
-		deliver_exec_drain(t, 64);
-	deliver_unwatch(d, &t->in_h);
-	deliver_unwatch(d, &t->out_h);
-	deliver_close(&t->in_fd);
-	deliver_close(&t->out_fd);
-
-	if (t->timed_out)
-		snprintf(why, sizeof(why), "timed out after %lld s, process group killed",
-		         (long long)(t->timeout_ms / 1000));
-	else if (lost)
-		snprintf(why, sizeof(why), "exit status unknown (child reaped elsewhere)");
-	else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		why[0] = '\0';
-	else if (WIFEXITED(status))
-		snprintf(why, sizeof(why), "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(why, sizeof(why), "killed by signal %d (%s)", WTERMSIG(status),
-		         strsignal(WTERMSIG(status)));
-	else
-		snprintf(why, sizeof(why), "wait status 0x%x", (unsigned)status);
-	deliver_try_finish(t, why[0] == '\0', why);
-}
-
-/* Reap the child of t if it has exited. */
-static void deliver_exec_poll_exit(struct dtry *t)
-{
-	int status = 0;
-	pid_t r;
-
-	if (t->type != CONFIG_SINK_EXEC || t->finished || t->reaped || t->pid <= 0)
-		return;
-	do
-		r = waitpid(t->pid, &status, WNOHANG);
-	while (r < 0 && errno == EINTR);
-	if (r == t->pid)
-		deliver_exec_reaped(t, status, false);
-	else if (r < 0 && errno == ECHILD)
-		deliver_exec_reaped(t, 0, true);
-}
+/* ---- children ------------------------------------------------------------ */
 
 static void deliver_on_sigchld(void *arg)
 {
 	struct deliver *d = arg;
 
-	/* SIGCHLDs coalesce: look at every running child. A finished try
+	/* SIGCHLDs coalesce: let every running try look. A finished try
 	 * may drop its (retired) sink from the array, hence the re-check. */
 	for (size_t i = 0; i < d->n_sinks;) {
 		struct dsink *ds = d->sinks[i];
-		if (ds->mem)
-			deliver_exec_poll_exit(ds->mem);
-		if (i < d->n_sinks && d->sinks[i] == ds && ds->cur)
-			deliver_exec_poll_exit(ds->cur);
+		if (ds->mem && !ds->mem->finished && ds->mem->ops->poll)
+			ds->mem->ops->poll(ds->mem);
+		if (i < d->n_sinks && d->sinks[i] == ds && ds->cur && !ds->cur->finished &&
+		    ds->cur->ops->poll)
+			ds->cur->ops->poll(ds->cur);
 		if (i < d->n_sinks && d->sinks[i] == ds)
 			i++;
 	}
 }
 
-static void deliver_exec_kill(struct dtry *t)
+/* The driver of a configured sink. */
+static const struct sink_ops *deliver_ops(const struct config_sink *cs)
 {
-	/* The group id is the child's pid and stays reserved while the child
-	 * is an unreaped zombie or any member lives, so this cannot hit a
-	 * stranger. */
-	if (kill(-t->pid, SIGKILL) < 0 && errno == ESRCH)
-		kill(t->pid, SIGKILL);
-}
-
-static void deliver_exec_timeout(struct dtry *t)
-{
-	struct dsink *ds = t->ds;
-
-	deliver_exec_poll_exit(t);
-	if (t->finished)
-		return;
-	if (!t->timed_out) {
-		t->timed_out = true;
-		log_debug("delivery %s: timeout, killing process group %ld", t->del.delivery_id,
-		          (long)t->pid);
-	}
-	deliver_exec_kill(t);
-	/* SIGCHLD normally reports the death; this only guards against a
-	 * lost signal. */
-	if (loop_timer_arm(ds->d->l, t->timer, DELIVER_REAP_RETRY_MS) < 0)
-		log_errx("delivery %s: no timer slot to reap the killed try", t->del.delivery_id);
-}
-
-/* environ without any inherited GRIDPATROL_* of ours, plus ours. */
-static char **deliver_env(const struct outbox_delivery *del, char **own)
-{
-	static const char *const names[] = {
-		"GRIDPATROL_DELIVERY_ID=", "GRIDPATROL_KIND=", "GRIDPATROL_TEXT=",
+	static const struct sink_ops *const drivers[] = {
+		[CONFIG_SINK_EXEC] = &sink_exec_ops,
+		[CONFIG_SINK_MQTT] = &sink_mqtt_ops,
 	};
-	size_t n = 0, k = 0;
-	while (environ && environ[n])
-		n++;
-	char **env = calloc(n + 4, sizeof(*env));
-	if (!env)
-		return NULL;
-
-	size_t tlen = strlen(del->text);
-	if (tlen > DELIVER_ENV_TEXT_MAX) {
-		tlen = DELIVER_ENV_TEXT_MAX;
-		while (tlen > 0 && ((unsigned char)del->text[tlen] & 0xc0) == 0x80)
-			tlen--;
-	}
-	if (asprintf(&own[0], "%s%s", names[0], del->delivery_id) < 0)
-		own[0] = NULL;
-	if (asprintf(&own[1], "%s%s", names[1], del->first_kind) < 0)
-		own[1] = NULL;
-	if (asprintf(&own[2], "%s%.*s", names[2], (int)tlen, del->text) < 0)
-		own[2] = NULL;
-	if (!own[0] || !own[1] || !own[2]) {
-		free(env);
-		return NULL;
-	}
-	for (size_t i = 0; i < n; i++) {
-		bool ours = false;
-		for (size_t j = 0; j < 3; j++)
-			if (strncmp(environ[i], names[j], strlen(names[j])) == 0)
-				ours = true;
-		if (!ours)
-			env[k++] = environ[i];
-	}
-	env[k++] = own[0];
-	env[k++] = own[1];
-	env[k++] = own[2];
-	env[k] = NULL;
-	return env;
-}
-
-/* Spawn the program of sink cs for try t. On failure returns -1 with a
- * reason in err (the try then fails like any other). */
-static int deliver_exec_spawn(struct dtry *t, const struct config_sink *cs,
-                              char *err, size_t errlen)
-{
-	struct deliver *d = t->ds->d;
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
-	char *own[3] = { NULL, NULL, NULL };
-	char **env = NULL;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	bool fa_ok = false, attr_ok = false;
-	sigset_t none, all;
-	int rc;
-
-	if (deliver_pipe(in, 1) < 0 || deliver_pipe(out, 0) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		goto fail;
-	}
-	if (!(env = deliver_env(&t->del, own))) {
-		snprintf(err, errlen, "environment: out of memory");
-		goto fail;
-	}
-	/* Watches first: a child we could not watch would be a child we
-	 * could not reap. */
-	t->in_fd = in[1];
-	t->out_fd = out[0];
-	in[1] = out[0] = -1;
-	if ((t->in_h = loop_fd_add(d->l, t->in_fd, POLLOUT, deliver_exec_write, t)) < 0 ||
-	    (t->out_h = loop_fd_add(d->l, t->out_fd, POLLIN, deliver_exec_read, t)) < 0) {
-		snprintf(err, errlen, "no poll slot for the child's pipes");
-		goto fail;
-	}
-
-	sigemptyset(&none);
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
-	if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
-		goto fail_rc;
-	fa_ok = true;
-	if ((rc = posix_spawnattr_init(&attr)) != 0)
-		goto fail_rc;
-	attr_ok = true;
-	/* The daemon blocks TERM/INT/HUP/CHLD for signalfd and ignores PIPE;
-	 * both would be inherited across exec and make a script immune to
-	 * our SIGKILL's gentler cousins and deaf to broken pipes. */
-	if ((rc = posix_spawn_file_actions_adddup2(&fa, in[0], 0)) != 0 ||
-	    (rc = posix_spawn_file_actions_adddup2(&fa, out[1], 1)) != 0 ||
-	    (rc = posix_spawn_file_actions_adddup2(&fa, out[1], 2)) != 0 ||
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-	    /* Descriptors without O_CLOEXEC (libmosquitto's socket) must
-	     * not leak into a user's script. */
-	    (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
-#endif
-	    (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-	                                   POSIX_SPAWN_SETSIGMASK |
-	                                   POSIX_SPAWN_SETSIGDEF)) != 0 ||
-	    (rc = posix_spawnattr_setpgroup(&attr, 0)) != 0 ||
-	    (rc = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
-	    (rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0)
-		goto fail_rc;
-	/* posix_spawnp: a bare program name is looked up in PATH, as a user
-	 * writing `exec: [wechat-bridge]` expects; still no shell. */
-	rc = posix_spawnp(&t->pid, cs->argv[0], &fa, &attr, cs->argv, env);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot run %s: %s", cs->argv[0], strerror(rc));
-		t->pid = 0;
-		goto fail;
-	}
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	close(in[0]);
-	close(out[1]);
-	free(env);
-	for (int i = 0; i < 3; i++)
-		free(own[i]);
-	return 0;
-
-fail_rc:
-	snprintf(err, errlen, "posix_spawn setup: %s", strerror(rc));
-fail:
-	if (fa_ok)
-		posix_spawn_file_actions_destroy(&fa);
-	if (attr_ok)
-		posix_spawnattr_destroy(&attr);
-	deliver_unwatch(d, &t->in_h);
-	deliver_unwatch(d, &t->out_h);
-	deliver_close(&t->in_fd);
-	deliver_close(&t->out_fd);
-	for (int i = 0; i < 2; i++) {
-		deliver_close(&in[i]);
-		deliver_close(&out[i]);
-	}
-	free(env);
-	for (int i = 0; i < 3; i++)
-		free(own[i]);
-	return -1;
-}
-
-/* ---- mqtt sinks --------------------------------------------------------- */
-
-/* The sink's topic template with {cell} and {kind} filled in. Cell ids and
- * kinds are validated topic segments, so no wildcard can sneak in. */
-static char *deliver_topic(const char *tmpl, const char *cell, const char *kind)
-{
-	size_t cap = strlen(tmpl) + 1, len = 0;
-	size_t cl = strlen(cell), kl = strlen(kind);
-	for (const char *p = tmpl; (p = strchr(p, '{')); p++)
-		cap += cl + kl;
-	char *out = malloc(cap);
-	if (!out)
-		return NULL;
-	for (const char *p = tmpl; *p;) {
-		if (strncmp(p, "{cell}", 6) == 0) {
-			memcpy(out + len, cell, cl);
-			len += cl;
-			p += 6;
-		} else if (strncmp(p, "{kind}", 6) == 0) {
-			memcpy(out + len, kind, kl);
-			len += kl;
-			p += 6;
-		} else {
-			out[len++] = *p++;
-		}
-	}
-	out[len] = '\0';
-	return out;
-}
-
-static const char *deliver_json_str(const json_t *obj, const char *key, const char *dflt)
-{
-	const char *v = json_string_value(json_object_get(obj, key));
-	return v && *v ? v : dflt;
-}
-
-/* Publish one document per alert: the delivery restricted to that alert.
- * Returns -1 with a reason in err. */
-static int deliver_mqtt_publish(struct dtry *t, const struct config_sink *cs,
-                                char *err, size_t errlen)
-{
-	struct deliver *d = t->ds->d;
-	json_error_t jerr;
-	json_t *doc = json_loads(t->del.doc, 0, &jerr);
-	json_t *alerts = json_object_get(doc, "alerts");
-	int ret = -1;
-
-	if (!json_is_array(alerts)) {
-		snprintf(err, errlen, "delivery document unusable: %s", doc ? "no alerts" : jerr.text);
-		goto out;
-	}
-	size_t n = json_array_size(alerts);
-	t->mids = calloc(n ? n : 1, sizeof(*t->mids));
-	if (!t->mids) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_t *a = json_array_get(alerts, i);
-		json_t *one = json_pack("{s:s, s:s, s:s, s:[O]}",
-		                        "delivery_id", t->del.delivery_id,
-		                        "sink", t->del.sink,
-		                        "text", deliver_json_str(a, "text", ""),
-		                        "alerts", a);
-		char *payload = one ? json_dumps(one, JSON_COMPACT) : NULL;
-		char *topic = deliver_topic(cs->topic, deliver_json_str(a, "cell", "-"),
-		                            deliver_json_str(a, "kind", "-"));
-		int mid = 0, rc = -1;
-		if (payload && topic)
-			rc = mqtt_publish(d->m, topic, payload, strlen(payload), 1, false, &mid);
-		else
-			snprintf(err, errlen, "out of memory");
-		if (payload && topic && rc < 0)
-			snprintf(err, errlen, "publish to %s failed", topic);
-		free(payload);
-		free(topic);
-		json_decref(one);
-		if (rc < 0)
-			goto out;
-		t->mids[t->n_mids++] = mid;
-		t->n_unacked++;
-	}
-	ret = 0;
-out:
-	json_decref(doc);
-	return ret;
+	return drivers[cs->type];
 }
 
 /* ---- trying ------------------------------------------------------------- */
@@ -819,14 +244,13 @@ static void deliver_start(struct dsink *ds)
 		 * stale-inflight rule in outbox) takes up again. */
 		outbox_delivery_clear(&del);
 		log_errx("delivery: out of memory");
-		loop_timer_arm(d->l, &ds->timer, DELIVER_STORE_RETRY_MAX_MS);
+		loop_timer_arm(d->l, &ds->timer, DELIVER_OOM_RETRY_MS);
 		return;
 	}
 	t->ds = ds;
+	t->ops = deliver_ops(cs);
 	t->timer = &ds->timer;
 	t->del = del;
-	t->type = cs->type;
-	t->in_fd = t->out_fd = t->in_h = t->out_h = -1;
 	t->start_mono = loop_mono_ms();
 	t->timeout_ms = cs->timeout_s * 1000;
 	ds->cur = t;
@@ -834,26 +258,10 @@ static void deliver_start(struct dsink *ds)
 	log_debug("delivery %s (sink %s, %zu alerts): try %d", del.delivery_id, ds->name,
 	          del.n_alerts, del.tries + 1);
 
-	if (cs->type == CONFIG_SINK_EXEC) {
-		if (deliver_exec_spawn(t, cs, err, sizeof(err)) < 0) {
-			deliver_try_finish(t, false, err);
-			return;
-		}
-	} else {
-		/* No broker (or no mqtt client at all, as in unit tests) is a
-		 * failed try like any other: backoff, then expiry. */
-		if (!d->m || !mqtt_connected(d->m)) {
-			deliver_try_finish(t, false, "not connected to the broker");
-			return;
-		}
-		if (deliver_mqtt_publish(t, cs, err, sizeof(err)) < 0) {
-			deliver_try_finish(t, false, err);
-			return;
-		}
-		if (t->n_unacked == 0) {
-			deliver_try_finish(t, true, NULL);
-			return;
-		}
+	int r = t->ops->start(t, cs, err, sizeof(err));
+	if (r != 0) {
+		deliver_try_finish(t, r > 0, r > 0 ? NULL : err, NULL);
+		return;
 	}
 	if (loop_timer_arm(d->l, &ds->timer, t->timeout_ms) < 0)
 		log_errx("delivery %s: no timer slot for the try's timeout", del.delivery_id);
@@ -895,7 +303,7 @@ static void deliver_held_plan(struct dsink *ds)
 	struct deliver *d = ds->d;
 	struct dheld *h;
 
-	if (ds->mem || !ds->cfg || ds->cfg->type != CONFIG_SINK_EXEC || d->stopping ||
+	if (ds->mem || !ds->cfg || !deliver_ops(ds->cfg)->holds || d->stopping ||
 	    deliver_busy(ds))
 		return;
 	struct dheld_sink *hs = deliver_held_next(ds, &h);
@@ -947,7 +355,7 @@ static void deliver_held_start(struct dsink *ds)
 	struct dheld *h;
 	char err[256];
 
-	if (ds->mem || !cs || cs->type != CONFIG_SINK_EXEC || d->stopping || deliver_busy(ds))
+	if (ds->mem || !cs || !deliver_ops(cs)->holds || d->stopping || deliver_busy(ds))
 		return;
 	struct dheld_sink *hs = deliver_held_next(ds, &h);
 	if (!hs || hs->next_ms > loop_wall_ms()) {
@@ -963,10 +371,11 @@ static void deliver_held_start(struct dsink *ds)
 		if (t)
 			deliver_try_free(t);
 		log_errx("delivery %s: out of memory", hs->delivery_id);
-		loop_timer_arm(d->l, &ds->mem_timer, DELIVER_STORE_RETRY_MAX_MS);
+		loop_timer_arm(d->l, &ds->mem_timer, DELIVER_OOM_RETRY_MS);
 		return;
 	}
 	t->ds = ds;
+	t->ops = deliver_ops(cs);
 	t->timer = &ds->mem_timer;
 	t->held = h;
 	t->hs = hs;
@@ -976,8 +385,6 @@ static void deliver_held_start(struct dsink *ds)
 	t->del.tries = hs->tries;
 	t->del.created_ms = h->created_ms;
 	t->del.n_alerts = 1;
-	t->type = CONFIG_SINK_EXEC;
-	t->in_fd = t->out_fd = t->in_h = t->out_h = -1;
 	t->start_mono = loop_mono_ms();
 	t->timeout_ms = cs->timeout_s * 1000;
 	hs->running = true;
@@ -986,8 +393,9 @@ static void deliver_held_start(struct dsink *ds)
 	d->running++;
 	log_debug("delivery %s (sink %s, held in memory): try %d", hs->delivery_id, ds->name,
 	          hs->tries + 1);
-	if (deliver_exec_spawn(t, cs, err, sizeof(err)) < 0) {
-		deliver_try_finish(t, false, err);
+	int r = t->ops->start(t, cs, err, sizeof(err));
+	if (r != 0) {
+		deliver_try_finish(t, r > 0, r > 0 ? NULL : err, NULL);
 		return;
 	}
 	if (loop_timer_arm(d->l, &ds->mem_timer, t->timeout_ms) < 0)
@@ -1002,7 +410,7 @@ static void deliver_held_timer(void *arg)
 	if (!t)
 		deliver_held_start(ds);
 	else if (!t->finished)
-		deliver_exec_timeout(t);
+		t->ops->timeout(t);
 }
 
 /* A held try ended: its outcome stays in memory until deliver_write_held. */
@@ -1033,7 +441,7 @@ static void deliver_held_done(struct dtry *t)
 			deliver_sink_drop(d, ds);
 		return;
 	}
-	if (!d->store_blocked)
+	if (!d->db.paused)
 		deliver_plan(ds);
 	deliver_held_plan(ds);
 }
@@ -1072,7 +480,7 @@ int deliver_hold(struct deliver *d, unsigned kind, int64_t at, const char *text,
 		goto fail;
 	for (size_t i = 0; i < d->n_sinks; i++) {
 		const struct config_sink *cs = d->sinks[i]->cfg;
-		if (!cs || cs->type != CONFIG_SINK_EXEC || !(cs->kinds & kind))
+		if (!cs || !deliver_ops(cs)->holds || !(cs->kinds & kind))
 			continue;
 		struct dheld_sink *hs = &h->sinks[h->n_sinks++];
 		snprintf(hs->name, sizeof(hs->name), "%s", cs->name);
@@ -1172,20 +580,13 @@ static void deliver_sink_timer(void *arg)
 	struct dtry *t = ds->cur;
 
 	if (!t) {
-		if (!ds->d->stopping && !ds->d->store_blocked && ds->cfg)
+		if (!ds->d->stopping && !ds->d->db.paused && ds->cfg)
 			deliver_start(ds);
 		return;
 	}
 	if (t->finished)
 		return;
-	if (t->type == CONFIG_SINK_EXEC) {
-		deliver_exec_timeout(t);
-	} else {
-		char why[96];
-		snprintf(why, sizeof(why), "%zu of %zu PUBACKs missing after %lld s",
-		         t->n_unacked, t->n_mids, (long long)(t->timeout_ms / 1000));
-		deliver_try_finish(t, false, why);
-	}
+	t->ops->timeout(t);
 }
 
 static void deliver_plan(struct dsink *ds)
@@ -1193,7 +594,7 @@ static void deliver_plan(struct dsink *ds)
 	struct deliver *d = ds->d;
 	int64_t next;
 
-	if (ds->cur || ds->mem || !ds->cfg || d->stopping || d->store_blocked)
+	if (ds->cur || ds->mem || !ds->cfg || d->stopping || d->db.paused)
 		return;
 	enum store_status st = outbox_next_time(d->o, ds->name, &next);
 	if (st != STORE_OK) {
@@ -1217,7 +618,7 @@ static void deliver_store_retry(void *arg)
 {
 	struct deliver *d = arg;
 
-	d->store_blocked = false;
+	dbstate_pause_retry(&d->db);
 	for (size_t i = 0; i < d->n_sinks;) {
 		struct dsink *ds = d->sinks[i];
 		if (ds->cur && ds->cur->finished && !deliver_record(ds->cur))
@@ -1225,7 +626,7 @@ static void deliver_store_retry(void *arg)
 		if (i < d->n_sinks && d->sinks[i] == ds)
 			i++;
 	}
-	d->store_backoff_ms = DELIVER_STORE_RETRY_MIN_MS;
+	dbstate_pause_ok(&d->db);
 	deliver_kick(d);
 }
 
@@ -1320,10 +721,8 @@ struct deliver *deliver_new(const struct config *cfg, struct loop *l, struct sto
 	d->s = s;
 	d->o = o;
 	d->m = m;
-	d->store_backoff_ms = DELIVER_STORE_RETRY_MIN_MS;
-	d->rng = (uint64_t)loop_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)d;
-	if (d->rng == 0)
-		d->rng = 0x9e3779b97f4a7c15ULL;
+	backoff_rng_seed(&d->rng, (uint64_t)loop_wall_ms() ^ ((uint64_t)getpid() << 32) ^
+	                 (uintptr_t)d);
 	loop_timer_init(&d->store_timer, deliver_store_retry, d);
 	if (deliver_sync_sinks(d, cfg) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -1364,16 +763,8 @@ void deliver_on_published(struct deliver *d, int mid)
 {
 	for (size_t i = 0; i < d->n_sinks; i++) {
 		struct dtry *t = d->sinks[i]->cur;
-		if (!t || t->finished || t->type != CONFIG_SINK_MQTT)
-			continue;
-		for (size_t j = 0; j < t->n_mids; j++) {
-			if (t->mids[j] == mid) {
-				t->mids[j] = -1;
-				if (--t->n_unacked == 0)
-					deliver_try_finish(t, true, NULL);
-				return;
-			}
-		}
+		if (t && !t->finished && t->ops->published && t->ops->published(t, mid))
+			return;
 	}
 }
 
@@ -1392,22 +783,18 @@ static void deliver_abandon(struct deliver *d, struct dsink *ds, struct dtry *t)
 		t->hs->running = false;
 		if (!t->finished)
 			d->running--;
-		log_warnx("delivery %s (sink %s): still running at shutdown, killed",
-		          t->del.delivery_id, ds->name);
+		log_warnx("delivery %s (sink %s): still running at shutdown, %s",
+		          t->del.delivery_id, ds->name, t->ops->cut_off);
 	} else if (!t->finished) {
 		d->running--;
 		log_warnx("delivery %s (sink %s): still running at shutdown, %s; "
 		          "it is tried again at the next start", t->del.delivery_id, ds->name,
-		          t->type == CONFIG_SINK_EXEC ? "killed" : "abandoned");
+		          t->ops->cut_off);
 	} else {
 		log_warnx("delivery %s (sink %s): outcome not recorded (database not "
 		          "writable); it is tried again at the next start",
 		          t->del.delivery_id, ds->name);
 	}
-	deliver_unwatch(d, &t->in_h);
-	deliver_unwatch(d, &t->out_h);
-	deliver_close(&t->in_fd);
-	deliver_close(&t->out_fd);
 	loop_timer_disarm(d->l, t->timer);
 	if (t == ds->mem)
 		ds->mem = NULL;
@@ -1422,15 +809,18 @@ static struct dtry *deliver_slot(const struct dsink *ds, int k)
 	return k ? ds->mem : ds->cur;
 }
 
-static bool deliver_exec_pending(const struct deliver *d)
+/* A running try that shutdown waits for. */
+static bool deliver_waits(const struct dtry *t)
 {
-	for (size_t i = 0; i < d->n_sinks; i++) {
-		for (int k = 0; k < 2; k++) {
-			const struct dtry *t = deliver_slot(d->sinks[i], k);
-			if (t && !t->finished && t->type == CONFIG_SINK_EXEC)
+	return t && !t->finished && t->ops->waits_at_shutdown;
+}
+
+static bool deliver_waiting(const struct deliver *d)
+{
+	for (size_t i = 0; i < d->n_sinks; i++)
+		for (int k = 0; k < 2; k++)
+			if (deliver_waits(deliver_slot(d->sinks[i], k)))
 				return true;
-		}
-	}
 	return false;
 }
 
@@ -1447,9 +837,10 @@ void deliver_shutdown(struct deliver *d, int timeout_ms)
 			loop_timer_disarm(d->l, &d->sinks[i]->mem_timer);
 	}
 
-	/* The loop no longer runs: drive the children's pipes here, and look
-	 * for their exits every few ms (SIGCHLD stays blocked for signalfd). */
-	while (deliver_exec_pending(d)) {
+	/* The loop no longer runs: drive the tries' descriptors (children's
+	 * pipes) here, and poll them every few ms (SIGCHLD stays blocked for
+	 * signalfd). */
+	while (deliver_waiting(d)) {
 		struct pollfd pfd[2 * 64];
 		struct dtry *who[2 * 64];
 		nfds_t n = 0;
@@ -1459,41 +850,22 @@ void deliver_shutdown(struct deliver *d, int timeout_ms)
 			break;
 		for (size_t i = 0; i < 2 * d->n_sinks && n + 2 <= 2 * 64; i++) {
 			struct dtry *t = deliver_slot(d->sinks[i / 2], (int)(i % 2));
-			if (!t || t->finished || t->type != CONFIG_SINK_EXEC)
+			if (!deliver_waits(t) || !t->ops->shutdown_fds)
 				continue;
-			if (t->in_fd >= 0) {
-				pfd[n] = (struct pollfd){ .fd = t->in_fd, .events = POLLOUT };
+			for (size_t k = t->ops->shutdown_fds(t, pfd + n, 2); k > 0; k--)
 				who[n++] = t;
-			}
-			if (t->out_fd >= 0) {
-				pfd[n] = (struct pollfd){ .fd = t->out_fd, .events = POLLIN };
-				who[n++] = t;
-			}
 		}
 		int rc = poll(pfd, n, left < 20 ? (int)left : 20);
-		for (nfds_t i = 0; rc > 0 && i < n; i++) {
-			if (!pfd[i].revents)
-				continue;
-			if (pfd[i].fd == who[i]->in_fd)
-				deliver_exec_write(who[i], pfd[i].fd, pfd[i].revents);
-			else if (pfd[i].fd == who[i]->out_fd)
-				deliver_exec_read(who[i], pfd[i].fd, pfd[i].revents);
-		}
+		for (nfds_t i = 0; rc > 0 && i < n; i++)
+			if (pfd[i].revents)
+				who[i]->ops->shutdown_io(who[i], &pfd[i]);
 		deliver_on_sigchld(d);
 	}
 
 	for (size_t i = 0; i < 2 * d->n_sinks; i++) {
 		struct dtry *t = deliver_slot(d->sinks[i / 2], (int)(i % 2));
-		if (t && !t->finished && t->type == CONFIG_SINK_EXEC && !t->reaped) {
-			deliver_exec_kill(t);
-			/* Reap, but never hang on a child stuck in the kernel. */
-			for (int k = 0; k < 100; k++) {
-				pid_t r = waitpid(t->pid, NULL, WNOHANG);
-				if (r == t->pid || (r < 0 && errno != EINTR))
-					break;
-				poll(NULL, 0, 10);
-			}
-		}
+		if (deliver_waits(t) && t->ops->cancel)
+			t->ops->cancel(t);
 	}
 	for (size_t i = 0; i < d->n_sinks; i++)
 		for (int k = 0; k < 2; k++)

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <poll.h>
@@ -21,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backoff.h"
 #include "log.h"
 
 #define MQTT_BACKOFF_MIN_MS 500
@@ -37,7 +39,7 @@ struct mqtt {
 	void *arg;
 	int fd_handle;
 	struct loop_timer reconnect_timer, misc_timer, drain_timer;
-	int64_t backoff_ms;
+	int backoff_tries;     /* failed attempts since the last CONNACK */
 	bool started, connected, connecting, held, stopping, ever_connected;
 	bool aborting;     /* inside mqtt_abort: messages still read are dropped */
 	bool read_this_pass; /* the fd callback ran since the last prepare */
@@ -83,16 +85,12 @@ static void mqtt_schedule_reconnect(struct mqtt *m, int64_t delay_ms)
 
 static int64_t mqtt_next_backoff(struct mqtt *m)
 {
-	int64_t d = m->backoff_ms;
+	int64_t d = backoff_delay_ms(MQTT_BACKOFF_MIN_MS, MQTT_BACKOFF_MAX_MS, m->backoff_tries);
+	if (m->backoff_tries < INT_MAX)
+		m->backoff_tries++;
 	/* ±25 % jitter so a village of gateways restarted by one power cut
 	 * does not reconnect in lockstep. */
-	int64_t jitter = d / 4;
-	if (jitter > 0)
-		d += (random() % (2 * jitter + 1)) - jitter;
-	m->backoff_ms *= 2;
-	if (m->backoff_ms > MQTT_BACKOFF_MAX_MS)
-		m->backoff_ms = MQTT_BACKOFF_MAX_MS;
-	return d;
+	return backoff_jitter_ms(d, 25, (uint64_t)random());
 }
 
 static void mqtt_down(struct mqtt *m, const char *why)
@@ -144,7 +142,7 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *obj, int rc)
 	}
 	m->connected = true;
 	m->ever_connected = true;
-	m->backoff_ms = MQTT_BACKOFF_MIN_MS;
+	m->backoff_tries = 0;
 	if (m->warned_down)
 		log_notice("mqtt: reconnected to %s:%d", m->cfg->mqtt.host, m->cfg->mqtt.port);
 	else
@@ -337,7 +335,7 @@ struct mqtt *mqtt_new(const struct config *cfg, struct loop *l,
 	m->loop = l;
 	m->h = *h;
 	m->arg = arg;
-	m->backoff_ms = MQTT_BACKOFF_MIN_MS;
+	m->backoff_tries = 0;
 	loop_timer_init(&m->reconnect_timer, mqtt_reconnect_cb, m);
 	loop_timer_init(&m->misc_timer, mqtt_misc_cb, m);
 	loop_timer_init(&m->drain_timer, mqtt_drain_cb, m);

@@ -1,6 +1,10 @@
 /*
  * netbuf: read-ahead and write coalescing for the broker socket; see
- * netbuf.h for why it interposes read(), write() and close().
+ * netbuf.h for why it interposes read(), write() and close(). The three
+ * definitions below replace libc's for the whole process (every module and
+ * library in gridpatrold, and any test program linking the daemon
+ * library); each acts only when its descriptor is the attached MQTT socket
+ * (nb.fd) and otherwise is the bare system call.
  *
  * The real system calls go through syscall(2): the libc wrappers are the
  * very symbols defined here.
