@@ -19,7 +19,7 @@
 #include "config.h"
 #include "msg.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_REJECTED_PAYLOAD_MAX 1024
 #define STORE_REJECTED_TOPIC_MAX 512
 
