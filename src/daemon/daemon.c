@@ -293,7 +293,18 @@ static void daemon_on_message(void *arg, const char *topic, const void *payload,
 	if (st == STORE_OK) {
 		enum msg_reason r = msg_parse(d->cfg, topic, payload, len, loop_wall_ms(),
 		                              &rec, detail, sizeof(detail));
-		if (r == MSG_OK) {
+		/* A claim naming an alert that does not exist is bad input,
+		 * not an event (SPEC, Claims); one naming an alert that ended
+		 * is stored and changes nothing. */
+		bool bad = false;
+		if (r == MSG_OK && rec.has_alert_id)
+			st = alert_claim_check(d->alert, rec.cell_cfg, rec.alert_id, &bad, detail,
+			                       sizeof(detail));
+		if (bad)
+			r = MSG_BAD_FIELD;
+		if (st != STORE_OK) {
+			/* the batch fails below */
+		} else if (r == MSG_OK) {
 			int64_t rowid = 0;
 			st = store_put_event(d->store, &rec, &dup, &rowid);
 			if (dup)

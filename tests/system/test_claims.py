@@ -1,0 +1,170 @@
+"""Claims (SPEC, Claims) end to end: real broker, real daemon, the record
+sink, second-scale intervals. A claim-type message claims the cell's open
+alert, the group hears it, reminders wait while the claim holds and resume
+saying so, and the recovery names the claimer."""
+import datetime
+import json
+import time
+
+from harness import DEFAULT_EVENTS, Recorder, publish, record_sink, wait_for
+
+CLAIM_EVENTS = DEFAULT_EVENTS + '  claim: { label: "认领", claim: true, patrol: false }\n'
+
+
+def cfg(rec, claim_for="6s", escalate=""):
+    return ("alerts:\n  startup_grace: 0s\n  daily_digest: \"off\"\n"
+            f"  claim_for: {claim_for}\n{escalate}"
+            "  retry: { min: 1s, max: 2s, give_up_after: 1h }\n"
+            "  sinks:\n" + record_sink("wechat", rec.dir))
+
+
+def cell(cid="yh-01", interval="3s", grace="1s", repeat="2s"):
+    return (f"cells:\n  - id: {cid}\n    name: \"测试网格 {cid}\"\n    interval: {interval}\n"
+            f"    grace: {grace}\n    repeat: {repeat}\n    active: always\n"
+            "    workers: [w017, w021]\n")
+
+
+def rfc(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(s):
+    return datetime.datetime.fromisoformat(s).timestamp()
+
+
+def test_claim_holds_reminders_then_they_resume(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(), events=CLAIM_EVENTS,
+                    extra=cfg(rec, escalate="  escalate: { after: 1, to: [secretary] }\n")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "first overdue alert")
+    first = rec.alerts("overdue")[0]
+    publish(broker, "patrol/yh-01/w017/claim", b'{"id":"c1"}')
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    c = rec.alerts("claimed")[0]
+    assert c["cell"] == "yh-01"
+    assert c["claim"]["by"] == "w017" and c["claim"]["kind"] == "overdue"
+    assert "w017 已于" in c["text"] and "认领测试网格 yh-01的巡查提醒" in c["text"], c["text"]
+    assert "6秒 内不再重复提醒" in c["text"] or "内不再重复提醒" in c["text"], c["text"]
+    claimed_id = c["claim"]["alert_id"]
+    (by, at), = d.query("SELECT claimed_by, claimed_at FROM alert WHERE id = ?", (claimed_id,))
+    assert by == "w017"
+    assert d.query("SELECT kind FROM alert WHERE id = ?", (claimed_id,)) == [("overdue",)]
+
+    # Held: no reminder until the claim runs out, then one that says so,
+    # escalated (the held ones did not count), and more after it.
+    wait_for(lambda: any("claim_ran_out" in a for a in rec.alerts("overdue")), 20,
+             "the reminder after the claim ran out")
+    over = rec.alerts("overdue")
+    ran = next(a for a in over if "claim_ran_out" in a)
+    assert ran["claim_ran_out"]["by"] == "w017"
+    assert "w017 的认领已超过" in ran["text"] and "仍未巡查" in ran["text"], ran["text"]
+    assert epoch(ran["at"]) >= at + 6
+    assert ran["escalate"] == ["secretary"] and "并报 secretary" in ran["text"]
+    # Held reminders were not raised, so they are not counted either.
+    assert ran["repeat"] == d.count("alert", "kind = 'overdue' AND at <= ?", (at,))
+    assert d.count("alert", "kind = 'overdue' AND at > ? AND at < ?", (at, at + 6)) == 0
+    n = len(over)
+    wait_for(lambda: len(rec.alerts("overdue")) > n, 10, "reminders resumed")
+    later = rec.alerts("overdue")[n]
+    assert "claim_ran_out" not in later and "认领" not in later["text"]
+    assert later["repeat"] == ran["repeat"] + 1
+
+    # Someone else patrols: the recovery names the claimer; the episode ends.
+    publish(broker, "patrol/yh-01/w021/checkin", b'{"id":"back"}')
+    wait_for(lambda: rec.alerts("recovered"), 10, "recovered")
+    r = rec.alerts("recovered")[0]
+    assert r["claimed_by"] == "w017" and "（此前由 w017 认领）" in r["text"], r["text"]
+    assert d.count("alert", "kind = 'overdue' AND resolved_at IS NULL") == 0
+    assert d.count("alert", "kind = 'overdue' AND resolved_at >= at") == d.count(
+        "alert", "kind = 'overdue'")
+    assert first["repeat"] == 0
+    assert d.stop() == 0
+
+
+def test_claim_survives_sigkill(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(), events=CLAIM_EVENTS, extra=cfg(rec, claim_for="10s")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "first overdue alert")
+    publish(broker, "patrol/yh-01/w017/claim", b'{"id":"c1"}')
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    (at,), = d.query("SELECT claimed_at FROM alert WHERE claimed_by = 'w017'")
+    d.kill()
+    d.start()
+    wait_for(lambda: any("claim_ran_out" in a for a in rec.alerts("overdue")), 25,
+             "the reminder after the claim ran out, after a restart")
+    ran = next(a for a in rec.alerts("overdue") if "claim_ran_out" in a)
+    assert epoch(ran["at"]) >= at + 10
+    assert ran["repeat"] == d.count("alert", "kind = 'overdue' AND at <= ?", (at,))
+    # Nothing in between, and the claim was not announced twice.
+    assert d.count("alert", "kind = 'overdue' AND at > ? AND at < ?", (at, at + 10)) == 0
+    assert len(rec.alerts("claimed")) == 1
+    assert d.stop() == 0
+
+
+def test_flood_of_claims_raises_one_claimed(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(repeat="1h"), events=CLAIM_EVENTS,
+                    extra=cfg(rec, claim_for="1h")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
+    for i in range(20):
+        w = "w017" if i % 2 else "w021"
+        publish(broker, f"patrol/yh-01/{w}/claim", json.dumps({"id": f"c{i}"}).encode())
+    wait_for(lambda: d.count("event", "type = 'claim'") == 20, 15, "twenty claims stored")
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    time.sleep(1.5)
+    assert len(rec.alerts("claimed")) == 1
+    assert d.count("alert", "kind = 'claimed'") == 1
+    assert d.count("alert", "claimed_by IS NOT NULL") == 1
+    # The first claim stored is the one that counts.
+    (first,), = d.query("SELECT worker FROM event WHERE type = 'claim' ORDER BY id LIMIT 1")
+    assert d.query("SELECT claimed_by FROM alert WHERE claimed_by IS NOT NULL") == [(first,)]
+    assert d.stop() == 0
+
+
+def test_claim_before_its_alert_and_bad_alert_ids(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    cells = cell(repeat="1h") + ("  - id: yh-02\n    interval: 1d\n    active: always\n")
+    d = make_daemon(cells=cells, events=CLAIM_EVENTS, extra=cfg(rec, claim_for="1h")).start()
+    now = int(time.time())
+    # Nothing open in yh-02: stored, nothing else.
+    publish(broker, "patrol/yh-02/w017/claim", b'{"id":"nothing-open"}')
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
+    (aid, aat), = d.query("SELECT id, at FROM alert WHERE kind = 'overdue'")
+
+    # A claim made before the alert, uploaded late: kept, claims nothing,
+    # also when it names the alert.
+    publish(broker, "patrol/yh-01/w017/claim",
+            json.dumps({"id": "early", "ts": rfc(now - 60)}).encode())
+    publish(broker, "patrol/yh-01/w017/claim",
+            json.dumps({"id": "early2", "ts": rfc(now - 30), "alert_id": aid}).encode())
+    # Unknown alert, another cell's alert, not a task: rejected as bad_field.
+    publish(broker, "patrol/yh-01/w017/claim", b'{"id":"u","alert_id":99999}')
+    publish(broker, "patrol/yh-02/w017/claim",
+            json.dumps({"id": "x", "alert_id": aid}).encode())
+    publish(broker, "patrol/yh-01/w017/claim", b'{"id":"f","alert_id":"1"}')
+    wait_for(lambda: d.count("rejected") == 3, 10, "three rejections")
+    rows = d.query("SELECT reason, detail FROM rejected ORDER BY id")
+    assert rows[0] == ("bad_field", "alert_id 99999: no such alert"), rows
+    assert rows[1] == ("bad_field", f"alert_id {aid} is for cell yh-01, not yh-02"), rows
+    assert rows[2] == ("bad_field", "alert_id must be a positive integer"), rows
+    wait_for(lambda: d.count("event", "type = 'claim'") == 3, 10, "three claims stored")
+    time.sleep(1.0)
+    assert rec.alerts("claimed") == []
+    assert d.count("alert", "claimed_by IS NOT NULL") == 0
+
+    # An event alert is a task too; a patrol of the cell ends it.
+    publish(broker, "patrol/yh-02/w021/fishing", b'{"id":"fish"}')
+    wait_for(lambda: rec.alerts("event"), 10, "event alert")
+    (eid,), = d.query("SELECT id FROM alert WHERE kind = 'event'")
+    publish(broker, "patrol/yh-02/w017/claim", json.dumps({"id": "ce", "alert_id": eid}).encode())
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed event alert")
+    c = rec.alerts("claimed")[0]
+    assert c["claim"] == {"alert_id": eid, "kind": "event", "by": "w017", "at": c["claim"]["at"]}
+    assert "的事件提醒" in c["text"] and "不再重复" not in c["text"], c["text"]
+    assert d.query("SELECT claimed_by, resolved_at FROM alert WHERE id = ?", (eid,)) == [
+        ("w017", None)]
+    publish(broker, "patrol/yh-02/w017/checkin", b'{"id":"went"}')
+    wait_for(lambda: d.query("SELECT resolved_at IS NOT NULL FROM alert WHERE id = ?",
+                             (eid,)) == [(1,)], 10, "event alert resolved")
+    assert d.stop() == 0
