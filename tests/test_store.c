@@ -905,7 +905,8 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	put(s, "w040", "b1", "litter", 2500, false);
 	assert_int_equal(store_commit(s), STORE_OK);
 	store_close(s);
-	q_exec(f->path, "DROP INDEX alert_open; ALTER TABLE alert DROP COLUMN claimed_by; "
+	q_exec(f->path, "DROP TABLE claim_request; DROP INDEX alert_open; "
+	                "ALTER TABLE alert DROP COLUMN claimed_by; "
 	                "ALTER TABLE alert DROP COLUMN claimed_at; "
 	                "ALTER TABLE alert DROP COLUMN resolved_at; "
 	                "DROP TABLE event_span; DROP TABLE daemon_state; "
@@ -948,7 +949,8 @@ static void test_migration_3_to_4_resolves_history(void **state)
 	struct store *s = store_open(f->path, 0, err, sizeof(err));
 	assert_non_null(s);
 	store_close(s);
-	q_exec(f->path, "DROP INDEX alert_open; ALTER TABLE alert DROP COLUMN claimed_by; "
+	q_exec(f->path, "DROP TABLE claim_request; DROP INDEX alert_open; "
+	                "ALTER TABLE alert DROP COLUMN claimed_by; "
 	                "ALTER TABLE alert DROP COLUMN claimed_at; "
 	                "ALTER TABLE alert DROP COLUMN resolved_at; PRAGMA user_version = 3;"
 	                "INSERT INTO alert (id, kind, cell, at, repeat, level, text, doc) VALUES "
@@ -979,6 +981,7 @@ static void test_migration_3_to_4_resolves_history(void **state)
 	                 4);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE claimed_by IS NOT NULL "
 	                                "OR claimed_at IS NOT NULL"), 0);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM claim_request"), 0);
 	/* The open ones are found through the partial index. */
 	sqlite3 *db;
 	sqlite3_stmt *st;

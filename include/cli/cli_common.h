@@ -43,6 +43,7 @@ struct cli {
 	const char *format_opt;      /* as given, for error messages */
 	const char *out_path;        /* -o, or NULL for stdout */
 	const char *cell, *worker, *type, *since, *until, *reason, *date, *limit;
+	const char *by;              /* claim --by */
 	bool pending;
 
 	/* Set up before the command runs. */
@@ -154,6 +155,7 @@ int cli_cmd_rejected(struct cli *c);
 int cli_cmd_alerts(struct cli *c);
 int cli_cmd_report(struct cli *c);
 int cli_cmd_pause(struct cli *c);
+int cli_cmd_claim(struct cli *c);
 int cli_cmd_resume(struct cli *c);
 int cli_cmd_backup(struct cli *c);
 

@@ -86,6 +86,7 @@ struct daemon {
 	bool need_rebuild;         /* a batch rolled back: memory is ahead of the DB */
 	int64_t grace_until_ms;    /* monotonic: no overdue alerts before this */
 	int64_t data_version;
+	bool office_claims;        /* claim_request may hold rows to carry out */
 	bool broker_alerted;
 	int64_t broker_down_ms;       /* monotonic: since when unreachable */
 	int64_t connected_ms;         /* monotonic: last CONNACK */
@@ -340,6 +341,7 @@ static void daemon_stats_add(struct daemon_stats *to, struct daemon_stats *from)
 static void daemon_rebuild(struct daemon *d)
 {
 	int64_t now = loop_wall_ms() / 1000;
+	d->office_claims = true; /* a rolled-back batch may have held some */
 	enum store_status st = watch_rebuild(d->watch, d->cfg, now);
 	if (st == STORE_OK)
 		st = alert_restore(d->alert);
@@ -428,6 +430,36 @@ static void daemon_digest_cb(void *arg)
 	loop_timer_arm(d->loop, &d->digest_timer, 61000);
 }
 
+/* `gridpatrol claim`: carry out the office's requests in this pass's
+ * batch, each deleted with the claim and alert it causes (a few per pass;
+ * the next pass takes the rest). */
+static void daemon_office_claims(struct daemon *d)
+{
+	int64_t now = loop_wall_ms() / 1000;
+	enum store_status st = store_begin(d->store);
+	bool found = true;
+	int n = 0;
+
+	while (st == STORE_OK && found && n++ < 16) {
+		struct store_claim_request rq;
+		st = store_next_claim_request(d->store, &rq, &found);
+		if (st != STORE_OK || !found)
+			break;
+		const struct config_cell *c = config_cell_find(d->cfg, rq.cell);
+		if (c) {
+			struct alert_claim cl = { .cell = c, .alert_id = rq.alert_id, .by = rq.by,
+			                          .at = rq.at };
+			log_info("office claim of alert %lld in %s by %s", (long long)rq.alert_id,
+			         rq.cell, rq.by);
+			st = watch_claim(d->watch, &cl, now, &d->alerts_queued);
+		}
+		if (st == STORE_OK)
+			st = store_claim_request_done(d->store, rq.id);
+	}
+	d->office_claims = st != STORE_OK || found;
+	daemon_batch_status(d, st);
+}
+
 static void daemon_pause_cb(void *arg)
 {
 	struct daemon *d = arg;
@@ -436,10 +468,13 @@ static void daemon_pause_cb(void *arg)
 		daemon_rebuild(d);
 	if (store_data_version(d->store, &v) == STORE_OK && v != d->data_version) {
 		d->data_version = v;
+		d->office_claims = true;
 		if (watch_sync_pauses(d->watch, loop_wall_ms() / 1000) != STORE_OK)
 			log_warnx("reading pauses: %s", store_errmsg(d->store));
 		daemon_arm_deadline(d);
 	}
+	if (d->office_claims && !d->batch_failed && !d->need_rebuild && !d->db.down)
+		daemon_office_claims(d);
 	daemon_system_tick(d);
 	loop_timer_arm(d->loop, &d->pause_timer, PAUSE_POLL_MS);
 }
@@ -1100,6 +1135,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 		goto out;
 	}
 	store_data_version(d.store, &d.data_version);
+	d.office_claims = true; /* requests made while the daemon was down */
 	log_info("state rebuilt from the database in %lld ms", (long long)(loop_mono_ms() - t0));
 	if (loop_on_check(d.loop, daemon_check, &d) < 0)
 		fatal("loop");

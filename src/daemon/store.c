@@ -201,7 +201,16 @@ static const char *const store_migrations[] = {
 	"  = json_extract(alert.doc, '$.event_type')) WHERE kind = 'reading';"
 	"UPDATE alert SET resolved_at = at WHERE kind = 'event';"
 	"CREATE INDEX alert_open ON alert(cell, at) WHERE resolved_at IS NULL "
-	"  AND kind IN ('overdue', 'event', 'reading');",
+	"  AND kind IN ('overdue', 'event', 'reading');"
+	/* `gridpatrol claim` from the office: the CLI leaves a request, the
+	 * daemon (which owns alerts and the outbox) carries it out in its
+	 * batch and deletes it, as it picks up pauses. */
+	"CREATE TABLE claim_request ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"        /* when it was made, Unix seconds */
+	"  by TEXT NOT NULL,"           /* who claims (--by) */
+	"  cell TEXT NOT NULL,"
+	"  alert_id INTEGER NOT NULL);",
 };
 
 #define STORE_N_MIGRATIONS (sizeof(store_migrations) / sizeof(store_migrations[0]))
@@ -820,6 +829,47 @@ enum store_status store_state_put(struct store *s, const char *key, int64_t valu
 	sqlite3_reset(s->state_put);
 	sqlite3_clear_bindings(s->state_put);
 	return st;
+}
+
+enum store_status store_next_claim_request(struct store *s, struct store_claim_request *out,
+                                           bool *found)
+{
+	sqlite3_stmt *st;
+	*found = false;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT id, at, by, cell, alert_id FROM claim_request "
+	                            "ORDER BY id LIMIT 1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "read claim requests");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *by = (const char *)sqlite3_column_text(st, 2);
+		const char *cell = (const char *)sqlite3_column_text(st, 3);
+		*found = true;
+		out->id = sqlite3_column_int64(st, 0);
+		out->at = sqlite3_column_int64(st, 1);
+		snprintf(out->by, sizeof(out->by), "%s", by ? by : "");
+		snprintf(out->cell, sizeof(out->cell), "%s", cell ? cell : "");
+		out->alert_id = sqlite3_column_int64(st, 4);
+	}
+	enum store_status ret = rc == SQLITE_ROW || rc == SQLITE_DONE
+	                        ? STORE_OK : store_fail(s, rc, "read claim requests");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+enum store_status store_claim_request_done(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st;
+	enum store_status ret = store_begin(s);
+	if (ret != STORE_OK)
+		return ret;
+	int rc = sqlite3_prepare_v2(s->db, "DELETE FROM claim_request WHERE id = ?1", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_bind_int64(st, 1, id)) == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = store_fail(s, rc, "delete claim request");
+	sqlite3_finalize(st);
+	return ret;
 }
 
 enum store_status store_data_version(struct store *s, int64_t *out)

@@ -4,9 +4,13 @@ alert, the group hears it, reminders wait while the claim holds and resume
 saying so, and the recovery names the claimer."""
 import datetime
 import json
+import os
+import subprocess
 import time
 
 from harness import DEFAULT_EVENTS, Recorder, publish, record_sink, wait_for
+
+GRIDPATROL = os.environ.get("GRIDPATROL", "gridpatrol")
 
 CLAIM_EVENTS = DEFAULT_EVENTS + '  claim: { label: "认领", claim: true, patrol: false }\n'
 
@@ -167,4 +171,85 @@ def test_claim_before_its_alert_and_bad_alert_ids(make_daemon, broker, tmp_path)
     publish(broker, "patrol/yh-02/w017/checkin", b'{"id":"went"}')
     wait_for(lambda: d.query("SELECT resolved_at IS NOT NULL FROM alert WHERE id = ?",
                              (eid,)) == [(1,)], 10, "event alert resolved")
+    assert d.stop() == 0
+
+
+def claim(d, *args):
+    return subprocess.run([GRIDPATROL, "-c", d.conf, "claim", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_claim_from_the_office(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(), events=CLAIM_EVENTS, extra=cfg(rec, claim_for="8s")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "first overdue alert")
+    r = claim(d, "yh-01", "--by", "张书记")
+    assert r.returncode == 0, r.stderr
+    assert "张书记 认领 yh-01（测试网格 yh-01）的巡查提醒" in r.stdout, r.stdout
+    started = time.time()
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert from the office")
+    assert time.time() - started < 5
+    c = rec.alerts("claimed")[0]
+    assert c["claim"]["by"] == "张书记" and "张书记 已于" in c["text"], c["text"]
+    assert d.count("claim_request") == 0
+    (at,), = d.query("SELECT claimed_at FROM alert WHERE claimed_by = '张书记'")
+    # Held like a device's claim, and the same alert is not claimed twice.
+    r = claim(d, str(c["claim"]["alert_id"]), "--by", "w017")
+    assert r.returncode == 0 and "已由 张书记 认领" in r.stdout, (r.stdout, r.stderr)
+    wait_for(lambda: any("claim_ran_out" in a for a in rec.alerts("overdue")), 20,
+             "the reminder after the office's claim ran out")
+    ran = next(a for a in rec.alerts("overdue") if "claim_ran_out" in a)
+    assert ran["claim_ran_out"]["by"] == "张书记"
+    assert ran["repeat"] == d.count("alert", "kind = 'overdue' AND at <= ?", (at,))
+    assert len(rec.alerts("claimed")) == 1
+
+    # Wrong requests: exit 2, one line, nothing written.
+    for args, err in [(["99999", "--by", "x"], "no alert 99999"),
+                      (["yh-99", "--by", "x"], "neither a configured cell"),
+                      (["yh-01"], "needs --by NAME"),
+                      (["yh-01", "--by", ""], "--by must be"),
+                      ([str(c["alert_id"]), "--by", "x"], "is a claimed alert")]:
+        r = claim(d, *args)
+        assert r.returncode == 2 and err in r.stderr, (args, r.returncode, r.stderr)
+    assert d.count("claim_request") == 0
+
+    # Nothing open: said, nothing written.
+    publish(broker, "patrol/yh-01/w021/checkin", b'{"id":"back"}')
+    wait_for(lambda: rec.alerts("recovered"), 10, "recovered")
+    assert rec.alerts("recovered")[0]["claimed_by"] == "张书记"
+
+    # `alerts` shows the claimer, the time to claim and to resolve.
+    r = subprocess.run([GRIDPATROL, "-c", d.conf, "alerts", "--format", "json"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    rows = {a["id"]: a for a in json.loads(r.stdout)["alerts"]}
+    (aat, cat, rat), = d.query("SELECT at, claimed_at, resolved_at FROM alert "
+                               "WHERE claimed_by = '张书记'")
+    mine = rows[c["claim"]["alert_id"]]
+    assert mine["claimed_by"] == "张书记" and epoch(mine["claimed_at"]) == cat
+    assert mine["to_claim_s"] == cat - aat and mine["to_resolve_s"] == rat - aat
+    assert rows[c["alert_id"]]["claimed_by"] is None
+    assert rows[c["alert_id"]]["to_resolve_s"] is None
+    text = subprocess.run([GRIDPATROL, "-c", d.conf, "alerts"], capture_output=True,
+                          text=True, timeout=30).stdout
+    assert "认领人" in text and "处理用时" in text and "张书记" in text
+    r = claim(d, "yh-01", "--by", "w017")
+    assert r.returncode == 0 and "没有待认领的提醒" in r.stdout, (r.stdout, r.stderr)
+    assert d.count("claim_request") == 0
+    assert d.stop() == 0
+
+
+def test_office_claim_made_while_the_daemon_is_down(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(repeat="1h"), events=CLAIM_EVENTS,
+                    extra=cfg(rec, claim_for="1h")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
+    assert d.stop() == 0
+    r = claim(d, "yh-01", "--by", "w021")
+    assert r.returncode == 0, r.stderr
+    assert d.count("claim_request") == 1
+    d.start()
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert after the start")
+    assert rec.alerts("claimed")[0]["claim"]["by"] == "w021"
+    assert d.count("claim_request") == 0
     assert d.stop() == 0

@@ -30,7 +30,8 @@ def test_upgrade_from_schema_2_keeps_last_patrols(make_daemon, broker):
     # What a box still on schema 2 holds: the same history, nothing that
     # the 2 -> 3 migration adds.
     con = sqlite3.connect(d.db)
-    con.executescript("DROP INDEX alert_open; ALTER TABLE alert DROP COLUMN claimed_by; "
+    con.executescript("DROP TABLE claim_request; DROP INDEX alert_open; "
+                      "ALTER TABLE alert DROP COLUMN claimed_by; "
                       "ALTER TABLE alert DROP COLUMN claimed_at; "
                       "ALTER TABLE alert DROP COLUMN resolved_at; "
                       "DROP TABLE event_span; DROP TABLE daemon_state; "
