@@ -144,6 +144,29 @@ int cli_db_alerts_open(struct cli *c, int64_t since, bool pending, struct cli_db
 int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_alert_row *row,
                        bool *more);
 
+/* `workers`: events with from - 60 <= ts < to, by worker, cell, ts (the
+ * 60 s before let a check-in see its predecessor). */
+struct cli_db_worker_event {
+	const char *worker, *cell, *type;
+	int64_t ts;
+	bool late;
+};
+int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to,
+                              struct cli_db_cursor **out);
+int cli_db_worker_events_next(struct cli *c, struct cli_db_cursor *q,
+                              struct cli_db_worker_event *row, bool *more);
+/* Alerts claimed with from <= claimed_at < to, by claimer. */
+struct cli_db_worker_claim {
+	const char *by;
+	int64_t to_claim_s;
+	bool resolved;
+	int64_t to_resolve_s;
+};
+int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to,
+                              struct cli_db_cursor **out);
+int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
+                              struct cli_db_worker_claim *row, bool *more);
+
 /* --- the admin commands' writes, on cli_db_open_rw's connection --- */
 
 /* The cell's pause row, replacing any: from since, until `until` when

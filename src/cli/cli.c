@@ -8,7 +8,8 @@
  * options the command does not take, loads the configuration, moves the
  * process into the village's time zone so every local time printed is the
  * village's, and hands over to the command. The commands live in
- * cli_query.c (status, events, rejected, alerts), cli_report.c (report)
+ * cli_query.c (status, events, rejected, alerts), cli_workers.c (workers),
+ * cli_report.c (report)
  * and cli_admin.c (pause, resume, claim, backup).
  */
 #include <getopt.h>
@@ -38,6 +39,8 @@ enum opt {
 	OPT_HELP = 1 << 13,
 	OPT_VERSION = 1 << 14,
 	OPT_BY = 1 << 15,
+	OPT_FROM = 1 << 16,
+	OPT_TO = 1 << 17,
 };
 
 #define OPT_GLOBAL (OPT_CONFIG | OPT_DB | OPT_HELP)
@@ -78,6 +81,13 @@ static const struct command commands[] = {
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] report [--date YYYY-MM-DD|today|yesterday]\n"
 	  "         [--format text|json|csv|html] [-o FILE]\n"
 	  "Daily coverage of every configured cell (default: today so far).\n" },
+	{ "workers", cli_cmd_workers, OPT_LISTING | OPT_DATE | OPT_FROM | OPT_TO, 0, false,
+	  "usage: gridpatrol [-c CONFIG] [--db PATH] workers [--date D | --from D --to D]\n"
+	  "         [--format text|json|csv] [-o FILE]\n"
+	  "Per worker for the day D (default today) or the days D to D: patrols, cells\n"
+	  "patrolled, events by type, late reports, claims with the median time to claim\n"
+	  "and to resolve, and rapid check-ins (< 60 s after the previous in the cell).\n"
+	  "D: YYYY-MM-DD, today or yesterday.\n" },
 	{ "pause", cli_cmd_pause, OPT_UNTIL | OPT_REASON, 1, false,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] pause CELL [--until TIME] [--reason TEXT]\n"
 	  "Stop deadlines and overdue alerts for CELL until TIME (default: until resumed).\n"
@@ -111,6 +121,7 @@ static void usage(FILE *f)
 	        "  events    accepted events\n"
 	        "  rejected  rejected messages with reasons\n"
 	        "  alerts    alerts and their delivery per sink\n"
+	        "  workers   per-worker sheet: patrols, claims, response times\n"
 	        "  pause     pause a cell's deadline\n"
 	        "  resume    resume a paused cell\n"
 	        "  claim     claim an open alert for someone who goes\n"
@@ -146,6 +157,8 @@ static const char *opt_name(unsigned bit)
 	case OPT_PENDING: return "--pending";
 	case OPT_DATE: return "--date";
 	case OPT_BY: return "--by";
+	case OPT_FROM: return "--from";
+	case OPT_TO: return "--to";
 	default: return "?";
 	}
 }
@@ -192,6 +205,8 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen,
 		{ "pending", no_argument, NULL, 'P' },
 		{ "date", required_argument, NULL, 'd' },
 		{ "by", required_argument, NULL, 'B' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -216,6 +231,8 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen,
 		case 'P': c->pending = true; *seen |= OPT_PENDING; break;
 		case 'd': c->date = optarg; *seen |= OPT_DATE; break;
 		case 'B': c->by = optarg; *seen |= OPT_BY; break;
+		case 'f': c->from = optarg; *seen |= OPT_FROM; break;
+		case 't': c->to = optarg; *seen |= OPT_TO; break;
 		case ':':
 			cli_error("option '%s' needs a value", argv[optind - 1]);
 			return CLI_EXIT_USAGE;

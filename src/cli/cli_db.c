@@ -485,6 +485,80 @@ int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_ale
 	return CLI_EXIT_OK;
 }
 
+/* ------------------------------------------------------------ workers */
+
+int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to,
+                              struct cli_db_cursor **out)
+{
+	struct cli_db_cursor *q;
+	/* From 60 s before the range: a check-in's previous one may be just
+	 * before it (rapid). Ordered so that each worker's cells come
+	 * together, each in patrol-time order. */
+	int code = cli_db_cursor_new(c, "SELECT worker, cell, type, ts, "
+	                             "instr(',' || flags || ',', ',late,') > 0 FROM event "
+	                             "WHERE ts >= ?1 - 60 AND ts < ?2 "
+	                             "ORDER BY worker, cell, ts, id", "reading events", &q);
+	*out = NULL;
+	if (code != CLI_EXIT_OK)
+		return code;
+	if (sqlite3_bind_int64(q->st, 1, from) != SQLITE_OK ||
+	    sqlite3_bind_int64(q->st, 2, to) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		cli_db_cursor_close(q);
+		return code;
+	}
+	*out = q;
+	return CLI_EXIT_OK;
+}
+
+int cli_db_worker_events_next(struct cli *c, struct cli_db_cursor *q,
+                              struct cli_db_worker_event *row, bool *more)
+{
+	if (cli_db_cursor_step(c, q, more) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (*more)
+		*row = (struct cli_db_worker_event){
+			.worker = cli_col_text(q->st, 0), .cell = cli_col_text(q->st, 1),
+			.type = cli_col_text(q->st, 2), .ts = sqlite3_column_int64(q->st, 3),
+			.late = sqlite3_column_int(q->st, 4) != 0,
+		};
+	return CLI_EXIT_OK;
+}
+
+int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to,
+                              struct cli_db_cursor **out)
+{
+	struct cli_db_cursor *q;
+	int code = cli_db_cursor_new(c, "SELECT claimed_by, claimed_at - at, resolved_at - at "
+	                             "FROM alert WHERE claimed_at >= ?1 AND claimed_at < ?2 "
+	                             "ORDER BY claimed_by, claimed_at", "reading claims", &q);
+	*out = NULL;
+	if (code != CLI_EXIT_OK)
+		return code;
+	if (sqlite3_bind_int64(q->st, 1, from) != SQLITE_OK ||
+	    sqlite3_bind_int64(q->st, 2, to) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		cli_db_cursor_close(q);
+		return code;
+	}
+	*out = q;
+	return CLI_EXIT_OK;
+}
+
+int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
+                              struct cli_db_worker_claim *row, bool *more)
+{
+	if (cli_db_cursor_step(c, q, more) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (*more)
+		*row = (struct cli_db_worker_claim){
+			.by = cli_col_text(q->st, 0), .to_claim_s = sqlite3_column_int64(q->st, 1),
+			.resolved = sqlite3_column_type(q->st, 2) != SQLITE_NULL,
+			.to_resolve_s = sqlite3_column_int64(q->st, 2),
+		};
+	return CLI_EXIT_OK;
+}
+
 /* ------------------------------------------------------------ admin */
 
 int cli_db_pause_put(struct cli *c, const char *cell, int64_t since, bool has_until,

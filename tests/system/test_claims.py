@@ -5,6 +5,7 @@ saying so, and the recovery names the claimer."""
 import datetime
 import json
 import os
+import sqlite3
 import subprocess
 import time
 
@@ -253,3 +254,91 @@ def test_office_claim_made_while_the_daemon_is_down(make_daemon, broker, tmp_pat
     assert rec.alerts("claimed")[0]["claim"]["by"] == "w021"
     assert d.count("claim_request") == 0
     assert d.stop() == 0
+
+
+def test_workers_sheet_hand_computed(make_daemon, broker, tmp_path):
+    """`gridpatrol workers` on a fixture whose figures were worked out by
+    hand (times are Asia/Shanghai, the day is 2026-11-24)."""
+    rec = Recorder(str(tmp_path / "sink"))
+    cells = ("cells:\n  - id: yh-01\n    workers: [w017, w021]\n"
+             "  - id: yh-02\n    workers: [w021, w030]\n")
+    d = make_daemon(cells=cells, events=CLAIM_EVENTS, extra=cfg(rec)).start()
+    assert d.stop() == 0
+    tz = datetime.timezone(datetime.timedelta(hours=8))
+
+    def t(day, hh, mm, ss=0):
+        return int(datetime.datetime(2026, 11, day, hh, mm, ss, tzinfo=tz).timestamp())
+
+    events = [  # worker, cell, type, ts, flags
+        ("w017", "yh-01", "checkin", t(23, 23, 59, 30), ""),  # the day before
+        ("w017", "yh-01", "checkin", t(24, 0, 0, 10), ""),    # 40 s after it: rapid
+        ("w017", "yh-01", "checkin", t(24, 8, 0, 0), ""),
+        ("w017", "yh-01", "checkin", t(24, 8, 0, 30), ""),    # 30 s: rapid
+        ("w017", "yh-01", "checkin", t(24, 8, 1, 31), ""),    # 61 s: not rapid
+        ("w017", "yh-01", "claim", t(24, 8, 1, 35), ""),      # not a patrol
+        ("w017", "yh-01", "litter", t(24, 8, 1, 40), ""),     # 9 s after 08:01:31: rapid
+        ("w017", "yh-02", "checkin", t(24, 9, 0, 0), "late"),
+        ("w021", "yh-02", "fishing", t(24, 10, 0, 0), "late,clock_skew"),
+        ("w021", "yh-02", "checkin", t(24, 10, 0, 59), ""),   # 59 s: rapid
+        ("w021", "yh-01", "checkin", t(24, 10, 1, 0), ""),    # another cell
+        ("w099", "yh-01", "checkin", t(25, 9, 0, 0), ""),     # the day after
+    ]
+    alerts = [  # at, claimed_by, claimed_at, resolved_at
+        (t(24, 8, 0), "w017", t(24, 8, 10), t(24, 9, 0)),     # 600 s, 3600 s
+        (t(24, 11, 0), "w017", t(24, 11, 2), t(24, 11, 30)),  # 120 s, 1800 s
+        (t(24, 12, 0), "w017", t(24, 12, 30), None),          # 1800 s, open
+        (t(24, 13, 0), "张书记", t(24, 13, 5), t(24, 14, 0)),  # 300 s, 3600 s
+        (t(23, 19, 0), "w021", t(23, 20, 0), None),           # the day before
+        (t(24, 15, 0), None, None, None),                     # never claimed
+    ]
+    con = sqlite3.connect(d.db)
+    con.executemany("INSERT INTO event (worker, msg_id, cell, type, ts, recv_ms, flags, raw) "
+                    "VALUES (?, NULL, ?, ?, ?, ?, ?, '{}')",
+                    [(w, c, ty, ts, ts * 1000, fl) for w, c, ty, ts, fl in events])
+    con.executemany("INSERT INTO alert (kind, cell, at, text, doc, claimed_by, claimed_at, "
+                    "resolved_at) VALUES ('overdue', 'yh-01', ?, 't', '{}', ?, ?, ?)", alerts)
+    con.commit()
+    con.close()
+
+    def sheet(*args):
+        r = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", *args, "--format", "json"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return {w["worker"]: w for w in json.loads(r.stdout)["workers"]}
+
+    day = sheet("--date", "2026-11-24")
+    assert sorted(day) == ["w017", "w021", "w030", "张书记"]
+    assert day["w017"] == {
+        "worker": "w017", "patrols": 6, "cells": 2,
+        "events": {"checkin": 5, "claim": 1, "litter": 1}, "late": 1, "claims": 3,
+        "median_to_claim_s": 600, "median_to_resolve_s": 2700, "rapid": 3}
+    assert day["w021"] == {
+        "worker": "w021", "patrols": 3, "cells": 2, "events": {"checkin": 2, "fishing": 1},
+        "late": 1, "claims": 0, "median_to_claim_s": None, "median_to_resolve_s": None,
+        "rapid": 1}
+    assert day["w030"] == {
+        "worker": "w030", "patrols": 0, "cells": 0, "events": {}, "late": 0, "claims": 0,
+        "median_to_claim_s": None, "median_to_resolve_s": None, "rapid": 0}
+    assert day["张书记"]["claims"] == 1 and day["张书记"]["median_to_claim_s"] == 300
+    assert day["张书记"]["median_to_resolve_s"] == 3600 and day["张书记"]["patrols"] == 0
+
+    two = sheet("--from", "2026-11-23", "--to", "2026-11-24")
+    assert two["w017"]["patrols"] == 7 and two["w017"]["rapid"] == 3
+    assert two["w017"]["events"]["checkin"] == 6
+    assert two["w021"]["claims"] == 1 and two["w021"]["median_to_claim_s"] == 3600
+    assert two["w021"]["median_to_resolve_s"] is None
+    assert "w099" not in two
+
+    r = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", "--date", "2026-11-24",
+                        "--format", "csv"], capture_output=True, timeout=30)
+    assert r.stdout.startswith(b"\xef\xbb\xbfworker,patrols,cells,events,late,claims,"
+                               b"median_to_claim_s,median_to_resolve_s,rapid")
+    assert b"w017,6,2,checkin:5;claim:1;litter:1,1,3,600,2700,3" in r.stdout, r.stdout
+    text = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", "--date", "2026-11-24"],
+                          capture_output=True, text=True, timeout=30).stdout
+    assert "巡查签到 5" in text and "10分" in text and "45分" in text, text
+    for bad in (["--date", "2026-11-24", "--from", "2026-11-23"], ["--from", "2026-11-23"],
+                ["--from", "2026-11-24", "--to", "2026-11-23"]):
+        r = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", *bad], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
