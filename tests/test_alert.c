@@ -446,14 +446,48 @@ static void test_digest(void **state)
 	get_row(f, 2, &r);
 	assert_string_equal(r.kind, "digest");
 	expect_text(f, &r, "【今日巡查】2025-11-24：2 个网格中 1 个已巡查；未巡查：云华2号网格。"
-	                   "上报 2 条（checkin 1，litter 1），超时提醒 1 次。",
+	                   "上报 2 条（checkin 1，litter 1），超时提醒 1 次。"
+	                   "待处理提醒 1 项：已认领 0 项，未认领 1 项。",
 	            "[Daily patrol] 2025-11-24: 1 of 2 cells patrolled; not patrolled: 云华2号网格. "
-	            "2 reports (checkin 1, litter 1), 1 overdue alerts.");
+	            "2 reports (checkin 1, litter 1), 1 overdue alerts. "
+	            "Alerts to act on: 1, 0 claimed, 1 unclaimed.");
 	assert_string_equal(doc_str(r.doc, "date"), "2025-11-24");
 	assert_int_equal(doc_int(r.doc, "cells"), 2);
 	assert_int_equal(doc_int(r.doc, "patrolled"), 1);
 	assert_int_equal(doc_int(r.doc, "events"), 2);
 	assert_int_equal(doc_int(r.doc, "overdue_alerts"), 1);
+	json_decref(r.doc);
+}
+
+/* The claims line: an overdue episode counts once, claimed when any of
+ * its alerts was (here its reminder); event alerts count each; another
+ * episode's claim (yesterday's) does not count for today's. */
+static void test_digest_claims(void **state)
+{
+	struct fx *f = *state;
+	struct row r;
+	sqlite3 *db = store_db(f->s);
+	fx_overdue(f, 0, T0 - 30 * HOUR, 0, 0, T0 - 26 * HOUR);  /* yesterday, claimed */
+	assert_int_equal(sqlite3_exec(db, "UPDATE alert SET claimed_by = 'w017', claimed_at = at, "
+	                                  "resolved_at = at + 60", NULL, NULL, NULL), SQLITE_OK);
+	fx_overdue(f, 0, T0 - 5 * HOUR, 0, 0, T0 - 4 * HOUR);
+	fx_overdue(f, 0, T0 - 5 * HOUR, 0, 1, T0 - 3 * HOUR);    /* its reminder, claimed */
+	fx_overdue(f, 1, T0 - 5 * HOUR, 0, 0, T0 - 2 * HOUR);    /* not claimed */
+	assert_true(fx_event(f, "yh-01", "w017", "fishing", T0 - HOUR, "", true));
+	assert_true(fx_event(f, "yh-02", "w021", "fishing", T0 - HOUR, "", true));
+	assert_int_equal(sqlite3_exec(db, "UPDATE alert SET claimed_by = 'w021', claimed_at = at "
+	                                  "WHERE id IN (3, 5)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(alert_digest(f->a, T0), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	get_row(f, 7, &r);
+	assert_string_equal(r.kind, "digest");
+	assert_non_null(strstr(r.text, f->en ? "Alerts to act on: 4, 2 claimed, 2 unclaimed."
+	                                     : "待处理提醒 4 项：已认领 2 项，未认领 2 项。"));
+	json_t *t = json_object_get(r.doc, "tasks");
+	assert_int_equal(json_integer_value(json_object_get(t, "raised")), 4);
+	assert_int_equal(json_integer_value(json_object_get(t, "claimed")), 2);
+	assert_int_equal(json_integer_value(json_object_get(t, "unclaimed")), 2);
 	json_decref(r.doc);
 }
 
@@ -469,6 +503,7 @@ int main(void)
 		BOTH(test_immediate_event),
 		BOTH(test_reading_levels),
 		BOTH(test_digest),
+		BOTH(test_digest_claims),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,6 +121,10 @@ enum store_status outbox_first_overdue_at(struct outbox *o, const char *cell, in
 enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t to,
                                        int64_t *out);
 
+/* Tasks raised with from <= at < to — event and reading alerts, and
+ * overdue episodes begun then — and how many of them were claimed. */
+enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to,
+                                     int64_t *tasks, int64_t *claimed);
 /* Claims (SPEC, Claims): the alerts that are tasks (overdue, event,
  * reading), who claimed them, and when their episode ended. */
 struct outbox_task {

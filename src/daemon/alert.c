@@ -709,7 +709,7 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 	int64_t from = timefmt_day_start(now);
 	char text[ALERT_TEXT_MAX] = "", date[TIMEFMT_MAX], types[512] = "";
 	size_t patrolled = 0;
-	int64_t events = 0, overdue = 0;
+	int64_t events = 0, overdue = 0, tasks = 0, claimed = 0;
 	enum store_status st;
 
 	/* Cells patrolled today: mark by looking each up (config order is
@@ -723,7 +723,8 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 	    != STORE_OK ||
 	    (st = store_each_day_type_count(a->store, from, now + 1, alert_digest_type, &day))
 	    != STORE_OK ||
-	    (st = outbox_count_overdue(a->outbox, from, now + 1, &overdue)) != STORE_OK) {
+	    (st = outbox_count_overdue(a->outbox, from, now + 1, &overdue)) != STORE_OK ||
+	    (st = outbox_count_tasks(a->outbox, from, now + 1, &tasks, &claimed)) != STORE_OK) {
 		free(seen);
 		return st;
 	}
@@ -749,6 +750,9 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 		if (types[0])
 			alert_cat(text, sizeof(text), "（%s）", types);
 		alert_cat(text, sizeof(text), "，超时提醒 %lld 次。", (long long)overdue);
+		if (tasks)
+			alert_cat(text, sizeof(text), "待处理提醒 %lld 项：已认领 %lld 项，未认领 %lld 项。",
+			          (long long)tasks, (long long)claimed, (long long)(tasks - claimed));
 	} else {
 		alert_cat(text, sizeof(text), "[Daily patrol] %s: %zu of %zu cells patrolled", date,
 		          patrolled, cfg->n_cells);
@@ -759,6 +763,10 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 		if (types[0])
 			alert_cat(text, sizeof(text), " (%s)", types);
 		alert_cat(text, sizeof(text), ", %lld overdue alerts.", (long long)overdue);
+		if (tasks)
+			alert_cat(text, sizeof(text), " Alerts to act on: %lld, %lld claimed, %lld "
+			          "unclaimed.", (long long)tasks, (long long)claimed,
+			          (long long)(tasks - claimed));
 	}
 	json_t *doc = alert_doc("digest", NULL, now);
 	if (doc) {
@@ -767,6 +775,10 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 		json_object_set_new(doc, "patrolled", json_integer((json_int_t)patrolled));
 		json_object_set_new(doc, "events", json_integer(events));
 		json_object_set_new(doc, "overdue_alerts", json_integer(overdue));
+		json_object_set_new(doc, "tasks", json_pack("{s:I, s:I, s:I}", "raised",
+		                                            (json_int_t)tasks, "claimed",
+		                                            (json_int_t)claimed, "unclaimed",
+		                                            (json_int_t)(tasks - claimed)));
 	}
 	struct outbox_alert oa = { .kind = CONFIG_KIND_DIGEST, .at = now, .text = text };
 	return alert_emit(a, &oa, doc, now);

@@ -45,7 +45,7 @@ struct outbox {
 	sqlite3_stmt *mark_failed;
 	sqlite3_stmt *mark_expired;
 	sqlite3_stmt *put_held;
-	sqlite3_stmt *first_overdue, *count_overdue;
+	sqlite3_stmt *first_overdue, *count_overdue, *count_tasks;
 	sqlite3_stmt *task_by_id, *task_latest, *claim, *episode_claim, *resolve;
 	sqlite3_stmt *sp_begin, *sp_release, *sp_undo;
 };
@@ -107,6 +107,16 @@ static const struct {
 	  "AND repeat = 0 ORDER BY id DESC LIMIT 1" },
 	{ offsetof(struct outbox, count_overdue),
 	  "SELECT count(*) FROM alert WHERE at >= ?1 AND at < ?2 AND kind = 'overdue'" },
+	/* The digest's claims line: event and reading alerts raised in the
+	 * range, and overdue episodes begun in it (repeat 0), each claimed
+	 * when any alert of the episode was (its rows share resolved_at). */
+	{ offsetof(struct outbox, count_tasks),
+	  "SELECT count(*), coalesce(sum(claimed), 0) FROM ("
+	  "SELECT claimed_by IS NOT NULL AS claimed FROM alert WHERE at >= ?1 AND at < ?2 "
+	  "AND kind IN ('event', 'reading') UNION ALL "
+	  "SELECT EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell AND b.kind = 'overdue' "
+	  "AND b.at >= a.at AND b.resolved_at IS a.resolved_at AND b.claimed_by IS NOT NULL) "
+	  "FROM alert a WHERE a.at >= ?1 AND a.at < ?2 AND a.kind = 'overdue' AND a.repeat = 0)" },
 	/* Claims (SPEC, Claims). The tasks are overdue, event and reading
 	 * alerts; an open one has no resolved_at (alert_open covers them). */
 	{ offsetof(struct outbox, task_by_id),
@@ -610,6 +620,25 @@ enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t t
 	if (rc != SQLITE_ROW)
 		return outbox_fail(o, q, rc, "digest figures");
 	*out = sqlite3_column_int64(q, 0);
+	outbox_reset(q);
+	return STORE_OK;
+}
+
+enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to,
+                                     int64_t *tasks, int64_t *claimed)
+{
+	sqlite3_stmt *q = o->count_tasks;
+	int rc = sqlite3_bind_int64(q, 1, from);
+
+	*tasks = *claimed = 0;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(q, 2, to);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW)
+		return outbox_fail(o, q, rc, "digest figures");
+	*tasks = sqlite3_column_int64(q, 0);
+	*claimed = sqlite3_column_int64(q, 1);
 	outbox_reset(q);
 	return STORE_OK;
 }
