@@ -491,6 +491,104 @@ static void test_digest_claims(void **state)
 	json_decref(r.doc);
 }
 
+static bool fx_claim(struct fx *f, int64_t alert_id, const char *by, int64_t at, int64_t now)
+{
+	struct alert_claim cl = { .cell = &f->cfg->cells[0], .alert_id = alert_id, .by = by,
+	                          .at = at };
+	struct alert_claim_result res;
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(alert_claim(f->a, &cl, now, &res), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	return res.claimed;
+}
+
+/* A claimed episode as the group reads it: the claim, the reminder after
+ * it ran out (once), the recovery naming the claimer; and an event claim. */
+static void test_claim_texts(void **state)
+{
+	struct fx *f = *state;
+	struct row r;
+	int64_t until;
+	bool bad;
+	char detail[MSG_DETAIL_MAX];
+
+	fx_overdue(f, 0, T0 - 5 * HOUR, T0 - 5 * HOUR, 0, T0);
+	assert_false(fx_claim(f, 0, "w017", T0 - 60, T0 + 300)); /* made before the alert */
+	assert_true(fx_claim(f, 0, "w017", T0 + 300, T0 + 300));
+	assert_false(fx_claim(f, 1, "w021", T0 + 400, T0 + 400)); /* once per alert */
+	assert_int_equal(n_alerts(f), 2);
+	get_row(f, 2, &r);
+	assert_string_equal(r.kind, "claimed");
+	assert_string_equal(r.worker, "w017");
+	expect_text(f, &r, "【认领】w017 已于 16:05 认领云华1号网格的巡查提醒，2小时 内不再重复提醒。",
+	            "[Claimed] 云华1号网格: w017 claimed the patrol alert at 16:05; no reminders "
+	            "for 2h.");
+	assert_int_equal(doc_int(json_object_get(r.doc, "claim"), "alert_id"), 1);
+	assert_string_equal(doc_str(r.doc, "claim.by"), "w017");
+	assert_string_equal(doc_str(r.doc, "holds_until"), "2025-11-24T18:05:00+00:00");
+	json_decref(r.doc);
+	assert_int_equal(alert_claim_holds(f->a, &f->cfg->cells[0], &until), STORE_OK);
+	assert_int_equal(until, T0 + 300 + 2 * HOUR);
+
+	fx_overdue(f, 0, T0 - 5 * HOUR, T0 - 5 * HOUR, 1, T0 + 300 + 2 * HOUR);
+	get_row(f, 3, &r);
+	expect_text(f, &r,
+	            "【巡查提醒·第2次】云华1号网格已 7小时5分 无巡查记录（应于 15:00 前巡查）。"
+	            "请 w017、w021 尽快巡查，并报 secretary。w017 的认领已超过 2小时，仍未巡查。",
+	            "[Patrol overdue, reminder 2] 云华1号网格: no patrol on record for 7h 5m "
+	            "(due 15:00). w017, w021: please patrol now. Escalated to secretary. "
+	            "w017's claim ran out after 2h without a patrol.");
+	assert_string_equal(doc_str(r.doc, "claim_ran_out.by"), "w017");
+	json_decref(r.doc);
+	assert_int_equal(alert_claim_holds(f->a, &f->cfg->cells[0], &until), STORE_OK);
+	assert_int_equal(until, 0); /* said once */
+	fx_overdue(f, 0, T0 - 5 * HOUR, T0 - 5 * HOUR, 2, T0 + 300 + 3 * HOUR);
+	get_row(f, 4, &r);
+	assert_null(strstr(r.text, "w017 的认领"));
+	assert_null(strstr(r.text, "claim ran out"));
+	json_decref(r.doc);
+
+	fx_recovered(f, "w021", T0 + 4 * HOUR, T0 + 4 * HOUR);
+	get_row(f, 5, &r);
+	assert_non_null(strstr(r.text, f->en ? " (claimed by w017)" : "（此前由 w017 认领）"));
+	assert_string_equal(doc_str(r.doc, "claimed_by"), "w017");
+	json_decref(r.doc);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(store_db(f->s), "SELECT count(*) FROM alert WHERE "
+	                                    "kind = 'overdue' AND resolved_at = ?1", -1, &st, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, T0 + 4 * HOUR);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	sqlite3_finalize(st);
+
+	/* An event alert: claimed, nothing held. */
+	assert_true(fx_event(f, "yh-01", "w021", "fishing", T0 + 5 * HOUR, "", true));
+	assert_true(fx_claim(f, 0, "张书记", T0 + 5 * HOUR + 60, T0 + 5 * HOUR + 60));
+	get_row(f, 7, &r);
+	expect_text(f, &r, "【认领】张书记 已于 21:01 认领云华1号网格的事件提醒。",
+	            "[Claimed] 云华1号网格: 张书记 claimed the event alert at 21:01.");
+	assert_null(json_object_get(r.doc, "holds_until"));
+	json_decref(r.doc);
+
+	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 99, &bad, detail,
+	                                   sizeof(detail)), STORE_OK);
+	assert_true(bad);
+	assert_string_equal(detail, "alert_id 99: no such alert");
+	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[1], 1, &bad, detail,
+	                                   sizeof(detail)), STORE_OK);
+	assert_true(bad);
+	assert_string_equal(detail, "alert_id 1 is for cell yh-01, not yh-02");
+	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 2, &bad, detail,
+	                                   sizeof(detail)), STORE_OK);
+	assert_true(bad);
+	assert_string_equal(detail, "alert_id 2 is a claimed alert; only overdue, event and "
+	                            "reading alerts can be claimed");
+	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 1, &bad, detail,
+	                                   sizeof(detail)), STORE_OK);
+	assert_false(bad);
+}
+
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_zh, teardown), \
 	cmocka_unit_test_setup_teardown(t, setup_en, teardown)
 
@@ -504,6 +602,7 @@ int main(void)
 		BOTH(test_reading_levels),
 		BOTH(test_digest),
 		BOTH(test_digest_claims),
+		BOTH(test_claim_texts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
