@@ -813,6 +813,13 @@ test_engine_hold(void **state)
 
 	assert_true(deadline_hold(d, 0, lt(2026, 11, 24, 20, 0)));
 	assert_time(deadline_next_time(d), lt(2026, 11, 25, 7, 0));
+	/* After a pause ended at 15:00 the cell is overdue again at 19:00
+	 * active time (4 h 15 m: 15:00-19:00 and 07:00-07:15); a claim that
+	 * ran out before does not bring a reminder forward. */
+	deadline_pause(d, 0, DEADLINE_NEVER, lt(2026, 11, 24, 14, 40));
+	deadline_resume(d, 0, lt(2026, 11, 24, 15, 0));
+	assert_true(deadline_hold(d, 0, lt(2026, 11, 24, 16, 0)));
+	assert_time(deadline_next_time(d), lt(2026, 11, 25, 7, 15));
 	deadline_patrol(d, 0, lt(2026, 11, 24, 21, 0), lt(2026, 11, 24, 21, 0), &r);
 	assert_true(r.recovered);
 	assert_false(deadline_hold(d, 0, lt(2026, 11, 25, 9, 0)));

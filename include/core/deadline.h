@@ -108,7 +108,8 @@ int deadline_set(struct deadline *d, uint32_t cell, const struct deadline_params
 void deadline_restore_alerted(struct deadline *d, uint32_t cell, int64_t alerted_at, int repeat);
 /* A claim holds an alerted cell's reminders until `until`: its next fire
  * moves to the first active instant at or after it (the reminder that says
- * the claim ran out), later or earlier than the one scheduled. Nothing
+ * the claim ran out), later or earlier than the one scheduled, but never
+ * before the cell's overdue time (after a resumed pause). Nothing
  * happens, and false is returned, for a cell that is not alerted, is
  * paused, or has no repeats. A patrol that recovers the cell ends it. */
 bool deadline_hold(struct deadline *d, uint32_t cell, int64_t until);

@@ -638,7 +638,13 @@ deadline_hold(struct deadline *d, uint32_t cell, int64_t until)
 	 * at or after until (one second of active time from until, less that
 	 * second). */
 	int64_t t = active_add_c(&d->tz, &c->p->active, until, 1);
-	heap_set(d, cell, t == DEADLINE_NEVER ? t : t - 1);
+	if (t != DEADLINE_NEVER)
+		t--;
+	/* Never before the cell is overdue again (a resumed pause restarted
+	 * its count): the claim only holds reminders, it never makes one. */
+	if (t < c->overdue)
+		t = c->overdue;
+	heap_set(d, cell, t);
 	return true;
 }
 

@@ -344,6 +344,17 @@ enum store_status watch_sync_pauses(struct watch *w, int64_t now)
 				deadline_pause(w->dl, (uint32_t)i, until[i], now);
 			else if (paused)
 				deadline_resume(w->dl, (uint32_t)i, now);
+			/* A resume reschedules the cell; a claim of its
+			 * episode still holds the reminders. */
+			int64_t hold;
+			if (paused && !deadline_paused(w->dl, (uint32_t)i, now) &&
+			    deadline_alerted(w->dl, (uint32_t)i)) {
+				st = alert_claim_holds(w->alert, &w->cfg->cells[i], &hold);
+				if (st != STORE_OK)
+					break;
+				if (hold)
+					deadline_hold(w->dl, (uint32_t)i, hold);
+			}
 		}
 	}
 	free(until);
