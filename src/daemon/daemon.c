@@ -430,33 +430,17 @@ static void daemon_digest_cb(void *arg)
 	loop_timer_arm(d->loop, &d->digest_timer, 61000);
 }
 
-/* `gridpatrol claim`: carry out the office's requests in this pass's
- * batch, each deleted with the claim and alert it causes (a few per pass;
- * the next pass takes the rest). */
+/* `gridpatrol claim`: the office's requests, carried out in this pass's
+ * batch (watch_office_claims). */
 static void daemon_office_claims(struct daemon *d)
 {
-	int64_t now = loop_wall_ms() / 1000;
-	enum store_status st = store_begin(d->store);
-	bool found = true;
-	int n = 0;
-
-	while (st == STORE_OK && found && n++ < 16) {
-		struct store_claim_request rq;
-		st = store_next_claim_request(d->store, &rq, &found);
-		if (st != STORE_OK || !found)
-			break;
-		const struct config_cell *c = config_cell_find(d->cfg, rq.cell);
-		if (c) {
-			struct alert_claim cl = { .cell = c, .alert_id = rq.alert_id, .by = rq.by,
-			                          .at = rq.at };
-			log_info("office claim of alert %lld in %s by %s", (long long)rq.alert_id,
-			         rq.cell, rq.by);
-			st = watch_claim(d->watch, &cl, now, &d->alerts_queued);
-		}
-		if (st == STORE_OK)
-			st = store_claim_request_done(d->store, rq.id);
-	}
-	d->office_claims = st != STORE_OK || found;
+	int done = 0;
+	enum store_status st = watch_office_claims(d->watch, loop_wall_ms() / 1000,
+	                                           &d->alerts_queued, &done, &d->office_claims);
+	if (done)
+		log_info("carried out %d claim(s) made with gridpatrol claim", done);
+	if (st != STORE_OK)
+		d->office_claims = true;
 	daemon_batch_status(d, st);
 }
 

@@ -831,47 +831,6 @@ enum store_status store_state_put(struct store *s, const char *key, int64_t valu
 	return st;
 }
 
-enum store_status store_next_claim_request(struct store *s, struct store_claim_request *out,
-                                           bool *found)
-{
-	sqlite3_stmt *st;
-	*found = false;
-	int rc = sqlite3_prepare_v2(s->db, "SELECT id, at, by, cell, alert_id FROM claim_request "
-	                            "ORDER BY id LIMIT 1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return store_fail(s, rc, "read claim requests");
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const char *by = (const char *)sqlite3_column_text(st, 2);
-		const char *cell = (const char *)sqlite3_column_text(st, 3);
-		*found = true;
-		out->id = sqlite3_column_int64(st, 0);
-		out->at = sqlite3_column_int64(st, 1);
-		snprintf(out->by, sizeof(out->by), "%s", by ? by : "");
-		snprintf(out->cell, sizeof(out->cell), "%s", cell ? cell : "");
-		out->alert_id = sqlite3_column_int64(st, 4);
-	}
-	enum store_status ret = rc == SQLITE_ROW || rc == SQLITE_DONE
-	                        ? STORE_OK : store_fail(s, rc, "read claim requests");
-	sqlite3_finalize(st);
-	return ret;
-}
-
-enum store_status store_claim_request_done(struct store *s, int64_t id)
-{
-	sqlite3_stmt *st;
-	enum store_status ret = store_begin(s);
-	if (ret != STORE_OK)
-		return ret;
-	int rc = sqlite3_prepare_v2(s->db, "DELETE FROM claim_request WHERE id = ?1", -1, &st, NULL);
-	if (rc == SQLITE_OK && (rc = sqlite3_bind_int64(st, 1, id)) == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc != SQLITE_DONE)
-		ret = store_fail(s, rc, "delete claim request");
-	sqlite3_finalize(st);
-	return ret;
-}
-
 enum store_status store_data_version(struct store *s, int64_t *out)
 {
 	sqlite3_stmt *st;

@@ -242,6 +242,35 @@ enum store_status watch_claim(struct watch *w, const struct alert_claim *cl, int
 	return STORE_OK;
 }
 
+enum store_status watch_office_claims(struct watch *w, int64_t now, bool *queued, int *done,
+                                     bool *more)
+{
+	enum store_status st = store_begin(w->store);
+	bool found = true;
+
+	*done = 0;
+	/* A few per pass; the next pass takes the rest. */
+	while (st == STORE_OK && found && *done < 16) {
+		struct store_claim_request rq;
+		st = store_next_claim_request(w->store, &rq, &found);
+		if (st != STORE_OK || !found)
+			break;
+		/* A cell no longer configured: nothing to claim. */
+		const struct config_cell *c = w->cfg ? config_cell_find(w->cfg, rq.cell) : NULL;
+		if (c) {
+			struct alert_claim cl = { .cell = c, .alert_id = rq.alert_id, .by = rq.by,
+			                          .at = rq.at };
+			st = watch_claim(w, &cl, now, queued);
+		}
+		if (st == STORE_OK)
+			st = store_claim_request_done(w->store, rq.id);
+		if (st == STORE_OK)
+			(*done)++;
+	}
+	*more = st == STORE_OK && found;
+	return st;
+}
+
 enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
                                  int64_t event_id, int64_t now, bool *queued)
 {
