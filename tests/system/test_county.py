@@ -166,8 +166,8 @@ def test_link_outage_county_gets_exactly_the_village_rows(tmp_path):
         assert load.wait(120) == 0, load.stderr.read()
         sim(village_b, 200, "--cells-n", "10", "--id-prefix", "after")
         print(f"\n[link outage] county had {cut_at} rows at the cut, {queued} stored by the "
-              f"village while the link was down (at least: the load went on); village alerts delivered during the outage: "
-              f"{len(vrec.alerts('event'))}")
+              f"village while the link was down (at least: the load went on); village alerts "
+              f"delivered during the outage: {len(vrec.alerts('event'))}")
         assert_same_rows(village, county, "after link outage")
         wait_for(lambda: any(a.get("cell") == "c003" for a in crec.alerts("event")), 30,
                  "the county's own fishing alert")
