@@ -7,7 +7,8 @@
  * pass (global options may come before or after the command), refuses
  * options the command does not take, loads the configuration, moves the
  * process into the village's time zone so every local time printed is the
- * village's, and hands over to the command. The commands live in
+ * village's, and hands over to the command. `--db` may be repeated for a
+ * county report over several sites; only `report` accepts more than one. The commands live in
  * cli_query.c (status, events, rejected, alerts), cli_report.c (report)
  * and cli_admin.c (pause, resume, backup).
  */

@@ -196,6 +196,14 @@ def test_county_report_matches_hand_computed_figures(tmp_path):
     for bad in ("<script", "<link", "src=", "href="):
         assert bad not in html.lower(), bad
 
+    with open(conf, "a") as f:
+        f.write("alerts:\n  language: en\n")
+    lines = run("-c", conf, "report", *dbs, *day).stdout.decode().splitlines()
+    assert lines[0].startswith(f"Patrol report {D.isoformat()} (Asia/Shanghai, 2 sites)")
+    assert lines[-1] == ("Total: 4 cells: 1 fully covered, 2 not patrolled, 3 overdue at "
+                         "some point; 4 events in all.")
+    assert lines[-3].startswith("yunhua: 2 cells: 0 fully covered")
+
     # One --db is the single-site report, as before: every configured
     # cell, bare ids, no site fields.
     single = json.loads(run("-c", conf, "--db", yunhua, "report", *day, "--format",
