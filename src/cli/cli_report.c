@@ -329,7 +329,9 @@ static int note_cmp(const void *a, const void *b)
 	const struct render_note *x = a, *y = b;
 	if (x->ts != y->ts)
 		return x->ts < y->ts ? -1 : 1;
-	if (x->site != y->site)  /* the sites' names, in the order given */
+	/* Site names lie in one block in the order the sites were given
+	 * (sites_parse), so their addresses order the sites. */
+	if (x->site != y->site)
 		return x->site < y->site ? -1 : 1;
 	return x->cell < y->cell ? -1 : x->cell > y->cell;
 }
@@ -391,7 +393,9 @@ static int gather_db(struct gather *g)
 
 /* One database of the report: the only one, or a county's site. */
 struct site {
-	char *name;             /* county: the site's name (malloc); else NULL */
+	const char *name;       /* county: the site's name (in the names block); else NULL */
+	const char *name_at;    /* where --db names it, name_len bytes */
+	size_t name_len;
 	const char *path;
 	struct gather g;
 	bool gathered;
@@ -436,20 +440,31 @@ static int site_parse(const char *arg, struct site *s)
 		          "name has 1 to 64 bytes and no '/', '=' or control characters)", arg);
 		return CLI_EXIT_USAGE;
 	}
-	s->name = strndup(name, (size_t)(end - name));
-	if (!s->name) {
-		cli_error("out of memory");
-		return CLI_EXIT_FAIL;
-	}
+	s->name_at = name;
+	s->name_len = (size_t)(end - name);
 	return CLI_EXIT_OK;
 }
 
-static int sites_parse(struct cli *c, struct site *sites, size_t n)
+/* The sites' names go into one block (*names, malloc'd), in order. */
+static int sites_parse(struct cli *c, struct site *sites, size_t n, char **names)
 {
+	size_t total = 0;
 	for (size_t k = 0; k < n; k++) {
 		int code = site_parse(c->dbs[k], &sites[k]);
 		if (code != CLI_EXIT_OK)
 			return code;
+		total += sites[k].name_len + 1;
+	}
+	char *p = *names = malloc(total);
+	if (!p) {
+		cli_error("out of memory");
+		return CLI_EXIT_FAIL;
+	}
+	for (size_t k = 0; k < n; k++) {
+		memcpy(p, sites[k].name_at, sites[k].name_len);
+		p[sites[k].name_len] = '\0';
+		sites[k].name = p;
+		p += sites[k].name_len + 1;
 		for (size_t j = 0; j < k; j++) {
 			if (strcmp(sites[j].name, sites[k].name) == 0) {
 				cli_error("two databases for site '%s' (%s and %s; name them: "
@@ -511,7 +526,7 @@ int cli_cmd_report(struct cli *c)
 	struct render_site *rsites = calloc(n_sites, sizeof(*rsites));
 	struct render_cell *cells = NULL;
 	struct render_note *notes = NULL;
-	char **ids = NULL;
+	char **ids = NULL, *names = NULL;
 	struct render_report r = { .cfg = cfg, .now = c->now, .lang = c->lang };
 	struct cli_out out = { 0 };
 	size_t n = 0, computed = 0, n_notes = 0;
@@ -525,7 +540,7 @@ int cli_cmd_report(struct cli *c)
 		code = CLI_EXIT_USAGE;
 		goto done;
 	}
-	if (county && (code = sites_parse(c, sites, n_sites)) != CLI_EXIT_OK)
+	if (county && (code = sites_parse(c, sites, n_sites, &names)) != CLI_EXIT_OK)
 		goto done;
 
 	for (size_t s = 0; s < n_sites; s++) {
@@ -618,12 +633,11 @@ done:
 	free(ids);
 	free(cells);
 	free(notes);
-	for (size_t s = 0; sites && s < n_sites; s++) {
+	for (size_t s = 0; sites && s < n_sites; s++)
 		if (sites[s].gathered)
 			gather_free(&sites[s].g);
-		free(sites[s].name);
-	}
 	free(sites);
+	free(names);
 	free(rsites);
 	return code;
 }
