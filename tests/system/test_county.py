@@ -90,6 +90,15 @@ class SiteBroker:
         self.proc = None
 
 
+def cut_link(county_b, county):
+    """Stops the county broker; returns the county's row count once its
+    daemon has seen the link go (it commits what it read first, in the
+    same wake-up), so that nothing more can arrive there."""
+    county_b.stop()
+    county.wait_log("lost connection to", 20)
+    return county.count()
+
+
 def pairs(d):
     return d.query("SELECT worker, msg_id FROM event ORDER BY worker, msg_id")
 
@@ -154,8 +163,7 @@ def test_link_outage_county_gets_exactly_the_village_rows(tmp_path):
         load = sim_start(village_b, 3000, "--cells-n", "10", "--rate", "150",
                          "--id-prefix", "during")
         wait_for(lambda: county.count() > 400, 30, "bridged traffic before the cut")
-        county_b.stop()
-        cut_at = county.count()
+        cut_at = cut_link(county_b, county)
         at_cut = village.count()
         publish(village_b, "patrol/c003/w017/fishing",
                 f'{{"id":"fish-1","ts":{int(time.time())},"note":"outage"}}'.encode())
@@ -187,8 +195,7 @@ def test_village_broker_restart_during_outage_keeps_the_queue(tmp_path):
         sim(village_b, 200, "--cells-n", "10", "--id-prefix", "before")
         assert_same_rows(village, county, "link up")
 
-        county_b.stop()
-        cut_at = county.count()
+        cut_at = cut_link(county_b, county)
         sim(village_b, 1000, "--cells-n", "10", "--id-prefix", "queued1")
         wait_for(lambda: village.count() == cut_at + 1000, 30, "village stores the first part")
         # The bridge's queue is now only in the village broker's memory;
