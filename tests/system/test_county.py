@@ -134,7 +134,11 @@ def stop_all(*things):
             t.stop()
 
 
-def assert_same_rows(village, county, what):
+def assert_same_rows(village, county, what, expect):
+    """Once the village has stored all `expect` messages the devices sent
+    (the simulator returns when the broker has them, not the daemon), the
+    county must come to hold exactly the same rows."""
+    wait_for(lambda: village.count() == expect, 60, f"the village to store {expect} ({what})")
     v = pairs(village)
     try:
         wait_for(lambda: county.count() >= len(v), 90, f"county to catch up ({what})")
@@ -157,7 +161,7 @@ def test_link_outage_county_gets_exactly_the_village_rows(tmp_path):
     try:
         county_b, village_b, village, county, vrec, crec = setup_sites(tmp)
         sim(village_b, 300, "--cells-n", "10", "--id-prefix", "before")
-        assert_same_rows(village, county, "link up")
+        assert_same_rows(village, county, "link up", 300)
 
         # Devices keep publishing; the link goes down under them.
         load = sim_start(village_b, 3000, "--cells-n", "10", "--rate", "150",
@@ -179,7 +183,7 @@ def test_link_outage_county_gets_exactly_the_village_rows(tmp_path):
         print(f"\n[link outage] county had {cut_at} rows at the cut, {queued} stored by the "
               f"village while the link was down (at least: the load went on); village alerts "
               f"delivered during the outage: {len(vrec.alerts('event'))}")
-        assert_same_rows(village, county, "after link outage")
+        assert_same_rows(village, county, "after link outage", 300 + 3000 + 1 + 200)
         wait_for(lambda: any(a.get("cell") == "c003" for a in crec.alerts("event")), 30,
                  "the county's own fishing alert")
         assert village.stop() == 0 and county.stop() == 0
@@ -193,7 +197,7 @@ def test_village_broker_restart_during_outage_keeps_the_queue(tmp_path):
     try:
         county_b, village_b, village, county, vrec, crec = setup_sites(tmp)
         sim(village_b, 200, "--cells-n", "10", "--id-prefix", "before")
-        assert_same_rows(village, county, "link up")
+        assert_same_rows(village, county, "link up", 200)
 
         cut_at = cut_link(county_b, county)
         sim(village_b, 1000, "--cells-n", "10", "--id-prefix", "queued1")
@@ -216,7 +220,7 @@ def test_village_broker_restart_during_outage_keeps_the_queue(tmp_path):
         county_b.start()
         print(f"\n[village restart] county had {cut_at} rows at the cut; the village stored "
               f"2001 more during the outage, 1000 of them before its broker restarted")
-        assert_same_rows(village, county, "after village broker restart")
+        assert_same_rows(village, county, "after village broker restart", 200 + 2001)
         assert village.stop() == 0 and county.stop() == 0
     finally:
         stop_all(village, county, village_b, county_b)
