@@ -38,6 +38,8 @@
 #include "mqtt.h"
 #include "outbox.h"
 #include "store.h"
+/* White box: the running try of a sink (struct dsink, struct dtry). */
+#include "../src/daemon/sink_impl.h"
 
 #define FISHING_TEXT "【水库钓鱼】云华社区 1号网格（紫坪铺库岸）：w017 报告有人在水库钓鱼。"
 
@@ -1151,6 +1153,53 @@ static void test_held_write_all_or_nothing(void **state)
 	                          "a.id = o.alert_id WHERE a.text = 'second'"), 2);
 }
 
+static void stop_when_running(void *arg)
+{
+	struct fx *f = arg;
+	if (f->d->n_sinks > 0 && f->d->sinks[0]->cur)
+		loop_stop(f->l);
+}
+
+/* An exec try's timeout falls due in the loop pass in which its child
+ * exited after poll() returned (timers run before the next pass reads the
+ * SIGCHLD). The timeout must reap and record the outcome, and then not
+ * touch the try it has just freed, nor kill a process group that is gone.
+ * Under ASan this was a heap-use-after-free. */
+static void test_timeout_after_exit(void **state)
+{
+	struct fx *f = *state;
+	fx_start(f, "alerts:\n"
+	            "  sinks:\n"
+	            "    - name: t\n"
+	            "      exec: [\"/bin/true\"]\n"
+	            "      timeout: 10s\n");
+	assert_int_equal(loop_on_check(f->l, stop_when_running, f), 0);
+	add_alert(f, CONFIG_KIND_EVENT, "yh-01", "x");
+	deliver_kick(f->d);
+	assert_int_equal(loop_run(f->l), 0);
+	struct dtry *t = f->d->sinks[0]->cur;
+	assert_non_null(t);
+	assert_false(t->finished);
+	/* Wait (bounded) until /bin/true has exited: a zombie, not yet reaped
+	 * (WNOWAIT leaves it for the try to reap). It is this test's only
+	 * child. */
+	bool exited = false;
+	for (int i = 0; i < 500 && !exited; i++) {
+		siginfo_t si = { 0 };
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid != 0)
+			exited = true;
+		else
+			usleep(10000);
+	}
+	assert_true(exited);
+	t->ops->timeout(t);
+	assert_null(f->d->sinks[0]->cur);
+	char *st = q_text(f, "SELECT state FROM delivery WHERE id = 1");
+	assert_non_null(st);
+	assert_string_equal(st, "delivered");
+	free(st);
+}
+
 int main(void)
 {
 	/* As the daemon does: a script that does not read its stdin must
@@ -1171,6 +1220,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mqtt_without_client, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_document, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_program, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout_after_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mqtt_sink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_alert, setup, teardown),

@@ -116,29 +116,35 @@ test_many(void **state)
 
 /* Keys chosen to share their slot in a 16-slot table: probing must still
  * tell them apart, find each, and keep finding them after growth. */
+/* Enough to make a 16-slot table grow (it holds 8 at half load). */
+#define COLLIDE 12
+
 static void
 test_collisions(void **state)
 {
 	struct strmap m = STRMAP_INIT;
-	char *keys[8];
-	char bufs[8][16];
+	char *keys[COLLIDE];
+	char bufs[COLLIDE][16];
 	uint32_t n = 0, want;
 
 	(void)state;
 	want = strmap_hash("k0") & 15;
-	for (unsigned i = 0; n < 8; i++) {
+	for (unsigned i = 0; n < COLLIDE; i++) {
 		snprintf(bufs[n], sizeof(bufs[n]), "k%u", i);
 		if ((strmap_hash(bufs[n]) & 15) == want) {
 			keys[n] = bufs[n];
 			n++;
 		}
 	}
-	for (uint32_t i = 0; i < 8; i++) {
+	for (uint32_t i = 0; i < COLLIDE; i++) {
 		assert_int_equal(strmap_insert(&m, keys, sizeof(*keys), i), -1);
 		for (uint32_t j = 0; j <= i; j++)
 			assert_int_equal(strmap_find(&m, keys, sizeof(*keys), keys[j]), j);
 	}
-	assert_true(m.mask + 1 >= 16);
+	/* More keys than half of 16 slots: the table grew at least once. */
+	assert_true(m.mask + 1 >= 32);
+	for (uint32_t j = 0; j < COLLIDE; j++)
+		assert_int_equal(strmap_find(&m, keys, sizeof(*keys), keys[j]), j);
 	assert_int_equal(strmap_find(&m, keys, sizeof(*keys), "k"), -1);
 	strmap_free(&m);
 }

@@ -35,7 +35,9 @@ enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_CSV, CLI_FORMAT_H
 struct cli {
 	/* From the command line (strings are argv's). */
 	const char *config_path;
-	const char *db_opt;          /* --db, or NULL */
+	const char *db_opt;          /* --db (the last one given), or NULL */
+	const char **dbs;            /* every --db in order ([SITE=]PATH); room for argc */
+	int n_dbs;
 	const char *command;
 	char **args;                 /* positional arguments after the command */
 	int n_args;

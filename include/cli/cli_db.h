@@ -6,8 +6,10 @@
  * fixed fragments for the filters actually given, so each filter can use
  * its index; every value is bound, never pasted into the text. The admin
  * commands' writes (pause, resume, backup) are here too, at the end. Only
- * opening the connection and its snapshot (cli_common) and the span probe
- * shared with the daemon (span.h) run SQL elsewhere in the CLI.
+ * transaction control (BEGIN/COMMIT/ROLLBACK and the schema version check in
+ * cli_common; backup's COMMIT of the open snapshot before VACUUM INTO) and
+ * the span probe shared with the daemon (span.h) run SQL elsewhere in the
+ * CLI.
  *
  * Every function returns CLI_EXIT_OK or CLI_EXIT_FAIL after one line on
  * stderr (cli_db_fail). A callback returns 0 to go on, or -1 to stop the

@@ -22,7 +22,16 @@
 
 struct render_cell {
 	const struct config_cell *cell;
+	const char *site;              /* county report: the cell's site; else NULL */
+	const char *id;                /* "site/cell" where ids collide; NULL: cell->id */
 	struct report_cell rc;
+};
+
+/* A county report's site: its cells are cells[first .. first + n). */
+struct render_site {
+	const char *name;
+	const char *db;                /* the database file, as given */
+	size_t first, n;
 };
 
 /* An "event of note" for the HTML page: an immediate-alert type (fishing
@@ -38,6 +47,7 @@ struct render_note {
 	bool has_value;
 	double value;
 	const char *note;              /* may be NULL */
+	const char *site;              /* county report: the event's site; else NULL */
 	enum render_note_why why;
 };
 
@@ -49,6 +59,10 @@ struct render_report {
 	enum timefmt_lang lang;
 	const struct render_cell *cells;
 	size_t n_cells;
+	/* A county report over several sites' databases (n_sites >= 1) adds
+	 * a site column and a summary per site; 0: one site, as always. */
+	const struct render_site *sites;
+	size_t n_sites;
 	const struct render_note *notes; /* ordered by time */
 	size_t n_notes;
 	size_t notes_omitted;          /* beyond what the caller kept */
@@ -59,7 +73,12 @@ struct render_summary {
 	long long events;
 };
 
+/* Over every cell of the report. */
 void render_summary(const struct render_report *r, struct render_summary *out);
+/* Over one site's cells of a county report. */
+void render_summary_site(const struct render_report *r, size_t site, struct render_summary *out);
+/* The id a cell is shown under. */
+const char *render_cell_id(const struct render_cell *rc);
 
 int render_report_text(FILE *f, const struct render_report *r);
 int render_report_json(FILE *f, const struct render_report *r);

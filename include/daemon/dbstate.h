@@ -1,8 +1,9 @@
 /*
  * dbstate: whether the database is writable, as the daemon sees it — the
  * one owner of a storage outage's state and its transitions (a batch that
- * failed, a batch that committed, time passing), so that every part of the
- * daemon asks here instead of keeping flags of its own.
+ * failed, a batch that committed, time passing): only these functions
+ * change it, and no other part keeps flags of its own about it (daemon.c
+ * reads the struct's fields; it never writes them).
  *
  * An outage starts at the first failed batch. Retries follow a backoff of
  * 1 s doubling to 5 s, or come at once when the database's filesystem has

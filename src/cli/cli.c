@@ -7,10 +7,10 @@
  * pass (global options may come before or after the command), refuses
  * options the command does not take, loads the configuration, moves the
  * process into the village's time zone so every local time printed is the
- * village's, and hands over to the command. The commands live in
+ * village's, and hands over to the command. `--db` may be repeated for a
+ * county report over several sites; only `report` accepts more than one. The commands live in
  * cli_query.c (status, events, rejected, alerts), cli_workers.c (workers),
- * cli_report.c (report)
- * and cli_admin.c (pause, resume, claim, backup).
+ * cli_report.c (report) and cli_admin.c (pause, resume, claim, backup).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -80,7 +80,12 @@ static const struct command commands[] = {
 	{ "report", cli_cmd_report, OPT_LISTING | OPT_DATE, 0, true,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] report [--date YYYY-MM-DD|today|yesterday]\n"
 	  "         [--format text|json|csv|html] [-o FILE]\n"
-	  "Daily coverage of every configured cell (default: today so far).\n" },
+	  "       gridpatrol [-c CONFIG] report --db [SITE=]PATH --db [SITE=]PATH ... [options]\n"
+	  "Daily coverage of every configured cell (default: today so far).\n"
+	  "With two or more --db: one county report over several sites' databases. A site\n"
+	  "is named SITE, or else after its file (yunhua.db: yunhua); its cells are those\n"
+	  "of the configuration that its database's cell table lists; a cell id found at\n"
+	  "more than one site is shown as SITE/CELL.\n" },
 	{ "workers", cli_cmd_workers, OPT_LISTING | OPT_DATE | OPT_FROM | OPT_TO, 0, false,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] workers [--date D | --from D --to D]\n"
 	  "         [--format text|json|csv] [-o FILE]\n"
@@ -128,7 +133,8 @@ static void usage(FILE *f)
 	        "  backup    consistent online copy of the database\n"
 	        "\n"
 	        "  -c, --config FILE  configuration (default %s)\n"
-	        "      --db PATH      database (default: storage.path of the configuration)\n"
+	        "      --db PATH      database (default: storage.path of the configuration);\n"
+	        "                     report takes several: --db [SITE=]PATH --db ...\n"
 	        "      --format F     text, json or csv (report: also html)\n"
 	        "  -o, --output FILE  write to FILE (replaced atomically) instead of stdout\n",
 	        CONFIG_DEFAULT_PATH);
@@ -216,7 +222,12 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen,
 	while ((ch = getopt_long(argc, argv, ":c:o:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': c->config_path = optarg; *seen |= OPT_CONFIG; break;
-		case 'D': c->db_opt = optarg; *seen |= OPT_DB; break;
+		case 'D':
+			/* Repeatable for a county report; c->dbs has room for argc. */
+			c->dbs[c->n_dbs++] = optarg;
+			c->db_opt = optarg;
+			*seen |= OPT_DB;
+			break;
 		case 'h': *seen |= OPT_HELP; break;
 		case 'V': *seen |= OPT_VERSION; break;
 		case 'F': c->format_opt = optarg; *seen |= OPT_FORMAT; break;
@@ -276,16 +287,12 @@ static int load_config(struct cli *c)
 	return CLI_EXIT_OK;
 }
 
-int main(int argc, char **argv)
+/* The command line is parsed: check it against the command and run it. */
+static int run(struct cli *cp, unsigned seen, char **operands, int n_operands)
 {
-	struct cli c = { .config_path = CONFIG_DEFAULT_PATH, .format = CLI_FORMAT_TEXT };
-	unsigned seen;
-	char **operands;
-	int n_operands;
+	struct cli c = *cp;
+	int code;
 
-	int code = parse_args(argc, argv, &c, &seen, &operands, &n_operands);
-	if (code >= 0)
-		return code;
 	if (seen & OPT_VERSION) {
 		printf("gridpatrol %s\n", GRIDPATROL_VERSION);
 		return fflush(stdout) == EOF ? CLI_EXIT_FAIL : CLI_EXIT_OK;
@@ -329,6 +336,10 @@ int main(int argc, char **argv)
 	c.n_args = n_operands - 1;
 	if (parse_format(&c, cmd) < 0)
 		return CLI_EXIT_USAGE;
+	if (c.n_dbs > 1 && strcmp(cmd->name, "report") != 0) {
+		cli_error("%s takes one --db (only report combines several sites)", cmd->name);
+		return CLI_EXIT_USAGE;
+	}
 
 	/* Not time(): on glibc that reads the coarse clock, which lags
 	 * CLOCK_REALTIME (what the daemon and every other program reads) by up
@@ -341,5 +352,24 @@ int main(int argc, char **argv)
 	if (code == CLI_EXIT_OK)
 		code = cmd->run(&c);
 	config_free(c.cfg);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = { .config_path = CONFIG_DEFAULT_PATH, .format = CLI_FORMAT_TEXT };
+	unsigned seen;
+	char **operands;
+	int n_operands;
+
+	c.dbs = calloc((size_t)argc + 1, sizeof(*c.dbs));
+	if (!c.dbs) {
+		cli_error("out of memory");
+		return CLI_EXIT_FAIL;
+	}
+	int code = parse_args(argc, argv, &c, &seen, &operands, &n_operands);
+	if (code < 0)
+		code = run(&c, seen, operands, n_operands);
+	free(c.dbs);
 	return code;
 }

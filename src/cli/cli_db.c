@@ -1,6 +1,7 @@
 /*
- * cli_db: the CLI's fixed read-only queries, typed rows to callbacks
- * (see cli_db.h).
+ * cli_db: the CLI's statements against the daemon's schema — the fixed
+ * read-only queries, typed rows to callbacks, and at the end the admin
+ * commands' few writes (see cli_db.h).
  */
 #include "cli_db.h"
 

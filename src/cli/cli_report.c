@@ -3,6 +3,15 @@
  * the report module needs for every configured cell, has it compute the
  * day's figures, and hands them to a renderer.
  *
+ * Given several databases (`--db A.db --db B.db`, a county's villages) it
+ * does the same once per database, each its own snapshot, and keeps of
+ * each site the configured cells that its database's `cell` table lists:
+ * the configuration is the county's (every village's cells, as the county
+ * daemon has it), and the table, which the site's daemon fills with every
+ * cell it was configured with, says which of them are that site's. One
+ * report then shows every site's cells, the ids that more than one site
+ * uses as "site/cell", with a summary per site and in all.
+ *
  * It must stay fast at 1,000 cells and 100,000 events a day on a small
  * ARM box, over a database holding a year. So the day's events come in
  * ONE query on the event_ts range, ordered by cell and time, and are split
@@ -15,6 +24,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+
+#include "utf8.h"
 
 #include "cli_common.h"
 #include "cli_db.h"
@@ -78,6 +89,7 @@ struct gather {
 	int64_t day_start, day_end;
 	size_t n;                          /* configured cells */
 	struct report_input *in;           /* per cell */
+	bool *listed;                      /* per cell: in the database's cell table */
 	size_t *ev_off;                    /* per cell: first index in events */
 	struct report_event *events;
 	size_t n_events, cap_events;
@@ -101,8 +113,10 @@ static int gather_row_known(void *arg, const struct cli_db_known *row)
 {
 	struct gather *g = arg;
 	const struct config_cell *cc = config_cell_find(g->c->cfg, row->cell);
-	if (cc)
+	if (cc) {
 		g->in[cc - g->c->cfg->cells].known_since = row->known_since;
+		g->listed[cc - g->c->cfg->cells] = true;
+	}
 	return 0;
 }
 
@@ -315,72 +329,291 @@ static int note_cmp(const void *a, const void *b)
 	const struct render_note *x = a, *y = b;
 	if (x->ts != y->ts)
 		return x->ts < y->ts ? -1 : 1;
+	/* Site names lie in one block in the order the sites were given
+	 * (sites_parse), so their addresses order the sites. */
+	if (x->site != y->site)
+		return x->site < y->site ? -1 : 1;
 	return x->cell < y->cell ? -1 : x->cell > y->cell;
+}
+
+static int gather_init(struct gather *g, struct cli *c, int64_t day_start, int64_t day_end)
+{
+	size_t n = c->cfg->n_cells;
+	*g = (struct gather){ .c = c, .n = n, .day_start = day_start, .day_end = day_end };
+	g->in = calloc(n ? n : 1, sizeof(*g->in));
+	g->listed = calloc(n ? n : 1, sizeof(*g->listed));
+	g->ev_off = calloc(n ? n : 1, sizeof(*g->ev_off));
+	g->pauses = calloc(n ? n : 1, sizeof(*g->pauses));
+	g->notes = calloc(REPORT_MAX_NOTES, sizeof(*g->notes));
+	g->note_texts = calloc(REPORT_MAX_NOTES, sizeof(*g->note_texts));
+	if (!g->in || !g->listed || !g->ev_off || !g->pauses || !g->notes || !g->note_texts) {
+		cli_error("out of memory");
+		return CLI_EXIT_FAIL;
+	}
+	for (size_t i = 0; i < n; i++)
+		g->in[i].cell = &c->cfg->cells[i];
+	return CLI_EXIT_OK;
+}
+
+static void gather_free(struct gather *g)
+{
+	if (g->note_texts)
+		for (size_t i = 0; i < REPORT_MAX_NOTES; i++)
+			free(g->note_texts[i]);
+	free(g->note_texts);
+	free(g->notes);
+	free(g->pauses);
+	free(g->ev_off);
+	free(g->listed);
+	free(g->in);
+	free(g->events);
+	intern_free(&g->strings);
+}
+
+/* Everything the day's figures need from c->db_path, in one snapshot. */
+static int gather_db(struct gather *g)
+{
+	int code = cli_db_open_ro(g->c);
+	if (code == CLI_EXIT_OK)
+		code = gather_known(g);
+	if (code == CLI_EXIT_OK)
+		code = gather_patrols(g);
+	if (code == CLI_EXIT_OK)
+		code = gather_pauses(g);
+	if (code == CLI_EXIT_OK)
+		code = gather_alerts(g);
+	if (code == CLI_EXIT_OK)
+		code = gather_events(g);
+	return cli_db_close(g->c, code);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sites                                                               */
+/* ------------------------------------------------------------------ */
+
+/* One database of the report: the only one, or a county's site. */
+struct site {
+	const char *name;       /* county: the site's name (in the names block); else NULL */
+	const char *name_at;    /* where --db names it, name_len bytes */
+	size_t name_len;
+	const char *path;
+	struct gather g;
+	bool gathered;
+};
+
+/* A site name shows in every format and before "/" in cell ids: text
+ * without "/", "=" or control characters, 1 to 64 bytes. */
+static bool site_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || len > 64 || utf8_check(s, len) != len)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] == '/' || s[i] == '=' || (unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* "SITE=PATH", or PATH named after its file without the last extension
+ * ("/srv/backup/yunhua.db": yunhua). A "=" counts only before any "/",
+ * so "./a=b.db" is a file. */
+static int site_parse(const char *arg, struct site *s)
+{
+	const char *eq = strchr(arg, '=');
+	const char *slash = strchr(arg, '/');
+	const char *name, *end;
+	if (eq && (!slash || eq < slash)) {
+		name = arg;
+		end = eq;
+		s->path = eq + 1;
+	} else {
+		s->path = arg;
+		name = strrchr(arg, '/') ? strrchr(arg, '/') + 1 : arg;
+		const char *dot = strrchr(name, '.');
+		end = dot && dot > name ? dot : name + strlen(name);
+	}
+	if (!s->path[0]) {
+		cli_error("--db %s: no database path", arg);
+		return CLI_EXIT_USAGE;
+	}
+	if (!site_name_ok(name, (size_t)(end - name))) {
+		cli_error("--db %s: cannot name a site after it (name it: --db SITE=PATH; a site "
+		          "name has 1 to 64 bytes and no '/', '=' or control characters)", arg);
+		return CLI_EXIT_USAGE;
+	}
+	s->name_at = name;
+	s->name_len = (size_t)(end - name);
+	return CLI_EXIT_OK;
+}
+
+/* The sites' names go into one block (*names, malloc'd), in order. */
+static int sites_parse(struct cli *c, struct site *sites, size_t n, char **names)
+{
+	size_t total = 0;
+	for (size_t k = 0; k < n; k++) {
+		int code = site_parse(c->dbs[k], &sites[k]);
+		if (code != CLI_EXIT_OK)
+			return code;
+		total += sites[k].name_len + 1;
+	}
+	char *p = *names = malloc(total);
+	if (!p) {
+		cli_error("out of memory");
+		return CLI_EXIT_FAIL;
+	}
+	for (size_t k = 0; k < n; k++) {
+		memcpy(p, sites[k].name_at, sites[k].name_len);
+		p[sites[k].name_len] = '\0';
+		sites[k].name = p;
+		p += sites[k].name_len + 1;
+		for (size_t j = 0; j < k; j++) {
+			if (strcmp(sites[j].name, sites[k].name) == 0) {
+				cli_error("two databases for site '%s' (%s and %s; name them: "
+				          "--db SITE=PATH)", sites[k].name, sites[j].path,
+				          sites[k].path);
+				return CLI_EXIT_USAGE;
+			}
+		}
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Which cells go into the report, as cells[] will hold them: every
+ * configured cell for one site; a county site's listed ones. */
+static bool site_has(const struct site *s, bool county, size_t i)
+{
+	return !county || s->g.listed[i];
+}
+
+/* The shown id of each report cell: "site/cell" for an id that more than
+ * one site lists, else NULL (the bare id). ids[] is parallel to cells[]. */
+static int county_ids(const struct cli *c, const struct site *sites, size_t n_sites,
+                      struct render_cell *cells, char **ids)
+{
+	size_t n = c->cfg->n_cells, k = 0;
+	int *users = calloc(n ? n : 1, sizeof(*users));
+	if (!users)
+		return -1;
+	for (size_t s = 0; s < n_sites; s++)
+		for (size_t i = 0; i < n; i++)
+			users[i] += sites[s].g.listed[i];
+	for (size_t s = 0; s < n_sites; s++) {
+		for (size_t i = 0; i < n; i++) {
+			if (!sites[s].g.listed[i])
+				continue;
+			if (users[i] > 1) {
+				const char *id = c->cfg->cells[i].id;
+				size_t len = strlen(sites[s].name) + strlen(id) + 2;
+				if (!(ids[k] = malloc(len))) {
+					free(users);
+					return -1;
+				}
+				snprintf(ids[k], len, "%s/%s", sites[s].name, id);
+				cells[k].id = ids[k];
+			}
+			k++;
+		}
+	}
+	free(users);
+	return 0;
 }
 
 int cli_cmd_report(struct cli *c)
 {
 	const struct config *cfg = c->cfg;
-	size_t n = cfg->n_cells;
-	struct gather g = { .c = c, .n = n };
+	const bool county = c->n_dbs > 1;
+	const size_t n_sites = county ? (size_t)c->n_dbs : 1;
+	struct site *sites = calloc(n_sites, sizeof(*sites));
+	struct render_site *rsites = calloc(n_sites, sizeof(*rsites));
 	struct render_cell *cells = NULL;
+	struct render_note *notes = NULL;
+	char **ids = NULL, *names = NULL;
 	struct render_report r = { .cfg = cfg, .now = c->now, .lang = c->lang };
 	struct cli_out out = { 0 };
-	size_t computed = 0;
+	size_t n = 0, computed = 0, n_notes = 0;
 	int code = CLI_EXIT_FAIL;
 
-	if (cli_parse_day(c, c->date ? c->date : "today", r.date, &r.day_start, &r.day_end) < 0)
-		return CLI_EXIT_USAGE;
-	g.day_start = r.day_start;
-	g.day_end = r.day_end;
-
-	g.in = calloc(n ? n : 1, sizeof(*g.in));
-	g.ev_off = calloc(n ? n : 1, sizeof(*g.ev_off));
-	g.pauses = calloc(n ? n : 1, sizeof(*g.pauses));
-	g.notes = calloc(REPORT_MAX_NOTES, sizeof(*g.notes));
-	g.note_texts = calloc(REPORT_MAX_NOTES, sizeof(*g.note_texts));
-	cells = calloc(n ? n : 1, sizeof(*cells));
-	if (!g.in || !g.ev_off || !g.pauses || !g.notes || !g.note_texts || !cells) {
+	if (!sites || !rsites) {
 		cli_error("out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < n; i++)
-		g.in[i].cell = &cfg->cells[i];
-
-	code = cli_db_open_ro(c);
-	if (code == CLI_EXIT_OK)
-		code = gather_known(&g);
-	if (code == CLI_EXIT_OK)
-		code = gather_patrols(&g);
-	if (code == CLI_EXIT_OK)
-		code = gather_pauses(&g);
-	if (code == CLI_EXIT_OK)
-		code = gather_alerts(&g);
-	if (code == CLI_EXIT_OK)
-		code = gather_events(&g);
-	code = cli_db_close(c, code);
-	if (code != CLI_EXIT_OK)
+	if (cli_parse_day(c, c->date ? c->date : "today", r.date, &r.day_start, &r.day_end) < 0) {
+		code = CLI_EXIT_USAGE;
+		goto done;
+	}
+	if (county && (code = sites_parse(c, sites, n_sites, &names)) != CLI_EXIT_OK)
 		goto done;
 
-	for (size_t i = 0; i < n; i++, computed++) {
-		cells[i].cell = &cfg->cells[i];
-		if (report_cell_compute(&g.in[i], r.day_start, r.day_end, c->now, &cells[i].rc) < 0) {
-			cli_error("out of memory");
-			code = CLI_EXIT_FAIL;
+	for (size_t s = 0; s < n_sites; s++) {
+		if (county)
+			c->db_path = sites[s].path;
+		sites[s].gathered = true;
+		if ((code = gather_init(&sites[s].g, c, r.day_start, r.day_end)) != CLI_EXIT_OK ||
+		    (code = gather_db(&sites[s].g)) != CLI_EXIT_OK)
+			goto done;
+		size_t mine = 0;
+		for (size_t i = 0; i < cfg->n_cells; i++)
+			mine += site_has(&sites[s], county, i);
+		if (county && mine == 0) {
+			/* Most likely a village's configuration given for a county. */
+			cli_error("site '%s' (%s): none of the cells its database lists is in %s; "
+			          "a county report needs a configuration with every site's cells",
+			          sites[s].name, sites[s].path, c->config_path);
+			code = CLI_EXIT_USAGE;
 			goto done;
 		}
+		rsites[s] = (struct render_site){ .name = sites[s].name, .db = sites[s].path,
+		                                  .first = n, .n = mine };
+		n += mine;
+		n_notes += sites[s].g.n_notes;
 	}
-	qsort(g.notes, g.n_notes, sizeof(*g.notes), note_cmp);
-	r.cells = cells;
-	r.n_cells = n;
-	r.notes = g.notes;
-	r.n_notes = g.n_notes;
-	r.notes_omitted = g.notes_omitted;
 
-	if (cli_out_open(&out, c->out_path) < 0) {
-		code = CLI_EXIT_FAIL;
+	code = CLI_EXIT_FAIL;
+	cells = calloc(n ? n : 1, sizeof(*cells));
+	ids = calloc(n ? n : 1, sizeof(*ids));
+	notes = calloc(n_notes ? n_notes : 1, sizeof(*notes));
+	if (!cells || !ids || !notes || (county && county_ids(c, sites, n_sites, cells, ids) < 0)) {
+		cli_error("out of memory");
 		goto done;
 	}
+	size_t k = 0;
+	n_notes = 0;
+	for (size_t s = 0; s < n_sites; s++) {
+		struct gather *g = &sites[s].g;
+		for (size_t i = 0; i < cfg->n_cells; i++) {
+			if (!site_has(&sites[s], county, i))
+				continue;
+			cells[k].cell = &cfg->cells[i];
+			cells[k].site = sites[s].name;
+			if (report_cell_compute(&g->in[i], r.day_start, r.day_end, c->now,
+			                        &cells[k].rc) < 0) {
+				cli_error("out of memory");
+				goto done;
+			}
+			computed = ++k;
+		}
+		for (size_t j = 0; j < g->n_notes; j++) {
+			notes[n_notes] = g->notes[j];
+			notes[n_notes++].site = sites[s].name;
+		}
+		r.notes_omitted += g->notes_omitted;
+	}
+	qsort(notes, n_notes, sizeof(*notes), note_cmp);
+	/* The page lists as many as one site's report would. */
+	if (n_notes > REPORT_MAX_NOTES) {
+		r.notes_omitted += n_notes - REPORT_MAX_NOTES;
+		n_notes = REPORT_MAX_NOTES;
+	}
+	r.cells = cells;
+	r.n_cells = n;
+	r.notes = notes;
+	r.n_notes = n_notes;
+	if (county) {
+		r.sites = rsites;
+		r.n_sites = n_sites;
+	}
+
+	if (cli_out_open(&out, c->out_path) < 0)
+		goto done;
 	int w;
 	switch (c->format) {
 	case CLI_FORMAT_JSON: w = render_report_json(out.f, &r); break;
@@ -390,21 +623,21 @@ int cli_cmd_report(struct cli *c)
 	}
 	if (w < 0)
 		cli_error(ferror(out.f) ? "cannot write the report" : "out of memory");
-	if (cli_out_close(&out, w == 0) < 0 || w < 0)
-		code = CLI_EXIT_FAIL;
+	code = cli_out_close(&out, w == 0) < 0 || w < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 done:
 	for (size_t i = 0; i < computed; i++)
 		report_cell_free(&cells[i].rc);
+	if (ids)
+		for (size_t i = 0; i < n; i++)
+			free(ids[i]);
+	free(ids);
 	free(cells);
-	if (g.note_texts)
-		for (size_t i = 0; i < REPORT_MAX_NOTES; i++)
-			free(g.note_texts[i]);
-	free(g.note_texts);
-	free(g.notes);
-	free(g.pauses);
-	free(g.ev_off);
-	free(g.in);
-	free(g.events);
-	intern_free(&g.strings);
+	free(notes);
+	for (size_t s = 0; sites && s < n_sites; s++)
+		if (sites[s].gathered)
+			gather_free(&sites[s].g);
+	free(sites);
+	free(names);
+	free(rsites);
 	return code;
 }

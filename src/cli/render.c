@@ -105,11 +105,17 @@ void render_clock(int64_t t, int64_t day_start, char *buf, size_t len)
 		         tm.tm_min);
 }
 
-void render_summary(const struct render_report *r, struct render_summary *out)
+const char *render_cell_id(const struct render_cell *rc)
+{
+	return rc->id ? rc->id : rc->cell->id;
+}
+
+static void summary_range(const struct render_report *r, size_t from, size_t to,
+                          struct render_summary *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->cells = (long)r->n_cells;
-	for (size_t i = 0; i < r->n_cells; i++) {
+	out->cells = (long)(to - from);
+	for (size_t i = from; i < to; i++) {
 		const struct report_cell *c = &r->cells[i].rc;
 		if (c->has_covered && c->covered_pct >= 100.0)
 			out->covered++;
@@ -120,6 +126,17 @@ void render_summary(const struct render_report *r, struct render_summary *out)
 		for (size_t k = 0; k < c->n_types; k++)
 			out->events += c->types[k].count;
 	}
+}
+
+void render_summary(const struct render_report *r, struct render_summary *out)
+{
+	summary_range(r, 0, r->n_cells, out);
+}
+
+void render_summary_site(const struct render_report *r, size_t site, struct render_summary *out)
+{
+	const struct render_site *s = &r->sites[site];
+	summary_range(r, s->first, s->first + s->n, out);
 }
 
 /* %.15g keeps what a device sent (a reading of 250.5 stays 250.5) without
@@ -301,25 +318,37 @@ static const char *const headers_en[N_COLS] = {
 	"Overdue", "Events", "Readings", "Alerts", "Late",
 };
 
+/* A county report's text and HTML tables lead with the site. */
+static const char *site_header(bool zh)
+{
+	return zh ? "站点" : "Site";
+}
+
 int render_report_text(FILE *f, const struct render_report *r)
 {
 	const bool zh = r->lang == TIMEFMT_ZH;
-	struct table *t = table_new(N_COLS, zh ? headers_zh : headers_en);
+	const size_t off = r->n_sites ? 1 : 0;    /* the site column */
+	const char *hd[N_COLS + 1];
 	struct str workers = { 0 }, types = { 0 };
 	const char *unit = reading_unit(r->cfg);
 	struct render_summary sum;
-	char asof[64], line[512];
+	char asof[64], line[512], sites[64] = "";
 	int ret = -1;
 
+	hd[0] = site_header(zh);
+	memcpy(hd + off, zh ? headers_zh : headers_en, sizeof(headers_zh));
+	struct table *t = table_new(N_COLS + off, hd);
 	if (!t)
 		return -1;
 	static const int right[] = { COL_PATROLS, COL_GAP, COL_PCT, COL_OVERDUE, COL_READINGS,
 	                             COL_ALERTS, COL_LATE };
 	for (size_t i = 0; i < sizeof(right) / sizeof(right[0]); i++)
-		table_set_align(t, (size_t)right[i], TABLE_RIGHT);
-	table_set_max_width(t, COL_NAME, 28);
-	table_set_max_width(t, COL_WORKERS, 24);
-	table_set_max_width(t, COL_EVENTS, 40);
+		table_set_align(t, (size_t)right[i] + off, TABLE_RIGHT);
+	table_set_max_width(t, COL_NAME + off, 28);
+	table_set_max_width(t, COL_WORKERS + off, 24);
+	table_set_max_width(t, COL_EVENTS + off, 40);
+	if (off)
+		table_set_max_width(t, 0, 20);
 
 	for (size_t i = 0; i < r->n_cells; i++) {
 		const struct report_cell *c = &r->cells[i].rc;
@@ -339,22 +368,30 @@ int render_report_text(FILE *f, const struct render_report *r)
 		const char *w = str_get(&workers), *ty = str_get(&types);
 		if (!w || !ty)
 			goto out;
-		const char *row[N_COLS] = {
-			r->cells[i].cell->id, r->cells[i].cell->name, patrols, w, first, last, gap,
-			pct, over, ty, readings, alerts, late,
+		const char *row[N_COLS + 1] = {
+			r->cells[i].site, render_cell_id(&r->cells[i]), r->cells[i].cell->name,
+			patrols, w, first, last, gap, pct, over, ty, readings, alerts, late,
 		};
-		if (table_add_row(t, row) < 0)
+		if (table_add_row(t, row + (off ? 0 : 1)) < 0)
 			goto out;
 	}
 
-	render_summary(r, &sum);
 	fmt_asof(r, asof, sizeof(asof));
-	if (fprintf(f, zh ? "巡查日报 %s（%s）%s%s\n\n" : "Patrol report %s (%s)%s%s\n\n", r->date,
-	            r->cfg->timezone, asof[0] ? " " : "", asof) < 0 ||
-	    table_write(t, f) < 0)
+	if (r->n_sites)
+		snprintf(sites, sizeof(sites), zh ? "，%zu 个站点" : ", %zu sites", r->n_sites);
+	if (fprintf(f, zh ? "巡查日报 %s（%s%s）%s%s\n\n" : "Patrol report %s (%s%s)%s%s\n\n",
+	            r->date, r->cfg->timezone, sites, asof[0] ? " " : "", asof) < 0 ||
+	    table_write(t, f) < 0 || putc('\n', f) == EOF)
 		goto out;
+	for (size_t k = 0; k < r->n_sites; k++) {
+		render_summary_site(r, k, &sum);
+		fmt_summary_line(r, &sum, line, sizeof(line));
+		if (fprintf(f, zh ? "%s：%s\n" : "%s: %s\n", r->sites[k].name, line) < 0)
+			goto out;
+	}
+	render_summary(r, &sum);
 	fmt_summary_line(r, &sum, line, sizeof(line));
-	if (fprintf(f, "\n%s\n", line) < 0)
+	if (fprintf(f, "%s%s\n", r->n_sites ? (zh ? "合计：" : "Total: ") : "", line) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -399,7 +436,11 @@ static json_t *cell_json(const struct render_cell *rc)
 		json_decref(ev);
 		return NULL;
 	}
-	bad |= jset(o, "id", json_string(rc->cell->id));
+	if (rc->site)
+		bad |= jset(o, "site", json_string(rc->site));
+	bad |= jset(o, "id", json_string(render_cell_id(rc)));
+	if (rc->site)
+		bad |= jset(o, "cell", json_string(rc->cell->id));
 	bad |= jset(o, "name", json_string(rc->cell->name));
 	bad |= jset(o, "patrols", json_integer(c->patrols));
 	bad |= jset(o, "workers", w);
@@ -420,30 +461,62 @@ static json_t *cell_json(const struct render_cell *rc)
 	return o;
 }
 
+static json_t *summary_json(const struct render_summary *s)
+{
+	json_t *o = json_object();
+	int bad = !o;
+	bad |= jset(o, "cells", json_integer(s->cells));
+	bad |= jset(o, "covered", json_integer(s->covered));
+	bad |= jset(o, "never_patrolled", json_integer(s->never_patrolled));
+	bad |= jset(o, "overdue", json_integer(s->overdue));
+	bad |= jset(o, "events", json_integer(s->events));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* A county report's "sites": [{"site", "db", "summary"}]. */
+static json_t *sites_json(const struct render_report *r)
+{
+	json_t *a = json_array();
+	for (size_t k = 0; a && k < r->n_sites; k++) {
+		struct render_summary s;
+		json_t *o = json_object();
+		render_summary_site(r, k, &s);
+		int bad = !o || json_array_append_new(a, o) < 0;
+		bad = bad || jset(o, "site", json_string(r->sites[k].name)) < 0 ||
+		      jset(o, "db", json_string(r->sites[k].db)) < 0 ||
+		      jset(o, "summary", summary_json(&s)) < 0;
+		if (bad) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}
+
 int render_report_json(FILE *f, const struct render_report *r)
 {
 	struct render_summary s;
-	json_t *root = json_object(), *cells = json_array(), *sum = json_object();
-	int bad = !root || !cells || !sum;
+	json_t *root = json_object(), *cells = json_array();
+	int bad = !root || !cells;
 
 	for (size_t i = 0; !bad && i < r->n_cells; i++)
 		bad |= json_array_append_new(cells, cell_json(&r->cells[i])) < 0;
 	if (bad) {
 		json_decref(root);
 		json_decref(cells);
-		json_decref(sum);
 		return -1;
 	}
 	render_summary(r, &s);
 	bad |= jset(root, "date", json_string(r->date));
 	bad |= jset(root, "timezone", json_string(r->cfg->timezone));
 	bad |= jset(root, "cells", cells);
-	bad |= jset(sum, "cells", json_integer(s.cells));
-	bad |= jset(sum, "covered", json_integer(s.covered));
-	bad |= jset(sum, "never_patrolled", json_integer(s.never_patrolled));
-	bad |= jset(sum, "overdue", json_integer(s.overdue));
-	bad |= jset(sum, "events", json_integer(s.events));
-	bad |= jset(root, "summary", sum);
+	if (r->n_sites)
+		bad |= jset(root, "sites", sites_json(r));
+	bad |= jset(root, "summary", summary_json(&s));
 	if (!bad)
 		bad |= json_dumpf(root, f, JSON_INDENT(2) | JSON_REAL_PRECISION(15)) < 0 ||
 		       putc('\n', f) == EOF;
@@ -464,8 +537,12 @@ int render_report_csv(FILE *f, const struct render_report *r)
 	struct str workers = { 0 }, types = { 0 };
 	int bad = render_csv_bom(f);
 
-	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++)
+	/* A county report has a site column after the date. */
+	for (size_t i = 0; i < sizeof(head) / sizeof(head[0]); i++) {
 		bad |= (i ? render_csv_sep(f) : 0) | render_csv_field(f, head[i]);
+		if (i == 0 && r->n_sites)
+			bad |= render_csv_sep(f) | render_csv_field(f, "site");
+	}
 	bad |= render_csv_eol(f);
 	for (size_t i = 0; !bad && i < r->n_cells; i++) {
 		const struct report_cell *c = &r->cells[i].rc;
@@ -495,10 +572,14 @@ int render_report_csv(FILE *f, const struct render_report *r)
 			bad = 1;
 			break;
 		}
-		const char *row[] = { r->date, r->cells[i].cell->id, r->cells[i].cell->name, n[0], w,
-		                      first, last, n[1], n[2], n[3], ty, n[4], n[5], n[6], n[7] };
-		for (size_t k = 0; k < sizeof(row) / sizeof(row[0]); k++)
+		const char *row[] = { r->date, r->cells[i].site, render_cell_id(&r->cells[i]),
+		                      r->cells[i].cell->name, n[0], w, first, last, n[1], n[2],
+		                      n[3], ty, n[4], n[5], n[6], n[7] };
+		for (size_t k = 0; k < sizeof(row) / sizeof(row[0]); k++) {
+			if (k == 1 && !r->n_sites)
+				continue;
 			bad |= (k ? render_csv_sep(f) : 0) | render_csv_text(f, row[k]);
+		}
 		bad |= render_csv_eol(f);
 	}
 	free(workers.p);
@@ -610,6 +691,24 @@ static int html_legend(FILE *f, bool zh)
 	return bad ? -1 : 0;
 }
 
+/* "site · name" in a county report, truncated to width; malloc'd. */
+static char *site_label(const char *site, const char *name, size_t width)
+{
+	if (!site)
+		return table_truncate(name, width);
+	struct str s = { 0 };
+	str_add(&s, site);
+	str_add(&s, " · ");
+	str_add(&s, name);
+	if (s.bad) {
+		free(s.p);
+		return NULL;
+	}
+	char *out = table_truncate(s.p, width);
+	free(s.p);
+	return out;
+}
+
 static int html_chart(FILE *f, const struct render_report *r, size_t from, size_t to)
 {
 	int h = CH_TOP + (int)(to - from) * CH_ROW_H + 2;
@@ -624,7 +723,7 @@ static int html_chart(FILE *f, const struct render_report *r, size_t from, size_
 	for (size_t i = from; !bad && i < to; i++) {
 		const struct render_cell *rc = &r->cells[i];
 		int y = CH_TOP + (int)(i - from) * CH_ROW_H;
-		char *label = table_truncate(rc->cell->name, 30);
+		char *label = site_label(rc->site, rc->cell->name, 30);
 		char pct[16];
 		if (!label)
 			return -1;
@@ -673,6 +772,8 @@ static int html_cells_table(FILE *f, const struct render_report *r)
 	struct str workers = { 0 }, types = { 0 };
 	int bad = fputs("<table><thead><tr>", f) == EOF;
 
+	if (r->n_sites)
+		bad |= fprintf(f, "<th>%s</th>", site_header(zh)) < 0;
 	for (size_t i = 0; i < N_COLS; i++) {
 		bad |= fputs("<th>", f) == EOF || render_html_escaped(f, hd[i]) < 0 ||
 		       fputs("</th>", f) == EOF;
@@ -696,7 +797,9 @@ static int html_cells_table(FILE *f, const struct render_report *r)
 			break;
 		}
 		bad |= fputs("<tr>", f) == EOF;
-		bad |= html_td(f, "id", r->cells[i].cell->id);
+		if (r->n_sites)
+			bad |= html_td(f, "t", r->cells[i].site);
+		bad |= html_td(f, "id", render_cell_id(&r->cells[i]));
 		bad |= html_td(f, NULL, r->cells[i].cell->name);
 		snprintf(num, sizeof(num), "%d", c->patrols);
 		bad |= html_td(f, c->patrols ? "n" : "n bad", num);
@@ -765,9 +868,13 @@ static int html_notes(FILE *f, const struct render_report *r)
 		char when[32], why[160];
 		render_clock(n->ts, r->day_start, when, sizeof(when));
 		note_why(r, n, why, sizeof(why));
+		char *cell = site_label(n->site, n->cell->name, 200);
+		if (!cell)
+			return -1;
 		bad |= fputs("<tr>", f) == EOF;
 		bad |= html_td(f, "t", when);
-		bad |= html_td(f, NULL, n->cell->name);
+		bad |= html_td(f, NULL, cell);
+		free(cell);
 		bad |= html_td(f, NULL, n->ev && n->ev->label ? n->ev->label : n->type);
 		bad |= html_td(f, "id", n->worker);
 		bad |= html_td(f, n->why == RENDER_NOTE_ALARM ? "bad" : NULL, why);
@@ -781,6 +888,43 @@ static int html_notes(FILE *f, const struct render_report *r)
 		                     : "<p class=\"note\">%zu more not listed; see "
 		                       "<code>gridpatrol events</code>.</p>\n",
 		               r->notes_omitted) < 0;
+	return bad ? -1 : 0;
+}
+
+/* A county report's summary per site, then the total. */
+static int html_sites(FILE *f, const struct render_report *r)
+{
+	const bool zh = r->lang == TIMEFMT_ZH;
+	static const char *const zh_h[] = { "站点", "网格", "全天覆盖", "当天未巡查", "曾超时",
+	                                    "事件" };
+	static const char *const en_h[] = { "Site", "Cells", "Fully covered", "Not patrolled",
+	                                    "Overdue at some point", "Events" };
+	int bad = fprintf(f, "<h2>%s</h2>\n<table><thead><tr>", zh ? "各站点汇总" : "Sites") < 0;
+	for (size_t i = 0; i < 6; i++)
+		bad |= fprintf(f, "<th>%s</th>", zh ? zh_h[i] : en_h[i]) < 0;
+	bad |= fputs("</tr></thead><tbody>\n", f) == EOF;
+	for (size_t k = 0; !bad && k <= r->n_sites; k++) {
+		struct render_summary s;
+		char n[5][32];
+		if (k < r->n_sites)
+			render_summary_site(r, k, &s);
+		else
+			render_summary(r, &s);
+		snprintf(n[0], sizeof(n[0]), "%ld", s.cells);
+		snprintf(n[1], sizeof(n[1]), "%ld", s.covered);
+		snprintf(n[2], sizeof(n[2]), "%ld", s.never_patrolled);
+		snprintf(n[3], sizeof(n[3]), "%ld", s.overdue);
+		snprintf(n[4], sizeof(n[4]), "%lld", s.events);
+		bad |= fputs("<tr>", f) == EOF;
+		bad |= html_td(f, "t", k < r->n_sites ? r->sites[k].name : (zh ? "合计" : "Total"));
+		bad |= html_td(f, "n", n[0]);
+		bad |= html_td(f, "n", n[1]);
+		bad |= html_td(f, s.never_patrolled ? "n bad" : "n", n[2]);
+		bad |= html_td(f, s.overdue ? "n bad" : "n", n[3]);
+		bad |= html_td(f, "n", n[4]);
+		bad |= fputs("</tr>\n", f) == EOF;
+	}
+	bad |= fputs("</tbody></table>\n", f) == EOF;
 	return bad ? -1 : 0;
 }
 
@@ -823,6 +967,8 @@ int render_report_html(FILE *f, const struct render_report *r)
 	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">%s　·　%s ", zh ? "网格巡查日报"
 	               : "Grid patrol daily report", day, zh ? "时区" : "time zone") < 0;
 	bad |= render_html_escaped(f, r->cfg->timezone);
+	if (r->n_sites)
+		bad |= fprintf(f, zh ? "　·　%zu 个站点" : "　·　%zu sites", r->n_sites) < 0;
 	if (asof[0])
 		bad |= fprintf(f, "　·　%s", asof) < 0;
 	bad |= fputs("</p>\n<div class=\"kpis\">", f) == EOF;
@@ -834,6 +980,8 @@ int render_report_html(FILE *f, const struct render_report *r)
 	bad |= fputs("</div>\n<p class=\"lead\">", f) == EOF;
 	bad |= render_html_escaped(f, line);
 	bad |= fputs("</p>\n", f) == EOF;
+	if (r->n_sites && !bad)
+		bad |= html_sites(f, r);
 
 	bad |= fprintf(f, "<h2>%s</h2>\n", zh ? "分时段巡查情况" : "Coverage by hour") < 0;
 	if (r->n_cells == 0) {

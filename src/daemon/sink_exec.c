@@ -227,15 +227,16 @@ static void sink_exec_reaped(struct dtry *t, int status, bool lost)
 	deliver_try_finish(t, why[0] == '\0', why, x->out_len ? out : NULL);
 }
 
-/* Reap the child of t if it has exited. */
-static void sink_exec_poll_exit(struct dtry *t)
+/* Reap the child of t if it has exited. True when it did: the try is then
+ * finished and may already be freed, so the caller must not touch t. */
+static bool sink_exec_reap(struct dtry *t)
 {
 	struct sink_exec_try *x = t->drv;
 	int status = 0;
 	pid_t r;
 
 	if (t->finished || x->reaped || x->pid <= 0)
-		return;
+		return false;
 	do
 		r = waitpid(x->pid, &status, WNOHANG);
 	while (r < 0 && errno == EINTR);
@@ -243,6 +244,14 @@ static void sink_exec_poll_exit(struct dtry *t)
 		sink_exec_reaped(t, status, false);
 	else if (r < 0 && errno == ECHILD)
 		sink_exec_reaped(t, 0, true);
+	else
+		return false;
+	return true;
+}
+
+static void sink_exec_poll_exit(struct dtry *t)
+{
+	sink_exec_reap(t);
 }
 
 static void sink_exec_kill(struct dtry *t)
@@ -261,8 +270,10 @@ static void sink_exec_timeout(struct dtry *t)
 	struct sink_exec_try *x = t->drv;
 	struct dsink *ds = t->ds;
 
-	sink_exec_poll_exit(t);
-	if (t->finished)
+	/* The child may have exited after this pass's poll() returned: its
+	 * SIGCHLD is read only on the next pass, after the timers. Reaping
+	 * it here records the outcome and frees t. */
+	if (sink_exec_reap(t))
 		return;
 	if (!x->timed_out) {
 		x->timed_out = true;

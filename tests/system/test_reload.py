@@ -1,5 +1,7 @@
-"""SIGHUP with settings a reload cannot apply: the daemon keeps running on
-the old value and says in the log that a restart is needed."""
+"""SIGHUP with settings a reload cannot apply: the daemon says once, as a
+warning, that a restart is needed, keeps running, and stops cleanly. (That
+local time really stays the old zone is daemon.c's reload code: the zone is
+set once at start with tzset and never again.)"""
 import signal
 
 from harness import wait_for
