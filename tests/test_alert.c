@@ -446,15 +446,147 @@ static void test_digest(void **state)
 	get_row(f, 2, &r);
 	assert_string_equal(r.kind, "digest");
 	expect_text(f, &r, "【今日巡查】2025-11-24：2 个网格中 1 个已巡查；未巡查：云华2号网格。"
-	                   "上报 2 条（checkin 1，litter 1），超时提醒 1 次。",
+	                   "上报 2 条（checkin 1，litter 1），超时提醒 1 次。"
+	                   "待处理提醒 1 项：已认领 0 项，未认领 1 项。",
 	            "[Daily patrol] 2025-11-24: 1 of 2 cells patrolled; not patrolled: 云华2号网格. "
-	            "2 reports (checkin 1, litter 1), 1 overdue alerts.");
+	            "2 reports (checkin 1, litter 1), 1 overdue alerts. "
+	            "Alerts to act on: 1, 0 claimed, 1 unclaimed.");
 	assert_string_equal(doc_str(r.doc, "date"), "2025-11-24");
 	assert_int_equal(doc_int(r.doc, "cells"), 2);
 	assert_int_equal(doc_int(r.doc, "patrolled"), 1);
 	assert_int_equal(doc_int(r.doc, "events"), 2);
 	assert_int_equal(doc_int(r.doc, "overdue_alerts"), 1);
 	json_decref(r.doc);
+}
+
+/* The claims line: an overdue episode counts once, claimed when any of
+ * its alerts was (here its reminder); event alerts count each; another
+ * episode's claim (yesterday's) does not count for today's. */
+static void test_digest_claims(void **state)
+{
+	struct fx *f = *state;
+	struct row r;
+	sqlite3 *db = store_db(f->s);
+	fx_overdue(f, 0, T0 - 30 * HOUR, 0, 0, T0 - 26 * HOUR);  /* yesterday, claimed */
+	assert_int_equal(sqlite3_exec(db, "UPDATE alert SET claimed_by = 'w017', claimed_at = at, "
+	                                  "resolved_at = at + 60", NULL, NULL, NULL), SQLITE_OK);
+	fx_overdue(f, 0, T0 - 5 * HOUR, 0, 0, T0 - 4 * HOUR);
+	fx_overdue(f, 0, T0 - 5 * HOUR, 0, 1, T0 - 3 * HOUR);    /* its reminder, claimed */
+	fx_overdue(f, 1, T0 - 5 * HOUR, 0, 0, T0 - 2 * HOUR);    /* not claimed */
+	assert_true(fx_event(f, "yh-01", "w017", "fishing", T0 - HOUR, "", true));
+	assert_true(fx_event(f, "yh-02", "w021", "fishing", T0 - HOUR, "", true));
+	assert_int_equal(sqlite3_exec(db, "UPDATE alert SET claimed_by = 'w021', claimed_at = at "
+	                                  "WHERE id IN (3, 5)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(alert_digest(f->a, T0), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	get_row(f, 7, &r);
+	assert_string_equal(r.kind, "digest");
+	assert_non_null(strstr(r.text, f->en ? "Alerts to act on: 4, 2 claimed, 2 unclaimed."
+	                                     : "待处理提醒 4 项：已认领 2 项，未认领 2 项。"));
+	json_t *t = json_object_get(r.doc, "tasks");
+	assert_int_equal(json_integer_value(json_object_get(t, "raised")), 4);
+	assert_int_equal(json_integer_value(json_object_get(t, "claimed")), 2);
+	assert_int_equal(json_integer_value(json_object_get(t, "unclaimed")), 2);
+	json_decref(r.doc);
+}
+
+static bool fx_claim(struct fx *f, int64_t alert_id, const char *by, int64_t at, int64_t now)
+{
+	struct alert_claim cl = { .cell = &f->cfg->cells[0], .alert_id = alert_id, .by = by,
+	                          .at = at };
+	struct alert_claim_result res;
+	assert_int_equal(store_begin(f->s), STORE_OK);
+	assert_int_equal(alert_claim(f->a, &cl, now, &res), STORE_OK);
+	assert_int_equal(store_commit(f->s), STORE_OK);
+	return res.claimed;
+}
+
+/* A claimed episode as the group reads it: the claim, the reminder after
+ * it ran out (once), the recovery naming the claimer; and an event claim. */
+static void test_claim_texts(void **state)
+{
+	struct fx *f = *state;
+	struct row r;
+	int64_t until;
+	bool bad;
+	char detail[MSG_DETAIL_MAX];
+
+	fx_overdue(f, 0, T0 - 5 * HOUR, T0 - 5 * HOUR, 0, T0);
+	assert_false(fx_claim(f, 0, "w017", T0 - 60, T0 + 300)); /* made before the alert */
+	assert_true(fx_claim(f, 0, "w017", T0 + 300, T0 + 300));
+	assert_false(fx_claim(f, 1, "w021", T0 + 400, T0 + 400)); /* once per alert */
+	assert_int_equal(n_alerts(f), 2);
+	get_row(f, 2, &r);
+	assert_string_equal(r.kind, "claimed");
+	assert_string_equal(r.worker, "w017");
+	expect_text(f, &r, "【认领】w017 已于 16:05 认领云华1号网格的巡查提醒，2小时 内不再重复提醒。",
+	            "[Claimed] 云华1号网格: w017 claimed the patrol alert at 16:05; no reminders "
+	            "for 2h.");
+	assert_int_equal(doc_int(json_object_get(r.doc, "claim"), "alert_id"), 1);
+	assert_string_equal(doc_str(r.doc, "claim.by"), "w017");
+	assert_string_equal(doc_str(r.doc, "holds_until"), "2025-11-24T18:05:00+00:00");
+	json_decref(r.doc);
+	assert_int_equal(alert_claim_holds(f->a, &f->cfg->cells[0], &until), STORE_OK);
+	assert_int_equal(until, T0 + 300 + 2 * HOUR);
+
+	fx_overdue(f, 0, T0 - 5 * HOUR, T0 - 5 * HOUR, 1, T0 + 300 + 2 * HOUR);
+	get_row(f, 3, &r);
+	expect_text(f, &r,
+	            "【巡查提醒·第2次】云华1号网格已 7小时5分 无巡查记录（应于 15:00 前巡查）。"
+	            "请 w017、w021 尽快巡查，并报 secretary。w017 的认领已超过 2小时，仍未巡查。",
+	            "[Patrol overdue, reminder 2] 云华1号网格: no patrol on record for 7h 5m "
+	            "(due 15:00). w017, w021: please patrol now. Escalated to secretary. "
+	            "w017's claim ran out after 2h without a patrol.");
+	assert_string_equal(doc_str(r.doc, "claim_ran_out.by"), "w017");
+	json_decref(r.doc);
+	assert_int_equal(alert_claim_holds(f->a, &f->cfg->cells[0], &until), STORE_OK);
+	assert_int_equal(until, 0); /* said once */
+	fx_overdue(f, 0, T0 - 5 * HOUR, T0 - 5 * HOUR, 2, T0 + 300 + 3 * HOUR);
+	get_row(f, 4, &r);
+	assert_null(strstr(r.text, "w017 的认领"));
+	assert_null(strstr(r.text, "claim ran out"));
+	json_decref(r.doc);
+
+	fx_recovered(f, "w021", T0 + 4 * HOUR, T0 + 4 * HOUR);
+	get_row(f, 5, &r);
+	assert_non_null(strstr(r.text, f->en ? " (claimed by w017)" : "（此前由 w017 认领）"));
+	assert_string_equal(doc_str(r.doc, "claimed_by"), "w017");
+	json_decref(r.doc);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(store_db(f->s), "SELECT count(*) FROM alert WHERE "
+	                                    "kind = 'overdue' AND resolved_at = ?1", -1, &st, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, T0 + 4 * HOUR);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 3);
+	sqlite3_finalize(st);
+
+	/* An event alert: claimed, nothing held. */
+	assert_true(fx_event(f, "yh-01", "w021", "fishing", T0 + 5 * HOUR, "", true));
+	assert_true(fx_claim(f, 0, "张书记", T0 + 5 * HOUR + 60, T0 + 5 * HOUR + 60));
+	get_row(f, 7, &r);
+	expect_text(f, &r, "【认领】张书记 已于 21:01 认领云华1号网格的事件提醒。",
+	            "[Claimed] 云华1号网格: 张书记 claimed the event alert at 21:01.");
+	assert_null(json_object_get(r.doc, "holds_until"));
+	json_decref(r.doc);
+
+	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 99, &bad, detail,
+	                                   sizeof(detail)), STORE_OK);
+	assert_true(bad);
+	assert_string_equal(detail, "alert_id 99: no such alert");
+	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[1], 1, &bad, detail,
+	                                   sizeof(detail)), STORE_OK);
+	assert_true(bad);
+	assert_string_equal(detail, "alert_id 1 is for cell yh-01, not yh-02");
+	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 2, &bad, detail,
+	                                   sizeof(detail)), STORE_OK);
+	assert_true(bad);
+	assert_string_equal(detail, "alert_id 2 is a claimed alert; only overdue, event and "
+	                            "reading alerts can be claimed");
+	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 1, &bad, detail,
+	                                   sizeof(detail)), STORE_OK);
+	assert_false(bad);
 }
 
 #define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_zh, teardown), \
@@ -469,6 +601,8 @@ int main(void)
 		BOTH(test_immediate_event),
 		BOTH(test_reading_levels),
 		BOTH(test_digest),
+		BOTH(test_digest_claims),
+		BOTH(test_claim_texts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -389,9 +389,10 @@ test_kind_name(void **state)
 	assert_string_equal(config_kind_name(CONFIG_KIND_READING), "reading");
 	assert_string_equal(config_kind_name(CONFIG_KIND_DIGEST), "digest");
 	assert_string_equal(config_kind_name(CONFIG_KIND_SYSTEM), "system");
+	assert_string_equal(config_kind_name(CONFIG_KIND_CLAIMED), "claimed");
 	assert_null(config_kind_name(0));
 	assert_null(config_kind_name(CONFIG_KIND_ALL));
-	assert_null(config_kind_name(1u << 6));
+	assert_null(config_kind_name(1u << 7));
 	assert_null(config_cell_find(NULL, "x"));
 	assert_null(config_event_find(NULL, "x"));
 }

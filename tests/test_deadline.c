@@ -789,6 +789,43 @@ test_engine_restore(void **state)
 	deadline_free(d);
 }
 
+/* A claim at 12:30 on the 12:15 alert holds reminders to 14:30 (wall
+ * time), not 14:15; the reminder then continues the numbering. One ending
+ * after hours fires when the window opens. */
+static void
+test_engine_hold(void **state)
+{
+	(void)state;
+	set_tz("Asia/Shanghai");
+	int64_t base = lt(2026, 11, 24, 8, 0);
+	struct deadline *d = engine_one(&std_params, base, base);
+	struct deadline_fire f;
+	struct deadline_patrol_result r;
+
+	assert_false(deadline_hold(d, 0, lt(2026, 11, 24, 9, 0))); /* not alerted */
+	assert_true(deadline_pop(d, lt(2026, 11, 24, 12, 15), &f));
+	assert_int_equal(f.repeat, 0);
+	assert_true(deadline_hold(d, 0, lt(2026, 11, 24, 14, 30)));
+	assert_false(deadline_pop(d, lt(2026, 11, 24, 14, 15), &f));
+	assert_true(deadline_pop(d, lt(2026, 11, 24, 14, 30), &f));
+	assert_int_equal(f.repeat, 1);
+	assert_time(deadline_next_time(d), lt(2026, 11, 24, 16, 30));
+
+	assert_true(deadline_hold(d, 0, lt(2026, 11, 24, 20, 0)));
+	assert_time(deadline_next_time(d), lt(2026, 11, 25, 7, 0));
+	/* After a pause ended at 15:00 the cell is overdue again at 19:00
+	 * active time (4 h 15 m: 15:00-19:00 and 07:00-07:15); a claim that
+	 * ran out before does not bring a reminder forward. */
+	deadline_pause(d, 0, DEADLINE_NEVER, lt(2026, 11, 24, 14, 40));
+	deadline_resume(d, 0, lt(2026, 11, 24, 15, 0));
+	assert_true(deadline_hold(d, 0, lt(2026, 11, 24, 16, 0)));
+	assert_time(deadline_next_time(d), lt(2026, 11, 25, 7, 15));
+	deadline_patrol(d, 0, lt(2026, 11, 24, 21, 0), lt(2026, 11, 24, 21, 0), &r);
+	assert_true(r.recovered);
+	assert_false(deadline_hold(d, 0, lt(2026, 11, 25, 9, 0)));
+	deadline_free(d);
+}
+
 static void
 test_engine_truncate(void **state)
 {
@@ -1088,6 +1125,7 @@ main(void)
 		cmocka_unit_test(test_engine_late_first_patrol),
 		cmocka_unit_test(test_engine_pause),
 		cmocka_unit_test(test_engine_restore),
+		cmocka_unit_test(test_engine_hold),
 		cmocka_unit_test(test_engine_truncate),
 		cmocka_unit_test(test_engine_random_vs_model),
 	};

@@ -841,6 +841,33 @@ test_detail_buffers(void **state)
 	}
 }
 
+/* ------------------------------------------------------- claims */
+
+/* A claim type reads alert_id (a positive integer); other types leave it
+ * an unknown field. */
+static void
+test_claim_alert_id(void **state)
+{
+	(void)state;
+	const char *t = "patrol/yh-01/w017/claim";
+	expect(MSG_OK, NULL, parse(basic, t, "{\"alert_id\":12}"));
+	assert_true(rec.event_cfg->claim);
+	assert_true(rec.has_alert_id);
+	assert_int_equal(rec.alert_id, 12);
+	expect(MSG_OK, NULL, parse(basic, t, "{\"id\":\"c1\"}"));
+	assert_false(rec.has_alert_id);
+	expect(MSG_OK, NULL, parse_n(basic, t, "", 0, RECV_MS));
+	assert_false(rec.has_alert_id);
+	const char *bad[] = { "{\"alert_id\":0}", "{\"alert_id\":-3}", "{\"alert_id\":1.5}",
+	                      "{\"alert_id\":\"12\"}", "{\"alert_id\":null}",
+	                      "{\"alert_id\":[12]}", "{\"alert_id\":1e3}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect(MSG_BAD_FIELD, "alert_id must be a positive integer", parse(basic, t, bad[i]));
+	expect(MSG_OK, NULL, parse(basic, T_CHECKIN, "{\"alert_id\":\"anything\"}"));
+	assert_false(rec.event_cfg->claim);
+	assert_false(rec.has_alert_id);
+}
+
 /* ------------------------------------------------------- empty payload */
 
 static void
@@ -1176,6 +1203,7 @@ main(void)
 		cmocka_unit_test(test_detail_escaped),
 		cmocka_unit_test(test_detail_buffers),
 		cmocka_unit_test(test_empty_payload),
+		cmocka_unit_test(test_claim_alert_id),
 		cmocka_unit_test(test_too_large),
 		cmocka_unit_test(test_bad_topic),
 		cmocka_unit_test(test_unknown_cell_event),

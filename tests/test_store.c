@@ -905,16 +905,20 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	put(s, "w040", "b1", "litter", 2500, false);
 	assert_int_equal(store_commit(s), STORE_OK);
 	store_close(s);
-	q_exec(f->path, "DROP TABLE event_span; DROP TABLE daemon_state; "
+	q_exec(f->path, "DROP TABLE claim_request; DROP INDEX alert_open; "
+	                "ALTER TABLE alert DROP COLUMN claimed_by; "
+	                "ALTER TABLE alert DROP COLUMN claimed_at; "
+	                "ALTER TABLE alert DROP COLUMN resolved_at; "
+	                "DROP TABLE event_span; DROP TABLE daemon_state; "
 	                "ALTER TABLE delivery DROP COLUMN ext_id; PRAGMA user_version = 2;");
 
 	s = store_open(f->path, 0, err, sizeof(err));
 	assert_non_null(s);
 	store_on_migrate(NULL, NULL);
-	assert_int_equal(q_int(f->path, "PRAGMA user_version"), 3);
+	assert_int_equal(q_int(f->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(m.started, 1);
 	assert_int_equal(m.from, 2);
-	assert_int_equal(m.to, 3);
+	assert_int_equal(m.to, STORE_SCHEMA_VERSION);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM event_span"), 2);
 	assert_int_equal(span_int(f->path, "first_ts", "checkin"), 200);
 	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 3000);
@@ -932,6 +936,66 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	assert_int_equal(store_commit(s), STORE_OK);
 	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 4000);
 	store_close(s);
+}
+
+/* 3 -> 4 on a schema-3 file with alert history: overdue alerts end at the
+ * patrol recovery after them, readings at their return to normal of the
+ * same type, stored event alerts when raised; an open overdue stays open. */
+static void test_migration_3_to_4_resolves_history(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+
+	struct store *s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	store_close(s);
+	q_exec(f->path, "DROP TABLE claim_request; DROP INDEX alert_open; "
+	                "ALTER TABLE alert DROP COLUMN claimed_by; "
+	                "ALTER TABLE alert DROP COLUMN claimed_at; "
+	                "ALTER TABLE alert DROP COLUMN resolved_at; PRAGMA user_version = 3;"
+	                "INSERT INTO alert (id, kind, cell, at, repeat, level, text, doc) VALUES "
+	                /* yh-01: an episode of two, ended at 400 */
+	                "(1, 'overdue', 'yh-01', 100, 0, NULL, 't', '{}'),"
+	                "(2, 'overdue', 'yh-01', 200, 1, NULL, 't', '{}'),"
+	                "(3, 'recovered', 'yh-01', 400, 0, NULL, 't', '{}'),"
+	                /* a reading of type level, its type's normal at 700; a
+	                 * normal of another type before it does not end it */
+	                "(4, 'reading', 'yh-01', 500, 0, 'warn', 't', '{\"event_type\":\"level\"}'),"
+	                "(5, 'recovered', 'yh-01', 600, 0, 'normal', 't', '{\"event_type\":\"rain\"}'),"
+	                "(6, 'recovered', 'yh-01', 700, 0, 'normal', 't', '{\"event_type\":\"level\"}'),"
+	                "(7, 'event', 'yh-01', 800, 0, NULL, 't', '{}'),"
+	                /* yh-02: still open; yh-01's recovery is not its own */
+	                "(8, 'overdue', 'yh-02', 300, 0, NULL, 't', '{}');");
+
+	s = store_open(f->path, 0, err, sizeof(err));
+	assert_non_null(s);
+	store_close(s);
+	assert_int_equal(q_int(f->path, "PRAGMA user_version"), 4);
+	assert_int_equal(q_int(f->path, "SELECT resolved_at FROM alert WHERE id = 1"), 400);
+	assert_int_equal(q_int(f->path, "SELECT resolved_at FROM alert WHERE id = 2"), 400);
+	assert_int_equal(q_int(f->path, "SELECT resolved_at FROM alert WHERE id = 4"), 700);
+	assert_int_equal(q_int(f->path, "SELECT resolved_at FROM alert WHERE id = 7"), 800);
+	assert_int_equal(q_int(f->path, "SELECT resolved_at IS NULL FROM alert WHERE id = 8"), 1);
+	/* Only kinds that are tasks have an end. */
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE resolved_at IS NULL"),
+	                 4);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE claimed_by IS NOT NULL "
+	                                "OR claimed_at IS NOT NULL"), 0);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM claim_request"), 0);
+	/* The open ones are found through the partial index. */
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM alert WHERE "
+	                                    "cell = 'yh-02' AND resolved_at IS NULL AND kind IN "
+	                                    "('overdue', 'event', 'reading') ORDER BY at DESC",
+	                                    -1, &st, NULL), SQLITE_OK);
+	bool uses = false;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		uses |= strstr((const char *)sqlite3_column_text(st, 3), "alert_open") != NULL;
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_true(uses);
 }
 
 /* daemon_state: written with the batch, read back after a restart. */
@@ -969,6 +1033,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sync_full_unless_normal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_span_follows_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_migration_2_to_3_fills_event_span, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_migration_3_to_4_resolves_history, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_state_survives_restart, setup,
 		                                teardown),

@@ -138,10 +138,36 @@ struct cli_db_alert_row {
 	bool has_done;
 	int64_t done_ms;
 	const char *ext_id;     /* NULL: none (the id its tries from memory used) */
+	const char *claimed_by; /* NULL: not claimed */
+	bool has_claimed_at, has_resolved_at;
+	int64_t claimed_at, resolved_at;
 };
 int cli_db_alerts_open(struct cli *c, int64_t since, bool pending, struct cli_db_cursor **out);
 int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_alert_row *row,
                        bool *more);
+
+/* `workers`: events with from - 60 <= ts < to, by worker, cell, ts (the
+ * 60 s before let a check-in see its predecessor). */
+struct cli_db_worker_event {
+	const char *worker, *cell, *type;
+	int64_t ts;
+	bool late;
+};
+int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to,
+                              struct cli_db_cursor **out);
+int cli_db_worker_events_next(struct cli *c, struct cli_db_cursor *q,
+                              struct cli_db_worker_event *row, bool *more);
+/* Alerts claimed with from <= claimed_at < to, by claimer. */
+struct cli_db_worker_claim {
+	const char *by;
+	int64_t to_claim_s;
+	bool resolved;
+	int64_t to_resolve_s;
+};
+int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to,
+                              struct cli_db_cursor **out);
+int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
+                              struct cli_db_worker_claim *row, bool *more);
 
 /* --- the admin commands' writes, on cli_db_open_rw's connection --- */
 
@@ -152,6 +178,24 @@ int cli_db_pause_put(struct cli *c, const char *cell, int64_t since, bool has_un
 /* Ends the cell's running pause at `at`, keeping the row; *was: there was
  * one. */
 int cli_db_pause_end(struct cli *c, const char *cell, int64_t at, bool *was);
+/* An alert as `claim` sees it (the daemon decides the same way). */
+struct cli_db_task {
+	int64_t id;
+	char kind[16];
+	char cell[TOPIC_SEGMENT_MAX + 1];
+	int64_t at;
+	bool claimed;
+	char claimed_by[TOPIC_SEGMENT_MAX + 1];
+	bool resolved;
+};
+int cli_db_task_by_id(struct cli *c, int64_t id, struct cli_db_task *t, bool *found);
+/* The cell's newest open overdue, event or reading alert raised at or
+ * before at_most. */
+int cli_db_task_latest(struct cli *c, const char *cell, int64_t at_most, struct cli_db_task *t,
+                       bool *found);
+/* A row of claim_request for the daemon to carry out. */
+int cli_db_claim_put(struct cli *c, int64_t at, const char *by, const char *cell,
+                     int64_t alert_id);
 /* VACUUM INTO path (an existing empty file), outside any transaction. */
 int cli_db_vacuum_into(struct cli *c, const char *path);
 

@@ -31,7 +31,8 @@ enum config_kind {
 	CONFIG_KIND_READING = 1 << 3,
 	CONFIG_KIND_DIGEST = 1 << 4,
 	CONFIG_KIND_SYSTEM = 1 << 5,
-	CONFIG_KIND_ALL = (1 << 6) - 1,
+	CONFIG_KIND_CLAIMED = 1 << 6,
+	CONFIG_KIND_ALL = (1 << 7) - 1,
 };
 
 struct config_cell {
@@ -52,6 +53,7 @@ struct config_event {
 	char *label;           /* defaults to name */
 	bool alert_immediate;  /* alert: immediate */
 	bool patrol;           /* counts as patrol presence (default true) */
+	bool claim;            /* claim: true — its messages claim an open alert */
 	bool has_value;        /* value: {...} declared: messages must carry one */
 	char *unit;            /* may be NULL */
 	bool has_warn, has_alarm;
@@ -135,6 +137,7 @@ struct config {
 		char *language;          /* "zh-CN" (default) or "en" */
 		int64_t startup_grace_s; /* 5m */
 		int64_t system_after_s;  /* 10m: broker unreachable → system alert */
+		int64_t claim_for_s;     /* 2h: how long a claim holds repeats */
 		int64_t retry_min_s;     /* 10s */
 		int64_t retry_max_s;     /* 30m */
 		int64_t give_up_after_s; /* 24h */

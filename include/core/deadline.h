@@ -106,6 +106,13 @@ int deadline_set(struct deadline *d, uint32_t cell, const struct deadline_params
  * this repeat count and no recovery since; the next repeat is due `repeat`
  * of active time after alerted_at. */
 void deadline_restore_alerted(struct deadline *d, uint32_t cell, int64_t alerted_at, int repeat);
+/* A claim holds an alerted cell's reminders until `until`: its next fire
+ * moves to the first active instant at or after it (the reminder that says
+ * the claim ran out), later or earlier than the one scheduled, but never
+ * before the cell's overdue time (after a resumed pause). Nothing
+ * happens, and false is returned, for a cell that is not alerted, is
+ * paused, or has no repeats. A patrol that recovers the cell ends it. */
+bool deadline_hold(struct deadline *d, uint32_t cell, int64_t until);
 /* Drop cells >= n (config reload shrank the table). */
 void deadline_truncate(struct deadline *d, uint32_t n);
 

@@ -53,6 +53,8 @@ struct msg_record {
 	double lat, lon;
 	bool has_value;
 	double value;
+	bool has_alert_id;      /* claim types only: the alert it names */
+	int64_t alert_id;
 	bool has_note, has_photo;
 	char note[MSG_NOTE_MAX + 1];
 	char photo[MSG_PHOTO_MAX + 1];

@@ -44,6 +44,37 @@ enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
  * types, `reading`/`recovered` for values crossing warn/alarm. */
 enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
                                  int64_t event_id, int64_t now, bool *queued);
+/* Claims (SPEC, Claims). A claim by `by` at `at` (the message's patrol
+ * time, or the office's clock) of alert_id, or with 0 of the cell's latest
+ * open task (overdue, event or reading alert) raised at or before `at`. */
+struct alert_claim {
+	const struct config_cell *cell;
+	int64_t alert_id;
+	const char *by;
+	int64_t at;
+};
+struct alert_claim_result {
+	bool claimed;           /* a `claimed` alert was written */
+	bool overdue;           /* it was an overdue alert: reminders wait */
+	int64_t hold_until;
+};
+/* Before a claim naming alert_id is stored: *bad (with a detail for the
+ * bad_field rejection) when no such alert exists, it is not a task, or it
+ * belongs to another cell. */
+enum store_status alert_claim_check(struct alert *a, const struct config_cell *c,
+                                    int64_t alert_id, bool *bad, char *detail, size_t len);
+/* Record the claim and raise `claimed` — unless there is nothing open to
+ * claim, the alert is claimed already, ended, or newer than the claim:
+ * then nothing happens (res->claimed false). */
+enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int64_t now,
+                              struct alert_claim_result *res);
+/* Until when the claim of the cell's open overdue episode holds its
+ * reminders; 0 when none does or its "ran out" reminder was raised. */
+enum store_status alert_claim_holds(struct alert *a, const struct config_cell *c,
+                                    int64_t *until);
+/* A patrol at patrol_ts ends the cell's open event alerts raised before. */
+enum store_status alert_event_done(struct alert *a, const struct config_cell *c,
+                                   int64_t patrol_ts, int64_t now);
 /* The day's coverage so far, for the day containing now. */
 enum store_status alert_digest(struct alert *a, int64_t now);
 /* The daemon's own trouble (`condition`: "broker", "storage", "dropped"),

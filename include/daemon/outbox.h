@@ -121,6 +121,44 @@ enum store_status outbox_first_overdue_at(struct outbox *o, const char *cell, in
 enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t to,
                                        int64_t *out);
 
+/* Tasks raised with from <= at < to — event and reading alerts, and
+ * overdue episodes begun then — and how many of them were claimed. */
+enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to,
+                                     int64_t *tasks, int64_t *claimed);
+/* Claims (SPEC, Claims): the alerts that are tasks (overdue, event,
+ * reading), who claimed them, and when their episode ended. */
+struct outbox_task {
+	int64_t id;
+	char kind[16];
+	char cell[TOPIC_SEGMENT_MAX + 1];
+	int64_t at;             /* raised, Unix seconds */
+	bool claimed;
+	char claimed_by[TOPIC_SEGMENT_MAX + 1];
+	bool resolved;
+};
+/* Any alert by id (its kind says whether it is a task). */
+enum store_status outbox_task_by_id(struct outbox *o, int64_t id, struct outbox_task *out,
+                                    bool *found);
+/* The cell's newest open task raised at or before at_most. */
+enum store_status outbox_task_latest(struct outbox *o, const char *cell, int64_t at_most,
+                                     struct outbox_task *out, bool *found);
+/* Record the claim unless the alert is already claimed (*claimed false). */
+enum store_status outbox_claim(struct outbox *o, int64_t id, const char *by, int64_t at,
+                               bool *claimed);
+/* The newest claim of the cell's open overdue episode, and whether a
+ * reminder was raised since it ran out (claimed_at + claim_for). */
+struct outbox_claim {
+	char by[TOPIC_SEGMENT_MAX + 1];
+	int64_t at;
+	bool reminded_after;
+};
+enum store_status outbox_episode_claim(struct outbox *o, const char *cell, int64_t claim_for,
+                                       struct outbox_claim *out, bool *found);
+/* End the cell's open tasks of `kind` raised at or before raised_by (for
+ * readings only those of reading_type; NULL otherwise) at now. */
+enum store_status outbox_resolve(struct outbox *o, const char *cell, const char *kind,
+                                 const char *reading_type, int64_t raised_by, int64_t now);
+
 enum store_status outbox_mark_inflight(struct outbox *o, int64_t id);
 enum store_status outbox_mark_delivered(struct outbox *o, int64_t id, int64_t now_ms);
 /* A failed try: back to pending with next_ms, tries+1, the error kept. */

@@ -19,7 +19,7 @@
 #include "config.h"
 #include "msg.h"
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_REJECTED_PAYLOAD_MAX 1024
 #define STORE_REJECTED_TOPIC_MAX 512
 
@@ -139,6 +139,19 @@ struct store_type_count {
 typedef int store_type_count_cb(void *arg, const struct store_type_count *row);
 enum store_status store_each_day_type_count(struct store *s, int64_t from, int64_t to,
                                             store_type_count_cb *cb, void *arg);
+
+/* The oldest row of claim_request (`gridpatrol claim`); the daemon
+ * carries it out and deletes it (done: joins or opens the batch). */
+struct store_claim_request {
+	int64_t id;
+	int64_t at;             /* Unix seconds */
+	char by[TOPIC_SEGMENT_MAX + 1];
+	char cell[TOPIC_SEGMENT_MAX + 1];
+	int64_t alert_id;
+};
+enum store_status store_next_claim_request(struct store *s, struct store_claim_request *out,
+                                           bool *found);
+enum store_status store_claim_request_done(struct store *s, int64_t id);
 
 /* Changes when another connection (the CLI's pause) commits. */
 enum store_status store_data_version(struct store *s, int64_t *out);

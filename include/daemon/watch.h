@@ -34,6 +34,17 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
                                  int64_t event_id, int64_t now, bool *queued);
 
+/* A claim (from a claim-type event or the office): record it, raise
+ * `claimed`, and hold the claimed overdue episode's reminders. */
+enum store_status watch_claim(struct watch *w, const struct alert_claim *cl, int64_t now,
+                              bool *queued);
+
+/* Carry out up to 16 rows of claim_request (`gridpatrol claim`) in the
+ * batch, each deleted with the claim it makes; *done counts them, *more
+ * says rows remain. */
+enum store_status watch_office_claims(struct watch *w, int64_t now, bool *queued, int *done,
+                                     bool *more);
+
 /* Raise the overdue alerts due by now (and their repeats). */
 enum store_status watch_tick(struct watch *w, int64_t now, bool *queued);
 /* When watch_tick next has something to do (DEADLINE_NEVER: nothing). */

@@ -1,7 +1,7 @@
 /*
  * gridpatrol: the review and admin CLI. It reads the daemon's SQLite file
  * while the daemon runs — reports, status, listings, backups — and writes
- * only the small `pause` table that the daemon polls.
+ * only the small `pause` and `claim_request` tables that the daemon polls.
  *
  * This file is the entry point: it parses the whole command line in one
  * pass (global options may come before or after the command), refuses
@@ -9,8 +9,8 @@
  * process into the village's time zone so every local time printed is the
  * village's, and hands over to the command. `--db` may be repeated for a
  * county report over several sites; only `report` accepts more than one. The commands live in
- * cli_query.c (status, events, rejected, alerts), cli_report.c (report)
- * and cli_admin.c (pause, resume, backup).
+ * cli_query.c (status, events, rejected, alerts), cli_workers.c (workers),
+ * cli_report.c (report) and cli_admin.c (pause, resume, claim, backup).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -38,6 +38,9 @@ enum opt {
 	OPT_DATE = 1 << 12,
 	OPT_HELP = 1 << 13,
 	OPT_VERSION = 1 << 14,
+	OPT_BY = 1 << 15,
+	OPT_FROM = 1 << 16,
+	OPT_TO = 1 << 17,
 };
 
 #define OPT_GLOBAL (OPT_CONFIG | OPT_DB | OPT_HELP)
@@ -83,6 +86,13 @@ static const struct command commands[] = {
 	  "is named SITE, or else after its file (yunhua.db: yunhua); its cells are those\n"
 	  "of the configuration that its database's cell table lists; a cell id found at\n"
 	  "more than one site is shown as SITE/CELL.\n" },
+	{ "workers", cli_cmd_workers, OPT_LISTING | OPT_DATE | OPT_FROM | OPT_TO, 0, false,
+	  "usage: gridpatrol [-c CONFIG] [--db PATH] workers [--date D | --from D --to D]\n"
+	  "         [--format text|json|csv] [-o FILE]\n"
+	  "Per worker for the day D (default today) or the days D to D: patrols, cells\n"
+	  "patrolled, events by type, late reports, claims with the median time to claim\n"
+	  "and to resolve, and rapid check-ins (< 60 s after the previous in the cell).\n"
+	  "D: YYYY-MM-DD, today or yesterday.\n" },
 	{ "pause", cli_cmd_pause, OPT_UNTIL | OPT_REASON, 1, false,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] pause CELL [--until TIME] [--reason TEXT]\n"
 	  "Stop deadlines and overdue alerts for CELL until TIME (default: until resumed).\n"
@@ -90,6 +100,11 @@ static const struct command commands[] = {
 	{ "resume", cli_cmd_resume, 0, 1, false,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] resume CELL\n"
 	  "End a pause; the cell's deadline counts from now.\n" },
+	{ "claim", cli_cmd_claim, OPT_BY, 1, false,
+	  "usage: gridpatrol [-c CONFIG] [--db PATH] claim CELL|ALERT_ID --by NAME\n"
+	  "Claim the cell's latest open overdue, event or reading alert (or the alert\n"
+	  "ALERT_ID) for NAME: the running daemon records it within seconds, sends a\n"
+	  "claimed alert, and holds reminders for alerts.claim_for.\n" },
 	{ "backup", cli_cmd_backup, 0, 1, false,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] backup FILE\n"
 	  "A consistent copy of the database, taken while the daemon runs. FILE must not\n"
@@ -111,8 +126,10 @@ static void usage(FILE *f)
 	        "  events    accepted events\n"
 	        "  rejected  rejected messages with reasons\n"
 	        "  alerts    alerts and their delivery per sink\n"
+	        "  workers   per-worker sheet: patrols, claims, response times\n"
 	        "  pause     pause a cell's deadline\n"
 	        "  resume    resume a paused cell\n"
+	        "  claim     claim an open alert for someone who goes\n"
 	        "  backup    consistent online copy of the database\n"
 	        "\n"
 	        "  -c, --config FILE  configuration (default %s)\n"
@@ -145,6 +162,9 @@ static const char *opt_name(unsigned bit)
 	case OPT_REASON: return "--reason";
 	case OPT_PENDING: return "--pending";
 	case OPT_DATE: return "--date";
+	case OPT_BY: return "--by";
+	case OPT_FROM: return "--from";
+	case OPT_TO: return "--to";
 	default: return "?";
 	}
 }
@@ -190,6 +210,9 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen,
 		{ "reason", required_argument, NULL, 'R' },
 		{ "pending", no_argument, NULL, 'P' },
 		{ "date", required_argument, NULL, 'd' },
+		{ "by", required_argument, NULL, 'B' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -218,6 +241,9 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen,
 		case 'R': c->reason = optarg; *seen |= OPT_REASON; break;
 		case 'P': c->pending = true; *seen |= OPT_PENDING; break;
 		case 'd': c->date = optarg; *seen |= OPT_DATE; break;
+		case 'B': c->by = optarg; *seen |= OPT_BY; break;
+		case 'f': c->from = optarg; *seen |= OPT_FROM; break;
+		case 't': c->to = optarg; *seen |= OPT_TO; break;
 		case ':':
 			cli_error("option '%s' needs a value", argv[optind - 1]);
 			return CLI_EXIT_USAGE;
@@ -297,7 +323,9 @@ static int run(struct cli *cp, unsigned seen, char **operands, int n_operands)
 	if (n_operands - 1 != cmd->n_args) {
 		if (n_operands - 1 < cmd->n_args)
 			cli_error("%s needs %s (see gridpatrol %s --help)", cmd->name,
-			          strcmp(cmd->name, "backup") == 0 ? "a FILE" : "a CELL", cmd->name);
+			          strcmp(cmd->name, "backup") == 0 ? "a FILE"
+			          : strcmp(cmd->name, "claim") == 0 ? "a CELL or ALERT_ID" : "a CELL",
+			          cmd->name);
 		else
 			cli_error("unexpected argument '%s' (see gridpatrol %s --help)",
 			          operands[cmd->n_args + 1], cmd->name);

@@ -24,9 +24,9 @@
 #include "table.h"
 #include "units.h"
 
-/* The oldest schema that has every table the CLI reads (alert, pause,
- * event_span...). */
-#define CLI_MIN_SCHEMA 3
+/* The oldest schema that has every table the CLI reads and writes (alert
+ * with its claims, pause, event_span, claim_request...). */
+#define CLI_MIN_SCHEMA 4
 
 void cli_error(const char *fmt, ...)
 {

@@ -426,7 +426,8 @@ int cli_db_alerts_open(struct cli *c, int64_t since, bool pending, struct cli_db
 {
 	char sql[1024] =
 		"SELECT a.id, a.at, a.kind, a.cell, a.repeat, a.text, o.sink, o.delivery_id, "
-		"d.state, d.tries, d.last_error, d.done_ms, d.ext_id FROM alert a "
+		"d.state, d.tries, d.last_error, d.done_ms, d.ext_id, a.claimed_by, a.claimed_at, "
+		"a.resolved_at FROM alert a "
 		"LEFT JOIN outbox o ON o.alert_id = a.id "
 		"LEFT JOIN delivery d ON d.id = o.delivery_id WHERE a.at >= ?1";
 	struct cli_db_cursor *q;
@@ -476,7 +477,86 @@ int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_ale
 		.has_done = sqlite3_column_type(st, 11) != SQLITE_NULL,
 		.done_ms = sqlite3_column_int64(st, 11),
 		.ext_id = cli_db_text_or_null(st, 12),
+		.claimed_by = cli_db_text_or_null(st, 13),
+		.has_claimed_at = sqlite3_column_type(st, 14) != SQLITE_NULL,
+		.claimed_at = sqlite3_column_int64(st, 14),
+		.has_resolved_at = sqlite3_column_type(st, 15) != SQLITE_NULL,
+		.resolved_at = sqlite3_column_int64(st, 15),
 	};
+	return CLI_EXIT_OK;
+}
+
+/* ------------------------------------------------------------ workers */
+
+int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to,
+                              struct cli_db_cursor **out)
+{
+	struct cli_db_cursor *q;
+	/* From 60 s before the range: a check-in's previous one may be just
+	 * before it (rapid). Ordered so that each worker's cells come
+	 * together, each in patrol-time order. */
+	int code = cli_db_cursor_new(c, "SELECT worker, cell, type, ts, "
+	                             "instr(',' || flags || ',', ',late,') > 0 FROM event "
+	                             "WHERE ts >= ?1 - 60 AND ts < ?2 "
+	                             "ORDER BY worker, cell, ts, id", "reading events", &q);
+	*out = NULL;
+	if (code != CLI_EXIT_OK)
+		return code;
+	if (sqlite3_bind_int64(q->st, 1, from) != SQLITE_OK ||
+	    sqlite3_bind_int64(q->st, 2, to) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		cli_db_cursor_close(q);
+		return code;
+	}
+	*out = q;
+	return CLI_EXIT_OK;
+}
+
+int cli_db_worker_events_next(struct cli *c, struct cli_db_cursor *q,
+                              struct cli_db_worker_event *row, bool *more)
+{
+	if (cli_db_cursor_step(c, q, more) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (*more)
+		*row = (struct cli_db_worker_event){
+			.worker = cli_col_text(q->st, 0), .cell = cli_col_text(q->st, 1),
+			.type = cli_col_text(q->st, 2), .ts = sqlite3_column_int64(q->st, 3),
+			.late = sqlite3_column_int(q->st, 4) != 0,
+		};
+	return CLI_EXIT_OK;
+}
+
+int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to,
+                              struct cli_db_cursor **out)
+{
+	struct cli_db_cursor *q;
+	int code = cli_db_cursor_new(c, "SELECT claimed_by, claimed_at - at, resolved_at - at "
+	                             "FROM alert WHERE claimed_at >= ?1 AND claimed_at < ?2 "
+	                             "ORDER BY claimed_by, claimed_at", "reading claims", &q);
+	*out = NULL;
+	if (code != CLI_EXIT_OK)
+		return code;
+	if (sqlite3_bind_int64(q->st, 1, from) != SQLITE_OK ||
+	    sqlite3_bind_int64(q->st, 2, to) != SQLITE_OK) {
+		code = cli_db_fail(c, "binding");
+		cli_db_cursor_close(q);
+		return code;
+	}
+	*out = q;
+	return CLI_EXIT_OK;
+}
+
+int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
+                              struct cli_db_worker_claim *row, bool *more)
+{
+	if (cli_db_cursor_step(c, q, more) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (*more)
+		*row = (struct cli_db_worker_claim){
+			.by = cli_col_text(q->st, 0), .to_claim_s = sqlite3_column_int64(q->st, 1),
+			.resolved = sqlite3_column_type(q->st, 2) != SQLITE_NULL,
+			.to_resolve_s = sqlite3_column_int64(q->st, 2),
+		};
 	return CLI_EXIT_OK;
 }
 
@@ -531,6 +611,84 @@ int cli_db_vacuum_into(struct cli *c, const char *path)
 		code = cli_db_fail(c, "binding");
 	else if (sqlite3_step(st) != SQLITE_DONE)
 		code = cli_db_fail(c, "backup failed");
+	sqlite3_finalize(st);
+	return code;
+}
+
+/* --- claims (gridpatrol claim) --- */
+
+static int cli_db_task_row(struct cli *c, sqlite3_stmt *st, struct cli_db_task *t, bool *found)
+{
+	int rc = sqlite3_step(st);
+	*found = false;
+	if (rc == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(st, 1);
+		const char *cell = (const char *)sqlite3_column_text(st, 2);
+		const char *by = (const char *)sqlite3_column_text(st, 4);
+		*found = true;
+		t->id = sqlite3_column_int64(st, 0);
+		snprintf(t->kind, sizeof(t->kind), "%s", kind ? kind : "");
+		snprintf(t->cell, sizeof(t->cell), "%s", cell ? cell : "");
+		t->at = sqlite3_column_int64(st, 3);
+		t->claimed = by != NULL;
+		snprintf(t->claimed_by, sizeof(t->claimed_by), "%s", by ? by : "");
+		t->resolved = sqlite3_column_int(st, 5) != 0;
+	} else if (rc != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return cli_db_fail(c, "cannot read alerts");
+	}
+	sqlite3_finalize(st);
+	return CLI_EXIT_OK;
+}
+
+int cli_db_task_by_id(struct cli *c, int64_t id, struct cli_db_task *t, bool *found)
+{
+	sqlite3_stmt *st;
+	*found = false;
+	if (cli_prepare(c, "SELECT id, kind, cell, at, claimed_by, resolved_at IS NOT NULL "
+	                   "FROM alert WHERE id = ?1", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return cli_db_fail(c, "binding");
+	}
+	return cli_db_task_row(c, st, t, found);
+}
+
+int cli_db_task_latest(struct cli *c, const char *cell, int64_t at_most, struct cli_db_task *t,
+                       bool *found)
+{
+	sqlite3_stmt *st;
+	*found = false;
+	/* The daemon's own choice (outbox.c): the newest open task raised
+	 * at or before the claim. */
+	if (cli_prepare(c, "SELECT id, kind, cell, at, claimed_by, 0 FROM alert WHERE cell = ?1 "
+	                   "AND resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') "
+	                   "AND at <= ?2 ORDER BY at DESC, id DESC LIMIT 1", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, at_most) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return cli_db_fail(c, "binding");
+	}
+	return cli_db_task_row(c, st, t, found);
+}
+
+int cli_db_claim_put(struct cli *c, int64_t at, const char *by, const char *cell,
+                     int64_t alert_id)
+{
+	sqlite3_stmt *st;
+	int code = CLI_EXIT_OK;
+	if (cli_prepare(c, "INSERT INTO claim_request (at, by, cell, alert_id) "
+	                   "VALUES (?1, ?2, ?3, ?4)", &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	if (sqlite3_bind_int64(st, 1, at) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, by, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 3, cell, -1, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, alert_id) != SQLITE_OK)
+		code = cli_db_fail(c, "binding");
+	else if (sqlite3_step(st) != SQLITE_DONE)
+		code = cli_db_fail(c, "cannot write the claim");
 	sqlite3_finalize(st);
 	return code;
 }

@@ -436,6 +436,8 @@ v_event(struct ctx *c, struct config_event *e, const struct node *m)
 				       "not '%s'", config_show(s, b, sizeof(b)));
 		} else if (config_key_is(k, "patrol")) {
 			config_get_bool(c, v, "patrol", &e->patrol);
+		} else if (config_key_is(k, "claim")) {
+			config_get_bool(c, v, "claim", &e->claim);
 		} else if (config_key_is(k, "value")) {
 			char vwhere[160];
 
@@ -494,7 +496,7 @@ v_events(struct ctx *c, const struct node *m)
 /* alerts                                                              */
 
 static const char *const kind_names[] = {
-	"overdue", "recovered", "event", "reading", "digest", "system",
+	"overdue", "recovered", "event", "reading", "digest", "system", "claimed",
 };
 
 const char *
@@ -529,7 +531,7 @@ v_kinds(struct ctx *c, struct config_sink *s, const struct node *seq)
 		if (j == sizeof(kind_names) / sizeof(kind_names[0])) {
 			err_at(c, seq->kid[i], "unknown alert kind '%s' (use "
 			       "overdue, recovered, event, reading, digest, "
-			       "system)", config_show(name, b, sizeof(b)));
+			       "system, claimed)", config_show(name, b, sizeof(b)));
 			ok = false;
 			continue;
 		}
@@ -777,6 +779,8 @@ v_alerts(struct ctx *c, const struct node *m)
 		} else if (config_key_is(k, "system_after")) {
 			config_get_dur_pos(c, v, "system_after",
 			                   &cfg->alerts.system_after_s);
+		} else if (config_key_is(k, "claim_for")) {
+			config_get_dur_pos(c, v, "claim_for", &cfg->alerts.claim_for_s);
 		} else if (config_key_is(k, "retry")) {
 			v_retry(c, v);
 		} else {
@@ -907,6 +911,7 @@ config_new(struct ctx *c, const char *path)
 	cfg->alerts.language = config_xstrdup(c, "zh-CN");
 	cfg->alerts.startup_grace_s = 5 * 60;
 	cfg->alerts.system_after_s = 10 * 60;
+	cfg->alerts.claim_for_s = 2 * 3600;
 	cfg->alerts.retry_min_s = 10;
 	cfg->alerts.retry_max_s = 30 * 60;
 	cfg->alerts.give_up_after_s = 24 * 3600;

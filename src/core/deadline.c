@@ -627,6 +627,27 @@ deadline_restore_alerted(struct deadline *d, uint32_t cell, int64_t alerted_at, 
 	heap_set(d, cell, next);
 }
 
+bool
+deadline_hold(struct deadline *d, uint32_t cell, int64_t until)
+{
+	struct dcell *c = cell_get(d, cell);
+
+	if (!c || !c->alerts || c->paused || c->p->repeat_s <= 0)
+		return false;
+	/* Reminders fire inside active hours only: the first active second
+	 * at or after until (one second of active time from until, less that
+	 * second). */
+	int64_t t = active_add_c(&d->tz, &c->p->active, until, 1);
+	if (t != DEADLINE_NEVER)
+		t--;
+	/* Never before the cell is overdue again (a resumed pause restarted
+	 * its count): the claim only holds reminders, it never makes one. */
+	if (t < c->overdue)
+		t = c->overdue;
+	heap_set(d, cell, t);
+	return true;
+}
+
 void
 deadline_truncate(struct deadline *d, uint32_t n)
 {

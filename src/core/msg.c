@@ -325,7 +325,7 @@ struct jval {
 
 /* The payload keys msg interprets, named once for the struct and both
  * parsers. */
-#define FLAT_FIELDS(X) X(id) X(ts) X(lat) X(lon) X(value) X(note) X(photo) X(event)
+#define FLAT_FIELDS(X) X(id) X(ts) X(lat) X(lon) X(value) X(note) X(photo) X(event) X(alert_id)
 
 struct flat {
 #define FLAT_MEMBER(name) struct jval name;
@@ -749,6 +749,23 @@ check_value_required(const struct msg_record *r, char *detail, size_t dlen)
 	return MSG_OK;
 }
 
+/* A claim may name the alert it claims; only claim types read the field
+ * (for the others it is an unknown field, kept in raw). Whether such an
+ * alert exists is the daemon's question. */
+static enum msg_reason
+check_alert_id(const struct jval *j, struct msg_record *r, char *detail, size_t dlen)
+{
+	if (!r->event_cfg->claim || j->kind == J_ABSENT)
+		return MSG_OK;
+	if (j->kind != J_INTEGER || j->i < 1) {
+		set_detail(detail, dlen, "alert_id must be a positive integer");
+		return MSG_BAD_FIELD;
+	}
+	r->has_alert_id = true;
+	r->alert_id = j->i;
+	return MSG_OK;
+}
+
 enum msg_reason
 msg_parse(const struct config *cfg, const char *topic, const void *payload,
           size_t len, int64_t recv_ms, struct msg_record *out, char *detail,
@@ -865,6 +882,9 @@ parsed:
 	}
 	if (r->event_cfg != NULL) {
 		rc = check_value_required(r, detail, detail_len);
+		if (rc != MSG_OK)
+			goto done;
+		rc = check_alert_id(&fl.alert_id, r, detail, detail_len);
 		if (rc != MSG_OK)
 			goto done;
 	} else {

@@ -292,8 +292,35 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
 			alert_cat(text, sizeof(text), " Escalated to %s.", esc);
 	}
 
+	/* The first reminder after a claim ran out says so (the claim held
+	 * the ones before it, watch.c). */
+	struct outbox_claim cl;
+	bool ran_out = false;
+	if (f->repeat > 0) {
+		st = outbox_episode_claim(a->outbox, c->id, a->cfg->alerts.claim_for_s, &cl, &ran_out);
+		if (st != STORE_OK)
+			return st;
+		ran_out = ran_out && !cl.reminded_after &&
+		          cl.at + a->cfg->alerts.claim_for_s <= now;
+	}
+	if (ran_out) {
+		char held[TIMEFMT_MAX];
+		timefmt_duration(a->cfg->alerts.claim_for_s, lang, held, sizeof(held));
+		if (lang == TIMEFMT_ZH)
+			alert_cat(text, sizeof(text), "%s 的认领已超过 %s，仍未巡查。", cl.by, held);
+		else
+			alert_cat(text, sizeof(text), " %s's claim ran out after %s without a patrol.",
+			          cl.by, held);
+	}
+
 	json_t *doc = alert_doc("overdue", c, now);
 	if (doc) {
+		if (ran_out) {
+			char b[TIMEFMT_MAX];
+			timefmt_rfc3339(cl.at, b, sizeof(b));
+			json_object_set_new(doc, "claim_ran_out",
+			                    json_pack("{s:s, s:s}", "by", cl.by, "at", b));
+		}
 		alert_set_time(doc, "due", f->due);
 		json_object_set_new(doc, "last_patrol", alert_last_json(&last));
 		json_object_set_new(doc, "repeat", json_integer(f->repeat));
@@ -321,6 +348,13 @@ enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
 	if (st != STORE_OK)
 		return st;
 	late = found && patrol_ts < first_at;
+	/* Claimed by someone else: the group sees who went instead. */
+	struct outbox_claim cl;
+	bool claimed = false;
+	st = outbox_episode_claim(a->outbox, c->id, a->cfg->alerts.claim_for_s, &cl, &claimed);
+	if (st != STORE_OK)
+		return st;
+	bool other = claimed && strcmp(cl.by, worker) != 0;
 
 	timefmt_clock(patrol_ts, now, lang, when, sizeof(when));
 	if (r->prev_last_patrol > 0)
@@ -330,6 +364,8 @@ enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
 		if (r->prev_last_patrol > 0)
 			alert_cat(text, sizeof(text), "，此前 %s 未巡查", dur);
 		alert_cat(text, sizeof(text), "。");
+		if (other)
+			alert_cat(text, sizeof(text), "（此前由 %s 认领）", cl.by);
 		if (late)
 			alert_cat(text, sizeof(text), "（补报：巡查发生在提醒之前）");
 	} else {
@@ -338,6 +374,8 @@ enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
 		if (r->prev_last_patrol > 0)
 			alert_cat(text, sizeof(text), " after %s without patrol", dur);
 		alert_cat(text, sizeof(text), ".");
+		if (other)
+			alert_cat(text, sizeof(text), " (claimed by %s)", cl.by);
 		if (late)
 			alert_cat(text, sizeof(text), " (reported late: the patrol was before the alert)");
 	}
@@ -351,12 +389,18 @@ enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
 		                    ? json_integer(patrol_ts - r->prev_last_patrol) : json_null());
 		json_object_set_new(doc, "reported_late", json_boolean(late));
 		json_object_set_new(doc, "repeat", json_integer(r->repeats));
+		json_object_set_new(doc, "claimed_by", claimed ? json_string(cl.by) : json_null());
 	}
 	struct outbox_alert oa = {
 		.kind = CONFIG_KIND_RECOVERED, .cell = c->id, .at = now, .has_due = true,
 		.due = r->prev_due, .worker = worker, .text = text,
 	};
-	return alert_emit(a, &oa, doc, now);
+	st = alert_emit(a, &oa, doc, now);
+	/* The episode ends here: every overdue alert of it, first and
+	 * reminders. */
+	if (st == STORE_OK)
+		st = outbox_resolve(a->outbox, c->id, "overdue", NULL, now, now);
+	return st;
 }
 
 static void alert_fmt_value(char *buf, size_t len, double v)
@@ -480,6 +524,8 @@ static enum store_status alert_reading(struct alert *a, const struct msg_record 
 		.has_value = true, .value = rec->value, .text = text,
 	};
 	enum store_status st = alert_emit(a, &oa, doc, now);
+	if (st == STORE_OK && level == 0)
+		st = outbox_resolve(a->outbox, c->id, "reading", rec->type, now, now);
 	if (st == STORE_OK) {
 		slot->level = level;
 		*queued = true;
@@ -504,6 +550,122 @@ enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
 		st = alert_reading(a, rec, event_id, now, queued);
 	}
 	return st;
+}
+
+/* ------------------------------------------------------------ claims */
+
+static bool alert_is_task(const char *kind)
+{
+	return !strcmp(kind, "overdue") || !strcmp(kind, "event") || !strcmp(kind, "reading");
+}
+
+enum store_status alert_claim_check(struct alert *a, const struct config_cell *c,
+                                    int64_t alert_id, bool *bad, char *detail, size_t len)
+{
+	struct outbox_task t;
+	bool found;
+	enum store_status st = outbox_task_by_id(a->outbox, alert_id, &t, &found);
+
+	*bad = false;
+	if (st != STORE_OK)
+		return st;
+	if (!found)
+		snprintf(detail, len, "alert_id %lld: no such alert", (long long)alert_id);
+	else if (!alert_is_task(t.kind))
+		snprintf(detail, len, "alert_id %lld is a %s alert; only overdue, event and "
+		         "reading alerts can be claimed", (long long)alert_id, t.kind);
+	else if (strcmp(t.cell, c->id) != 0)
+		snprintf(detail, len, "alert_id %lld is for cell %s, not %s", (long long)alert_id,
+		         t.cell, c->id);
+	else
+		return STORE_OK;
+	*bad = true;
+	return STORE_OK;
+}
+
+enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int64_t now,
+                              struct alert_claim_result *res)
+{
+	const struct config_cell *c = cl->cell;
+	enum timefmt_lang lang = alert_lang(a);
+	struct outbox_task t;
+	bool found = false, claimed = false;
+	enum store_status st;
+
+	*res = (struct alert_claim_result){ 0 };
+	if (cl->alert_id > 0)
+		st = outbox_task_by_id(a->outbox, cl->alert_id, &t, &found);
+	else
+		st = outbox_task_latest(a->outbox, c->id, cl->at, &t, &found);
+	if (st != STORE_OK)
+		return st;
+	/* A claim made before the alert (uploaded late) is not for it; one
+	 * for an alert that has ended or is claimed already changes nothing:
+	 * a flood of claims raises one `claimed` per alert. */
+	if (!found || t.resolved || t.at > cl->at || !alert_is_task(t.kind) ||
+	    strcmp(t.cell, c->id) != 0)
+		return STORE_OK;
+	if ((st = outbox_claim(a->outbox, t.id, cl->by, cl->at, &claimed)) != STORE_OK || !claimed)
+		return st;
+
+	bool overdue = !strcmp(t.kind, "overdue");
+	char text[ALERT_TEXT_MAX] = "", held[TIMEFMT_MAX], when[TIMEFMT_MAX];
+	timefmt_duration(a->cfg->alerts.claim_for_s, lang, held, sizeof(held));
+	timefmt_clock(cl->at, now, lang, when, sizeof(when));
+	if (lang == TIMEFMT_ZH) {
+		alert_cat(text, sizeof(text), "【认领】%s 已于 %s 认领%s的%s提醒", cl->by, when, c->name,
+		          overdue ? "巡查" : !strcmp(t.kind, "event") ? "事件" : "读数");
+		if (overdue)
+			alert_cat(text, sizeof(text), "，%s 内不再重复提醒", held);
+		alert_cat(text, sizeof(text), "。");
+	} else {
+		alert_cat(text, sizeof(text), "[Claimed] %s: %s claimed the %s alert at %s", c->name,
+		          cl->by, overdue ? "patrol" : t.kind, when);
+		if (overdue)
+			alert_cat(text, sizeof(text), "; no reminders for %s", held);
+		alert_cat(text, sizeof(text), ".");
+	}
+	json_t *doc = alert_doc("claimed", c, now);
+	if (doc) {
+		char b[TIMEFMT_MAX];
+		timefmt_rfc3339(cl->at, b, sizeof(b));
+		json_object_set_new(doc, "claim", json_pack("{s:I, s:s, s:s, s:s}", "alert_id",
+		                                            (json_int_t)t.id, "kind", t.kind,
+		                                            "by", cl->by, "at", b));
+		if (overdue)
+			alert_set_time(doc, "holds_until", cl->at + a->cfg->alerts.claim_for_s);
+	}
+	struct outbox_alert oa = {
+		.kind = CONFIG_KIND_CLAIMED, .cell = c->id, .at = now, .worker = cl->by,
+		.text = text,
+	};
+	if ((st = alert_emit(a, &oa, doc, now)) != STORE_OK)
+		return st;
+	res->claimed = true;
+	res->overdue = overdue;
+	res->hold_until = cl->at + a->cfg->alerts.claim_for_s;
+	return STORE_OK;
+}
+
+enum store_status alert_claim_holds(struct alert *a, const struct config_cell *c,
+                                    int64_t *until)
+{
+	struct outbox_claim cl;
+	bool found;
+	enum store_status st = outbox_episode_claim(a->outbox, c->id, a->cfg->alerts.claim_for_s,
+	                                            &cl, &found);
+	*until = 0;
+	/* A claim that ran out while the daemon was down still gets its
+	 * "ran out" reminder, unless one was raised already. */
+	if (st == STORE_OK && found && !cl.reminded_after)
+		*until = cl.at + a->cfg->alerts.claim_for_s;
+	return st;
+}
+
+enum store_status alert_event_done(struct alert *a, const struct config_cell *c,
+                                   int64_t patrol_ts, int64_t now)
+{
+	return outbox_resolve(a->outbox, c->id, "event", NULL, patrol_ts, now);
 }
 
 /* ------------------------------------------------------------ digest */
@@ -547,7 +709,7 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 	int64_t from = timefmt_day_start(now);
 	char text[ALERT_TEXT_MAX] = "", date[TIMEFMT_MAX], types[512] = "";
 	size_t patrolled = 0;
-	int64_t events = 0, overdue = 0;
+	int64_t events = 0, overdue = 0, tasks = 0, claimed = 0;
 	enum store_status st;
 
 	/* Cells patrolled today: mark by looking each up (config order is
@@ -561,7 +723,8 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 	    != STORE_OK ||
 	    (st = store_each_day_type_count(a->store, from, now + 1, alert_digest_type, &day))
 	    != STORE_OK ||
-	    (st = outbox_count_overdue(a->outbox, from, now + 1, &overdue)) != STORE_OK) {
+	    (st = outbox_count_overdue(a->outbox, from, now + 1, &overdue)) != STORE_OK ||
+	    (st = outbox_count_tasks(a->outbox, from, now + 1, &tasks, &claimed)) != STORE_OK) {
 		free(seen);
 		return st;
 	}
@@ -587,6 +750,9 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 		if (types[0])
 			alert_cat(text, sizeof(text), "（%s）", types);
 		alert_cat(text, sizeof(text), "，超时提醒 %lld 次。", (long long)overdue);
+		if (tasks)
+			alert_cat(text, sizeof(text), "待处理提醒 %lld 项：已认领 %lld 项，未认领 %lld 项。",
+			          (long long)tasks, (long long)claimed, (long long)(tasks - claimed));
 	} else {
 		alert_cat(text, sizeof(text), "[Daily patrol] %s: %zu of %zu cells patrolled", date,
 		          patrolled, cfg->n_cells);
@@ -597,6 +763,10 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 		if (types[0])
 			alert_cat(text, sizeof(text), " (%s)", types);
 		alert_cat(text, sizeof(text), ", %lld overdue alerts.", (long long)overdue);
+		if (tasks)
+			alert_cat(text, sizeof(text), " Alerts to act on: %lld, %lld claimed, %lld "
+			          "unclaimed.", (long long)tasks, (long long)claimed,
+			          (long long)(tasks - claimed));
 	}
 	json_t *doc = alert_doc("digest", NULL, now);
 	if (doc) {
@@ -605,6 +775,10 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 		json_object_set_new(doc, "patrolled", json_integer((json_int_t)patrolled));
 		json_object_set_new(doc, "events", json_integer(events));
 		json_object_set_new(doc, "overdue_alerts", json_integer(overdue));
+		json_object_set_new(doc, "tasks", json_pack("{s:I, s:I, s:I}", "raised",
+		                                            (json_int_t)tasks, "claimed",
+		                                            (json_int_t)claimed, "unclaimed",
+		                                            (json_int_t)(tasks - claimed)));
 	}
 	struct outbox_alert oa = { .kind = CONFIG_KIND_DIGEST, .at = now, .text = text };
 	return alert_emit(a, &oa, doc, now);

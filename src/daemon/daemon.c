@@ -86,6 +86,7 @@ struct daemon {
 	bool need_rebuild;         /* a batch rolled back: memory is ahead of the DB */
 	int64_t grace_until_ms;    /* monotonic: no overdue alerts before this */
 	int64_t data_version;
+	bool office_claims;        /* claim_request may hold rows to carry out */
 	bool broker_alerted;
 	int64_t broker_down_ms;       /* monotonic: since when unreachable */
 	int64_t connected_ms;         /* monotonic: last CONNACK */
@@ -293,7 +294,18 @@ static void daemon_on_message(void *arg, const char *topic, const void *payload,
 	if (st == STORE_OK) {
 		enum msg_reason r = msg_parse(d->cfg, topic, payload, len, loop_wall_ms(),
 		                              &rec, detail, sizeof(detail));
-		if (r == MSG_OK) {
+		/* A claim naming an alert that does not exist is bad input,
+		 * not an event (SPEC, Claims); one naming an alert that ended
+		 * is stored and changes nothing. */
+		bool bad = false;
+		if (r == MSG_OK && rec.has_alert_id)
+			st = alert_claim_check(d->alert, rec.cell_cfg, rec.alert_id, &bad, detail,
+			                       sizeof(detail));
+		if (bad)
+			r = MSG_BAD_FIELD;
+		if (st != STORE_OK) {
+			/* the batch fails below */
+		} else if (r == MSG_OK) {
 			int64_t rowid = 0;
 			st = store_put_event(d->store, &rec, &dup, &rowid);
 			if (dup)
@@ -329,6 +341,7 @@ static void daemon_stats_add(struct daemon_stats *to, struct daemon_stats *from)
 static void daemon_rebuild(struct daemon *d)
 {
 	int64_t now = loop_wall_ms() / 1000;
+	d->office_claims = true; /* a rolled-back batch may have held some */
 	enum store_status st = watch_rebuild(d->watch, d->cfg, now);
 	if (st == STORE_OK)
 		st = alert_restore(d->alert);
@@ -417,6 +430,20 @@ static void daemon_digest_cb(void *arg)
 	loop_timer_arm(d->loop, &d->digest_timer, 61000);
 }
 
+/* `gridpatrol claim`: the office's requests, carried out in this pass's
+ * batch (watch_office_claims). */
+static void daemon_office_claims(struct daemon *d)
+{
+	int done = 0;
+	enum store_status st = watch_office_claims(d->watch, loop_wall_ms() / 1000,
+	                                           &d->alerts_queued, &done, &d->office_claims);
+	if (done)
+		log_info("carried out %d claim(s) made with gridpatrol claim", done);
+	if (st != STORE_OK)
+		d->office_claims = true;
+	daemon_batch_status(d, st);
+}
+
 static void daemon_pause_cb(void *arg)
 {
 	struct daemon *d = arg;
@@ -425,10 +452,13 @@ static void daemon_pause_cb(void *arg)
 		daemon_rebuild(d);
 	if (store_data_version(d->store, &v) == STORE_OK && v != d->data_version) {
 		d->data_version = v;
+		d->office_claims = true;
 		if (watch_sync_pauses(d->watch, loop_wall_ms() / 1000) != STORE_OK)
 			log_warnx("reading pauses: %s", store_errmsg(d->store));
 		daemon_arm_deadline(d);
 	}
+	if (d->office_claims && !d->batch_failed && !d->need_rebuild && !d->db.down)
+		daemon_office_claims(d);
 	daemon_system_tick(d);
 	loop_timer_arm(d->loop, &d->pause_timer, PAUSE_POLL_MS);
 }
@@ -1089,6 +1119,7 @@ int daemon_run(const char *config_path, struct config *cfg)
 		goto out;
 	}
 	store_data_version(d.store, &d.data_version);
+	d.office_claims = true; /* requests made while the daemon was down */
 	log_info("state rebuilt from the database in %lld ms", (long long)(loop_mono_ms() - t0));
 	if (loop_on_check(d.loop, daemon_check, &d) < 0)
 		fatal("loop");

@@ -45,7 +45,8 @@ struct outbox {
 	sqlite3_stmt *mark_failed;
 	sqlite3_stmt *mark_expired;
 	sqlite3_stmt *put_held;
-	sqlite3_stmt *first_overdue, *count_overdue;
+	sqlite3_stmt *first_overdue, *count_overdue, *count_tasks;
+	sqlite3_stmt *task_by_id, *task_latest, *claim, *episode_claim, *resolve;
 	sqlite3_stmt *sp_begin, *sp_release, *sp_undo;
 };
 
@@ -106,6 +107,39 @@ static const struct {
 	  "AND repeat = 0 ORDER BY id DESC LIMIT 1" },
 	{ offsetof(struct outbox, count_overdue),
 	  "SELECT count(*) FROM alert WHERE at >= ?1 AND at < ?2 AND kind = 'overdue'" },
+	/* The digest's claims line: event and reading alerts raised in the
+	 * range, and overdue episodes begun in it (repeat 0), each claimed
+	 * when any alert of the episode was (its rows share resolved_at). */
+	{ offsetof(struct outbox, count_tasks),
+	  "SELECT count(*), coalesce(sum(claimed), 0) FROM ("
+	  "SELECT claimed_by IS NOT NULL AS claimed FROM alert WHERE at >= ?1 AND at < ?2 "
+	  "AND kind IN ('event', 'reading') UNION ALL "
+	  "SELECT EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell AND b.kind = 'overdue' "
+	  "AND b.at >= a.at AND b.resolved_at IS a.resolved_at AND b.claimed_by IS NOT NULL) "
+	  "FROM alert a WHERE a.at >= ?1 AND a.at < ?2 AND a.kind = 'overdue' AND a.repeat = 0)" },
+	/* Claims (SPEC, Claims). The tasks are overdue, event and reading
+	 * alerts; an open one has no resolved_at (alert_open covers them). */
+	{ offsetof(struct outbox, task_by_id),
+	  "SELECT id, kind, cell, at, claimed_by, resolved_at IS NOT NULL FROM alert "
+	  "WHERE id = ?1" },
+	{ offsetof(struct outbox, task_latest),
+	  "SELECT id, kind, cell, at, claimed_by, 0 FROM alert WHERE cell = ?1 AND "
+	  "resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') AND at <= ?2 "
+	  "ORDER BY at DESC, id DESC LIMIT 1" },
+	{ offsetof(struct outbox, claim),
+	  "UPDATE alert SET claimed_by = ?2, claimed_at = ?3 WHERE id = ?1 AND claimed_by IS NULL" },
+	{ offsetof(struct outbox, episode_claim),
+	  "SELECT claimed_by, claimed_at, (SELECT count(*) FROM alert b WHERE b.cell = ?1 AND "
+	  "b.resolved_at IS NULL AND b.kind IN ('overdue', 'event', 'reading') AND "
+	  "b.kind = 'overdue' AND b.at >= a.claimed_at + ?2) FROM alert a WHERE cell = ?1 AND "
+	  "resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') AND kind = 'overdue' "
+	  "AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT 1" },
+	/* ?3: the reading type, for readings only; ?4: only alerts raised at
+	 * or before it (a late patrol does not end a later event). */
+	{ offsetof(struct outbox, resolve),
+	  "UPDATE alert SET resolved_at = ?5 WHERE cell = ?1 AND resolved_at IS NULL AND "
+	  "kind IN ('overdue', 'event', 'reading') AND kind = ?2 AND at <= ?4 AND "
+	  "(?3 IS NULL OR json_extract(doc, '$.event_type') = ?3)" },
 	/* An alert and its delivery/outbox rows go in all or nothing, so a
 	 * batch committed after a failed add (the daemon's last commit at
 	 * shutdown keeps the held alerts written before the failure) never
@@ -590,6 +624,25 @@ enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t t
 	return STORE_OK;
 }
 
+enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to,
+                                     int64_t *tasks, int64_t *claimed)
+{
+	sqlite3_stmt *q = o->count_tasks;
+	int rc = sqlite3_bind_int64(q, 1, from);
+
+	*tasks = *claimed = 0;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(q, 2, to);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW)
+		return outbox_fail(o, q, rc, "digest figures");
+	*tasks = sqlite3_column_int64(q, 0);
+	*claimed = sqlite3_column_int64(q, 1);
+	outbox_reset(q);
+	return STORE_OK;
+}
+
 /* The shared shape of the mark_* updates: ?1 id, ?2 an integer, ?3 text. */
 static enum store_status outbox_mark(struct outbox *o, sqlite3_stmt *st, int64_t id,
                                      int nargs, int64_t n, const char *text,
@@ -627,4 +680,117 @@ enum store_status outbox_mark_expired(struct outbox *o, int64_t id, int64_t now_
                                       const char *error)
 {
 	return outbox_mark(o, o->mark_expired, id, 3, now_ms, error, "mark delivery expired");
+}
+
+/* ------------------------------------------------------------ claims */
+
+static enum store_status outbox_task_row(struct outbox *o, sqlite3_stmt *q,
+                                         struct outbox_task *out, bool *found)
+{
+	int rc = sqlite3_step(q);
+	*found = false;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return outbox_fail(o, q, rc, "find alert to claim");
+	if (rc == SQLITE_ROW) {
+		const char *kind = (const char *)sqlite3_column_text(q, 1);
+		const char *cell = (const char *)sqlite3_column_text(q, 2);
+		const char *by = (const char *)sqlite3_column_text(q, 4);
+		*found = true;
+		*out = (struct outbox_task){
+			.id = sqlite3_column_int64(q, 0),
+			.at = sqlite3_column_int64(q, 3),
+			.claimed = by != NULL,
+			.resolved = sqlite3_column_int(q, 5) != 0,
+		};
+		snprintf(out->kind, sizeof(out->kind), "%s", kind ? kind : "");
+		snprintf(out->cell, sizeof(out->cell), "%s", cell ? cell : "");
+		snprintf(out->claimed_by, sizeof(out->claimed_by), "%s", by ? by : "");
+	}
+	outbox_reset(q);
+	return STORE_OK;
+}
+
+enum store_status outbox_task_by_id(struct outbox *o, int64_t id, struct outbox_task *out,
+                                    bool *found)
+{
+	sqlite3_stmt *q = o->task_by_id;
+	int rc = sqlite3_bind_int64(q, 1, id);
+	*found = false;
+	if (rc != SQLITE_OK)
+		return outbox_fail(o, q, rc, "find alert to claim");
+	return outbox_task_row(o, q, out, found);
+}
+
+enum store_status outbox_task_latest(struct outbox *o, const char *cell, int64_t at_most,
+                                     struct outbox_task *out, bool *found)
+{
+	sqlite3_stmt *q = o->task_latest;
+	int rc = sqlite3_bind_text(q, 1, cell, -1, SQLITE_STATIC);
+	*found = false;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(q, 2, at_most);
+	if (rc != SQLITE_OK)
+		return outbox_fail(o, q, rc, "find alert to claim");
+	return outbox_task_row(o, q, out, found);
+}
+
+enum store_status outbox_claim(struct outbox *o, int64_t id, const char *by, int64_t at,
+                               bool *claimed)
+{
+	sqlite3_stmt *q = o->claim;
+	int rc = sqlite3_bind_int64(q, 1, id);
+	*claimed = false;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(q, 2, by, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(q, 3, at);
+	if (rc != SQLITE_OK)
+		return outbox_fail(o, q, rc, "claim alert");
+	enum store_status st = outbox_step_done(o, q, "claim alert");
+	if (st == STORE_OK)
+		*claimed = sqlite3_changes(o->db) > 0;
+	return st;
+}
+
+enum store_status outbox_episode_claim(struct outbox *o, const char *cell, int64_t claim_for,
+                                       struct outbox_claim *out, bool *found)
+{
+	sqlite3_stmt *q = o->episode_claim;
+	int rc = sqlite3_bind_text(q, 1, cell, -1, SQLITE_STATIC);
+	*found = false;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(q, 2, claim_for);
+	if (rc != SQLITE_OK)
+		return outbox_fail(o, q, rc, "read claim");
+	rc = sqlite3_step(q);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return outbox_fail(o, q, rc, "read claim");
+	if (rc == SQLITE_ROW) {
+		const char *w = (const char *)sqlite3_column_text(q, 0);
+		*found = true;
+		snprintf(out->by, sizeof(out->by), "%s", w ? w : "");
+		out->at = sqlite3_column_int64(q, 1);
+		out->reminded_after = sqlite3_column_int64(q, 2) > 0;
+	}
+	outbox_reset(q);
+	return STORE_OK;
+}
+
+enum store_status outbox_resolve(struct outbox *o, const char *cell, const char *kind,
+                                 const char *reading_type, int64_t raised_by, int64_t now)
+{
+	sqlite3_stmt *q = o->resolve;
+	int rc = sqlite3_bind_text(q, 1, cell, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(q, 2, kind, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = reading_type ? sqlite3_bind_text(q, 3, reading_type, -1, SQLITE_STATIC)
+		                  : sqlite3_bind_null(q, 3);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(q, 4, raised_by);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(q, 5, now);
+	if (rc != SQLITE_OK)
+		return outbox_fail(o, q, rc, "resolve alerts");
+	return outbox_step_done(o, q, "resolve alerts");
 }

@@ -180,6 +180,37 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE daemon_state ("
 	"  key TEXT PRIMARY KEY,"
 	"  value) WITHOUT ROWID;",
+
+	/* 3 -> 4: claims (SPEC, Claims): who claimed an alert and when, and
+	 * when its episode ended, for `alerts` and `workers`. Existing
+	 * overdue alerts end at the patrol recovery after them (the test
+	 * store_each_open_overdue uses), readings at their return to normal;
+	 * an open one stays open and can still be claimed. Event alerts had
+	 * no end before, so those already stored count as ended when
+	 * raised. alert_open finds a cell's open alerts without walking its
+	 * history. */
+	"ALTER TABLE alert ADD COLUMN claimed_by TEXT;"
+	"ALTER TABLE alert ADD COLUMN claimed_at INTEGER;"
+	"ALTER TABLE alert ADD COLUMN resolved_at INTEGER;"
+	"UPDATE alert SET resolved_at = (SELECT min(r.at) FROM alert r WHERE "
+	"  r.cell = alert.cell AND r.kind = 'recovered' AND r.level IS NULL "
+	"  AND r.at >= alert.at AND r.id > alert.id) WHERE kind = 'overdue';"
+	"UPDATE alert SET resolved_at = (SELECT min(r.at) FROM alert r WHERE "
+	"  r.cell = alert.cell AND r.kind = 'recovered' AND r.level = 'normal' "
+	"  AND r.at >= alert.at AND r.id > alert.id AND json_extract(r.doc, '$.event_type') "
+	"  = json_extract(alert.doc, '$.event_type')) WHERE kind = 'reading';"
+	"UPDATE alert SET resolved_at = at WHERE kind = 'event';"
+	"CREATE INDEX alert_open ON alert(cell, at) WHERE resolved_at IS NULL "
+	"  AND kind IN ('overdue', 'event', 'reading');"
+	/* `gridpatrol claim` from the office: the CLI leaves a request, the
+	 * daemon (which owns alerts and the outbox) carries it out in its
+	 * batch and deletes it, as it picks up pauses. */
+	"CREATE TABLE claim_request ("
+	"  id INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"        /* when it was made, Unix seconds */
+	"  by TEXT NOT NULL,"           /* who claims (--by) */
+	"  cell TEXT NOT NULL,"
+	"  alert_id INTEGER NOT NULL);",
 };
 
 #define STORE_N_MIGRATIONS (sizeof(store_migrations) / sizeof(store_migrations[0]))

@@ -2,7 +2,8 @@
  * store_read: the store's readers of daemon state — what watch and alert
  * rebuild from the database (known cells, open overdue alerts, reading
  * levels, pauses) and the daily digest's figures — each handing typed rows
- * to a callback (store.h).
+ * to a callback (store.h) — and the office's claim requests, read one at a
+ * time and deleted in the batch that carries them out.
  *
  * Part of the store module, kept apart from store.c (connection, schema,
  * batches, writes, retention) so that each file holds one concern; it
@@ -12,6 +13,7 @@
 #include "store.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Rows of `cell` and `pause` share one shape: a text key and two integers,
@@ -267,4 +269,47 @@ enum store_status store_each_day_type_count(struct store *s, int64_t from, int64
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? STORE_OK : store_status_of(s, rc, "digest figures");
+}
+
+/* ------------------------------------------------------------ office claims */
+
+enum store_status store_next_claim_request(struct store *s, struct store_claim_request *out,
+                                           bool *found)
+{
+	sqlite3_stmt *st;
+	*found = false;
+	int rc = sqlite3_prepare_v2(store_db(s), "SELECT id, at, by, cell, alert_id FROM claim_request "
+	                            "ORDER BY id LIMIT 1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return store_status_of(s, rc, "read claim requests");
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const char *by = (const char *)sqlite3_column_text(st, 2);
+		const char *cell = (const char *)sqlite3_column_text(st, 3);
+		*found = true;
+		out->id = sqlite3_column_int64(st, 0);
+		out->at = sqlite3_column_int64(st, 1);
+		snprintf(out->by, sizeof(out->by), "%s", by ? by : "");
+		snprintf(out->cell, sizeof(out->cell), "%s", cell ? cell : "");
+		out->alert_id = sqlite3_column_int64(st, 4);
+	}
+	enum store_status ret = rc == SQLITE_ROW || rc == SQLITE_DONE
+	                        ? STORE_OK : store_status_of(s, rc, "read claim requests");
+	sqlite3_finalize(st);
+	return ret;
+}
+
+enum store_status store_claim_request_done(struct store *s, int64_t id)
+{
+	sqlite3_stmt *st;
+	enum store_status ret = store_begin(s);
+	if (ret != STORE_OK)
+		return ret;
+	int rc = sqlite3_prepare_v2(store_db(s), "DELETE FROM claim_request WHERE id = ?1", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_bind_int64(st, 1, id)) == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc != SQLITE_DONE)
+		ret = store_status_of(s, rc, "delete claim request");
+	sqlite3_finalize(st);
+	return ret;
 }

@@ -21,6 +21,11 @@ struct watch {
 	struct deadline *dl;
 	struct deadline_params *params; /* unique parameter sets */
 	size_t n_params;
+	/* Per cell: it may have open event alerts, which its next patrol
+	 * ends. Set for every cell by a rebuild (one UPDATE each on their
+	 * next patrol finds out), so a check-in costs nothing more once
+	 * known clear. */
+	unsigned char *open_events;
 };
 
 struct watch *watch_new(struct store *s, struct alert *a)
@@ -39,6 +44,7 @@ void watch_free(struct watch *w)
 		return;
 	deadline_free(w->dl);
 	free(w->params);
+	free(w->open_events);
 	free(w);
 }
 
@@ -86,6 +92,8 @@ struct watch_build {
 	int64_t *ended;  /* end of a pause that is over, 0: none */
 	int64_t now;
 	struct deadline *dl;
+	struct alert *alert;
+	enum store_status st;
 };
 
 static long watch_cell_index(const struct config *cfg, const char *id)
@@ -136,8 +144,17 @@ static int watch_row_overdue(void *arg, const struct store_open_overdue *row)
 {
 	struct watch_build *b = arg;
 	long i = watch_cell_index(b->cfg, row->cell);
-	if (i >= 0)
-		deadline_restore_alerted(b->dl, (uint32_t)i, row->at, row->repeat);
+	if (i < 0)
+		return 0;
+	deadline_restore_alerted(b->dl, (uint32_t)i, row->at, row->repeat);
+	/* Claims survive restarts: a claimed episode keeps its reminders
+	 * held until the claim runs out. */
+	int64_t until;
+	b->st = alert_claim_holds(b->alert, &b->cfg->cells[i], &until);
+	if (b->st != STORE_OK)
+		return 1;
+	if (until)
+		deadline_hold(b->dl, (uint32_t)i, until);
 	return 0;
 }
 
@@ -145,7 +162,7 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 {
 	size_t n = cfg->n_cells, cap = 0;
 	enum store_status st = STORE_RETRY;
-	struct watch_build b = { .cfg = cfg, .now = now };
+	struct watch_build b = { .cfg = cfg, .now = now, .alert = w->alert, .st = STORE_OK };
 	struct deadline *dl = deadline_new();
 	long *pidx = NULL;
 
@@ -179,9 +196,17 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 			goto fail;
 	}
 	b.dl = dl;
-	if ((st = store_each_open_overdue(w->store, cfg, watch_row_overdue, &b)) != STORE_OK)
+	if ((st = store_each_open_overdue(w->store, cfg, watch_row_overdue, &b)) != STORE_OK ||
+	    (st = b.st) != STORE_OK)
 		goto fail;
+	st = STORE_RETRY;
+	unsigned char *open_events = malloc(n ? n : 1);
+	if (!open_events)
+		goto fail;
+	memset(open_events, 1, n ? n : 1);
 
+	free(w->open_events);
+	w->open_events = open_events;
 	deadline_free(w->dl);
 	w->dl = dl;
 	w->cfg = cfg;
@@ -204,31 +229,104 @@ fail:
 	return st;
 }
 
+enum store_status watch_claim(struct watch *w, const struct alert_claim *cl, int64_t now,
+                              bool *queued)
+{
+	struct alert_claim_result res;
+	enum store_status st = alert_claim(w->alert, cl, now, &res);
+	if (st != STORE_OK || !res.claimed)
+		return st;
+	*queued = true;
+	if (res.overdue && w->dl)
+		deadline_hold(w->dl, (uint32_t)(cl->cell - w->cfg->cells), res.hold_until);
+	return STORE_OK;
+}
+
+enum store_status watch_office_claims(struct watch *w, int64_t now, bool *queued, int *done,
+                                     bool *more)
+{
+	enum store_status st = store_begin(w->store);
+	bool found = true;
+
+	*done = 0;
+	/* A few per pass; the next pass takes the rest. */
+	while (st == STORE_OK && found && *done < 16) {
+		struct store_claim_request rq;
+		st = store_next_claim_request(w->store, &rq, &found);
+		if (st != STORE_OK || !found)
+			break;
+		/* A cell no longer configured: nothing to claim. */
+		const struct config_cell *c = w->cfg ? config_cell_find(w->cfg, rq.cell) : NULL;
+		if (c) {
+			struct alert_claim cl = { .cell = c, .alert_id = rq.alert_id, .by = rq.by,
+			                          .at = rq.at };
+			st = watch_claim(w, &cl, now, queued);
+		}
+		if (st == STORE_OK)
+			st = store_claim_request_done(w->store, rq.id);
+		if (st == STORE_OK)
+			(*done)++;
+	}
+	*more = st == STORE_OK && found;
+	return st;
+}
+
 enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
                                  int64_t event_id, int64_t now, bool *queued)
 {
 	enum store_status st = STORE_OK;
 	const struct config_cell *c = rec->cell_cfg;
 
+	uint32_t i = (uint32_t)(c - w->cfg->cells);
+
 	if (w->dl && config_event_counts_as_patrol(w->cfg, rec->type)) {
 		struct deadline_patrol_result r;
-		deadline_patrol(w->dl, (uint32_t)(c - w->cfg->cells), rec->ts, now, &r);
+		deadline_patrol(w->dl, i, rec->ts, now, &r);
 		if (r.recovered) {
 			st = alert_recovered(w->alert, c, &r, rec->worker, rec->ts, now);
 			if (st != STORE_OK)
 				return st;
 			*queued = true;
 		}
+		if (w->open_events[i]) {
+			if ((st = alert_event_done(w->alert, c, rec->ts, now)) != STORE_OK)
+				return st;
+			w->open_events[i] = 0;
+		}
 	}
-	return alert_on_event(w->alert, rec, event_id, now, queued);
+	if (w->dl && rec->event_cfg->claim) {
+		struct alert_claim cl = {
+			.cell = c, .alert_id = rec->has_alert_id ? rec->alert_id : 0,
+			.by = rec->worker, .at = rec->ts,
+		};
+		if ((st = watch_claim(w, &cl, now, queued)) != STORE_OK)
+			return st;
+	}
+	st = alert_on_event(w->alert, rec, event_id, now, queued);
+	if (st == STORE_OK && w->dl && rec->event_cfg->alert_immediate)
+		w->open_events[i] = 1;
+	return st;
 }
 
 enum store_status watch_tick(struct watch *w, int64_t now, bool *queued)
 {
 	struct deadline_fire f;
 	while (w->dl && deadline_pop(w->dl, now, &f)) {
-		enum store_status st = alert_overdue(w->alert, &w->cfg->cells[f.cell], &f, now);
-		if (st != STORE_OK)
+		const struct config_cell *c = &w->cfg->cells[f.cell];
+		enum store_status st;
+		if (f.repeat > 0) {
+			/* A claim holds reminders (deadline_hold); one that
+			 * comes due early all the same (a pause ended and
+			 * rescheduled the cell) waits for the claim. */
+			int64_t until;
+			if ((st = alert_claim_holds(w->alert, c, &until)) != STORE_OK)
+				return st;
+			if (until > now) {
+				deadline_hold(w->dl, f.cell, until);
+				continue;
+			}
+		}
+		if ((st = alert_overdue(w->alert, c, &f, now)) != STORE_OK)
 			return st;
 		*queued = true;
 	}
@@ -275,6 +373,17 @@ enum store_status watch_sync_pauses(struct watch *w, int64_t now)
 				deadline_pause(w->dl, (uint32_t)i, until[i], now);
 			else if (paused)
 				deadline_resume(w->dl, (uint32_t)i, now);
+			/* A resume reschedules the cell; a claim of its
+			 * episode still holds the reminders. */
+			int64_t hold;
+			if (paused && !deadline_paused(w->dl, (uint32_t)i, now) &&
+			    deadline_alerted(w->dl, (uint32_t)i)) {
+				st = alert_claim_holds(w->alert, &w->cfg->cells[i], &hold);
+				if (st != STORE_OK)
+					break;
+				if (hold)
+					deadline_hold(w->dl, (uint32_t)i, hold);
+			}
 		}
 	}
 	free(until);

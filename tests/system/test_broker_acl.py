@@ -43,6 +43,8 @@ def test_device_cannot_report_as_another_worker(acl_broker):
     b, d = acl_broker
     d.start()
     as_worker(b, "w017", "patrol/yh-01/w021/checkin", b'{"id":"forged"}')
+    # Nor claim an alert in another's name (a claim is an event like any).
+    as_worker(b, "w017", "patrol/yh-01/w021/claim", b'{"id":"forged-claim"}')
     as_worker(b, "w017", "patrol/yh-01/w017/checkin", b'{"id":"own-17"}')
     as_worker(b, "w021", "patrol/yh-02/w021/checkin", b'{"id":"own-21"}')
     # The broker hands messages on in order, so once w021's own message is
@@ -54,6 +56,8 @@ def test_device_cannot_report_as_another_worker(acl_broker):
     assert d.count("rejected") == 0
     log = open(b.log, encoding="utf-8", errors="replace").read()
     assert "Denied PUBLISH from" in log and "patrol/yh-01/w021/checkin" in log
+    assert "patrol/yh-01/w021/claim" in "".join(
+        line for line in log.splitlines(True) if "Denied" in line)
     # The daemon's own status publishes (and last will) are allowed.
     assert "gridpatrol/status" not in "".join(
         line for line in log.splitlines(True) if "Denied" in line)

@@ -30,7 +30,11 @@ def test_upgrade_from_schema_2_keeps_last_patrols(make_daemon, broker):
     # What a box still on schema 2 holds: the same history, nothing that
     # the 2 -> 3 migration adds.
     con = sqlite3.connect(d.db)
-    con.executescript("DROP TABLE event_span; DROP TABLE daemon_state; "
+    con.executescript("DROP TABLE claim_request; DROP INDEX alert_open; "
+                      "ALTER TABLE alert DROP COLUMN claimed_by; "
+                      "ALTER TABLE alert DROP COLUMN claimed_at; "
+                      "ALTER TABLE alert DROP COLUMN resolved_at; "
+                      "DROP TABLE event_span; DROP TABLE daemon_state; "
                       "ALTER TABLE delivery DROP COLUMN ext_id; PRAGMA user_version = 2;")
     con.close()
     r = subprocess.run([GRIDPATROL, "-c", d.conf, "status"], capture_output=True)
@@ -38,9 +42,9 @@ def test_upgrade_from_schema_2_keeps_last_patrols(make_daemon, broker):
 
     d.start()
     log = d.log_text()
-    assert "upgrading database schema 2 -> 3" in log
+    assert "upgrading database schema 2 -> 4" in log
     assert "database schema upgraded in" in log
-    assert d.query("PRAGMA user_version") == [(3,)]
+    assert d.query("PRAGMA user_version") == [(4,)]
     assert d.query("SELECT cell, type, first_ts, last_ts, last_worker FROM event_span") == [
         ("yh-01", "checkin", t - 900, t - 300, "w021")]
     r = subprocess.run([GRIDPATROL, "-c", d.conf, "status", "--format", "json"],

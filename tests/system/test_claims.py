@@ -1,0 +1,344 @@
+"""Claims (SPEC, Claims) end to end: real broker, real daemon, the record
+sink, second-scale intervals. A claim-type message claims the cell's open
+alert, the group hears it, reminders wait while the claim holds and resume
+saying so, and the recovery names the claimer."""
+import datetime
+import json
+import os
+import sqlite3
+import subprocess
+import time
+
+from harness import DEFAULT_EVENTS, Recorder, publish, record_sink, wait_for
+
+GRIDPATROL = os.environ.get("GRIDPATROL", "gridpatrol")
+
+CLAIM_EVENTS = DEFAULT_EVENTS + '  claim: { label: "认领", claim: true, patrol: false }\n'
+
+
+def cfg(rec, claim_for="6s", escalate=""):
+    return ("alerts:\n  startup_grace: 0s\n  daily_digest: \"off\"\n"
+            f"  claim_for: {claim_for}\n{escalate}"
+            "  retry: { min: 1s, max: 2s, give_up_after: 1h }\n"
+            "  sinks:\n" + record_sink("wechat", rec.dir))
+
+
+def cell(cid="yh-01", interval="3s", grace="1s", repeat="2s"):
+    return (f"cells:\n  - id: {cid}\n    name: \"测试网格 {cid}\"\n    interval: {interval}\n"
+            f"    grace: {grace}\n    repeat: {repeat}\n    active: always\n"
+            "    workers: [w017, w021]\n")
+
+
+def rfc(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(s):
+    return datetime.datetime.fromisoformat(s).timestamp()
+
+
+def test_claim_holds_reminders_then_they_resume(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(), events=CLAIM_EVENTS,
+                    extra=cfg(rec, escalate="  escalate: { after: 1, to: [secretary] }\n")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "first overdue alert")
+    first = rec.alerts("overdue")[0]
+    publish(broker, "patrol/yh-01/w017/claim", b'{"id":"c1"}')
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    c = rec.alerts("claimed")[0]
+    assert c["cell"] == "yh-01"
+    assert c["claim"]["by"] == "w017" and c["claim"]["kind"] == "overdue"
+    assert "w017 已于" in c["text"] and "认领测试网格 yh-01的巡查提醒" in c["text"], c["text"]
+    assert "6秒 内不再重复提醒" in c["text"] or "内不再重复提醒" in c["text"], c["text"]
+    claimed_id = c["claim"]["alert_id"]
+    (by, at), = d.query("SELECT claimed_by, claimed_at FROM alert WHERE id = ?", (claimed_id,))
+    assert by == "w017"
+    assert d.query("SELECT kind FROM alert WHERE id = ?", (claimed_id,)) == [("overdue",)]
+
+    # Held: no reminder until the claim runs out, then one that says so,
+    # escalated (the held ones did not count), and more after it.
+    wait_for(lambda: any("claim_ran_out" in a for a in rec.alerts("overdue")), 20,
+             "the reminder after the claim ran out")
+    over = rec.alerts("overdue")
+    ran = next(a for a in over if "claim_ran_out" in a)
+    assert ran["claim_ran_out"]["by"] == "w017"
+    assert "w017 的认领已超过" in ran["text"] and "仍未巡查" in ran["text"], ran["text"]
+    assert epoch(ran["at"]) >= at + 6
+    assert ran["escalate"] == ["secretary"] and "并报 secretary" in ran["text"]
+    # Held reminders were not raised, so they are not counted either.
+    assert ran["repeat"] == d.count("alert", "kind = 'overdue' AND at <= ?", (at,))
+    assert d.count("alert", "kind = 'overdue' AND at > ? AND at < ?", (at, at + 6)) == 0
+    n = len(over)
+    wait_for(lambda: len(rec.alerts("overdue")) > n, 10, "reminders resumed")
+    later = rec.alerts("overdue")[n]
+    assert "claim_ran_out" not in later and "认领" not in later["text"]
+    assert later["repeat"] == ran["repeat"] + 1
+
+    # Someone else patrols: the recovery names the claimer; the episode ends.
+    publish(broker, "patrol/yh-01/w021/checkin", b'{"id":"back"}')
+    wait_for(lambda: rec.alerts("recovered"), 10, "recovered")
+    r = rec.alerts("recovered")[0]
+    assert r["claimed_by"] == "w017" and "（此前由 w017 认领）" in r["text"], r["text"]
+    assert d.count("alert", "kind = 'overdue' AND resolved_at IS NULL") == 0
+    assert d.count("alert", "kind = 'overdue' AND resolved_at >= at") == d.count(
+        "alert", "kind = 'overdue'")
+    assert first["repeat"] == 0
+    assert d.stop() == 0
+
+
+def test_claim_survives_sigkill(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(), events=CLAIM_EVENTS, extra=cfg(rec, claim_for="10s")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "first overdue alert")
+    publish(broker, "patrol/yh-01/w017/claim", b'{"id":"c1"}')
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    (at,), = d.query("SELECT claimed_at FROM alert WHERE claimed_by = 'w017'")
+    d.kill()
+    d.start()
+    wait_for(lambda: any("claim_ran_out" in a for a in rec.alerts("overdue")), 25,
+             "the reminder after the claim ran out, after a restart")
+    ran = next(a for a in rec.alerts("overdue") if "claim_ran_out" in a)
+    assert epoch(ran["at"]) >= at + 10
+    assert ran["repeat"] == d.count("alert", "kind = 'overdue' AND at <= ?", (at,))
+    # Nothing in between, and the claim was not announced twice.
+    assert d.count("alert", "kind = 'overdue' AND at > ? AND at < ?", (at, at + 10)) == 0
+    assert len(rec.alerts("claimed")) == 1
+    assert d.stop() == 0
+
+
+def test_flood_of_claims_raises_one_claimed(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(repeat="1h"), events=CLAIM_EVENTS,
+                    extra=cfg(rec, claim_for="1h")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
+    for i in range(20):
+        w = "w017" if i % 2 else "w021"
+        publish(broker, f"patrol/yh-01/{w}/claim", json.dumps({"id": f"c{i}"}).encode())
+    wait_for(lambda: d.count("event", "type = 'claim'") == 20, 15, "twenty claims stored")
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    time.sleep(1.5)
+    assert len(rec.alerts("claimed")) == 1
+    assert d.count("alert", "kind = 'claimed'") == 1
+    assert d.count("alert", "claimed_by IS NOT NULL") == 1
+    # The first claim stored is the one that counts.
+    (first,), = d.query("SELECT worker FROM event WHERE type = 'claim' ORDER BY id LIMIT 1")
+    assert d.query("SELECT claimed_by FROM alert WHERE claimed_by IS NOT NULL") == [(first,)]
+    assert d.stop() == 0
+
+
+def test_claim_before_its_alert_and_bad_alert_ids(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    cells = cell(repeat="1h") + ("  - id: yh-02\n    interval: 1d\n    active: always\n")
+    d = make_daemon(cells=cells, events=CLAIM_EVENTS, extra=cfg(rec, claim_for="1h")).start()
+    now = int(time.time())
+    # Nothing open in yh-02: stored, nothing else.
+    publish(broker, "patrol/yh-02/w017/claim", b'{"id":"nothing-open"}')
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
+    (aid, aat), = d.query("SELECT id, at FROM alert WHERE kind = 'overdue'")
+
+    # A claim made before the alert, uploaded late: kept, claims nothing,
+    # also when it names the alert.
+    publish(broker, "patrol/yh-01/w017/claim",
+            json.dumps({"id": "early", "ts": rfc(now - 60)}).encode())
+    publish(broker, "patrol/yh-01/w017/claim",
+            json.dumps({"id": "early2", "ts": rfc(now - 30), "alert_id": aid}).encode())
+    # Unknown alert, another cell's alert, not a task: rejected as bad_field.
+    publish(broker, "patrol/yh-01/w017/claim", b'{"id":"u","alert_id":99999}')
+    publish(broker, "patrol/yh-02/w017/claim",
+            json.dumps({"id": "x", "alert_id": aid}).encode())
+    publish(broker, "patrol/yh-01/w017/claim", b'{"id":"f","alert_id":"1"}')
+    wait_for(lambda: d.count("rejected") == 3, 10, "three rejections")
+    rows = d.query("SELECT reason, detail FROM rejected ORDER BY id")
+    assert rows[0] == ("bad_field", "alert_id 99999: no such alert"), rows
+    assert rows[1] == ("bad_field", f"alert_id {aid} is for cell yh-01, not yh-02"), rows
+    assert rows[2] == ("bad_field", "alert_id must be a positive integer"), rows
+    wait_for(lambda: d.count("event", "type = 'claim'") == 3, 10, "three claims stored")
+    time.sleep(1.0)
+    assert rec.alerts("claimed") == []
+    assert d.count("alert", "claimed_by IS NOT NULL") == 0
+
+    # An event alert is a task too; a patrol of the cell ends it.
+    publish(broker, "patrol/yh-02/w021/fishing", b'{"id":"fish"}')
+    wait_for(lambda: rec.alerts("event"), 10, "event alert")
+    (eid,), = d.query("SELECT id FROM alert WHERE kind = 'event'")
+    publish(broker, "patrol/yh-02/w017/claim", json.dumps({"id": "ce", "alert_id": eid}).encode())
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed event alert")
+    c = rec.alerts("claimed")[0]
+    assert c["claim"] == {"alert_id": eid, "kind": "event", "by": "w017", "at": c["claim"]["at"]}
+    assert "的事件提醒" in c["text"] and "不再重复" not in c["text"], c["text"]
+    assert d.query("SELECT claimed_by, resolved_at FROM alert WHERE id = ?", (eid,)) == [
+        ("w017", None)]
+    publish(broker, "patrol/yh-02/w017/checkin", b'{"id":"went"}')
+    wait_for(lambda: d.query("SELECT resolved_at IS NOT NULL FROM alert WHERE id = ?",
+                             (eid,)) == [(1,)], 10, "event alert resolved")
+    assert d.stop() == 0
+
+
+def claim(d, *args):
+    return subprocess.run([GRIDPATROL, "-c", d.conf, "claim", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_claim_from_the_office(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(), events=CLAIM_EVENTS, extra=cfg(rec, claim_for="8s")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "first overdue alert")
+    r = claim(d, "yh-01", "--by", "张书记")
+    assert r.returncode == 0, r.stderr
+    assert "张书记 认领 yh-01（测试网格 yh-01）的巡查提醒" in r.stdout, r.stdout
+    started = time.time()
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert from the office")
+    assert time.time() - started < 5
+    c = rec.alerts("claimed")[0]
+    assert c["claim"]["by"] == "张书记" and "张书记 已于" in c["text"], c["text"]
+    assert d.count("claim_request") == 0
+    (at,), = d.query("SELECT claimed_at FROM alert WHERE claimed_by = '张书记'")
+    # Held like a device's claim, and the same alert is not claimed twice.
+    r = claim(d, str(c["claim"]["alert_id"]), "--by", "w017")
+    assert r.returncode == 0 and "已由 张书记 认领" in r.stdout, (r.stdout, r.stderr)
+    wait_for(lambda: any("claim_ran_out" in a for a in rec.alerts("overdue")), 20,
+             "the reminder after the office's claim ran out")
+    ran = next(a for a in rec.alerts("overdue") if "claim_ran_out" in a)
+    assert ran["claim_ran_out"]["by"] == "张书记"
+    assert ran["repeat"] == d.count("alert", "kind = 'overdue' AND at <= ?", (at,))
+    assert len(rec.alerts("claimed")) == 1
+
+    # Wrong requests: exit 2, one line, nothing written.
+    for args, err in [(["99999", "--by", "x"], "no alert 99999"),
+                      (["yh-99", "--by", "x"], "neither a configured cell"),
+                      (["yh-01"], "needs --by NAME"),
+                      (["yh-01", "--by", ""], "--by must be"),
+                      ([str(c["alert_id"]), "--by", "x"], "is a claimed alert")]:
+        r = claim(d, *args)
+        assert r.returncode == 2 and err in r.stderr, (args, r.returncode, r.stderr)
+    assert d.count("claim_request") == 0
+
+    # Nothing open: said, nothing written.
+    publish(broker, "patrol/yh-01/w021/checkin", b'{"id":"back"}')
+    wait_for(lambda: rec.alerts("recovered"), 10, "recovered")
+    assert rec.alerts("recovered")[0]["claimed_by"] == "张书记"
+
+    # `alerts` shows the claimer, the time to claim and to resolve.
+    r = subprocess.run([GRIDPATROL, "-c", d.conf, "alerts", "--format", "json"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    rows = {a["id"]: a for a in json.loads(r.stdout)["alerts"]}
+    (aat, cat, rat), = d.query("SELECT at, claimed_at, resolved_at FROM alert "
+                               "WHERE claimed_by = '张书记'")
+    mine = rows[c["claim"]["alert_id"]]
+    assert mine["claimed_by"] == "张书记" and epoch(mine["claimed_at"]) == cat
+    assert mine["to_claim_s"] == cat - aat and mine["to_resolve_s"] == rat - aat
+    assert rows[c["alert_id"]]["claimed_by"] is None
+    assert rows[c["alert_id"]]["to_resolve_s"] is None
+    text = subprocess.run([GRIDPATROL, "-c", d.conf, "alerts"], capture_output=True,
+                          text=True, timeout=30).stdout
+    assert "认领人" in text and "处理用时" in text and "张书记" in text
+    r = claim(d, "yh-01", "--by", "w017")
+    assert r.returncode == 0 and "没有待认领的提醒" in r.stdout, (r.stdout, r.stderr)
+    assert d.count("claim_request") == 0
+    assert d.stop() == 0
+
+
+def test_office_claim_made_while_the_daemon_is_down(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(repeat="1h"), events=CLAIM_EVENTS,
+                    extra=cfg(rec, claim_for="1h")).start()
+    wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
+    assert d.stop() == 0
+    r = claim(d, "yh-01", "--by", "w021")
+    assert r.returncode == 0, r.stderr
+    assert d.count("claim_request") == 1
+    d.start()
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert after the start")
+    assert rec.alerts("claimed")[0]["claim"]["by"] == "w021"
+    assert d.count("claim_request") == 0
+    assert d.stop() == 0
+
+
+def test_workers_sheet_hand_computed(make_daemon, broker, tmp_path):
+    """`gridpatrol workers` on a fixture whose figures were worked out by
+    hand (times are Asia/Shanghai, the day is 2026-11-24)."""
+    rec = Recorder(str(tmp_path / "sink"))
+    cells = ("cells:\n  - id: yh-01\n    workers: [w017, w021]\n"
+             "  - id: yh-02\n    workers: [w021, w030]\n")
+    d = make_daemon(cells=cells, events=CLAIM_EVENTS, extra=cfg(rec)).start()
+    assert d.stop() == 0
+    tz = datetime.timezone(datetime.timedelta(hours=8))
+
+    def t(day, hh, mm, ss=0):
+        return int(datetime.datetime(2026, 11, day, hh, mm, ss, tzinfo=tz).timestamp())
+
+    events = [  # worker, cell, type, ts, flags
+        ("w017", "yh-01", "checkin", t(23, 23, 59, 30), ""),  # the day before
+        ("w017", "yh-01", "checkin", t(24, 0, 0, 10), ""),    # 40 s after it: rapid
+        ("w017", "yh-01", "checkin", t(24, 8, 0, 0), ""),
+        ("w017", "yh-01", "checkin", t(24, 8, 0, 30), ""),    # 30 s: rapid
+        ("w017", "yh-01", "checkin", t(24, 8, 1, 31), ""),    # 61 s: not rapid
+        ("w017", "yh-01", "claim", t(24, 8, 1, 35), ""),      # not a patrol
+        ("w017", "yh-01", "litter", t(24, 8, 1, 40), ""),     # 9 s after 08:01:31: rapid
+        ("w017", "yh-02", "checkin", t(24, 9, 0, 0), "late"),
+        ("w021", "yh-02", "fishing", t(24, 10, 0, 0), "late,clock_skew"),
+        ("w021", "yh-02", "checkin", t(24, 10, 0, 59), ""),   # 59 s: rapid
+        ("w021", "yh-01", "checkin", t(24, 10, 1, 0), ""),    # another cell
+        ("w099", "yh-01", "checkin", t(25, 9, 0, 0), ""),     # the day after
+    ]
+    alerts = [  # at, claimed_by, claimed_at, resolved_at
+        (t(24, 8, 0), "w017", t(24, 8, 10), t(24, 9, 0)),     # 600 s, 3600 s
+        (t(24, 11, 0), "w017", t(24, 11, 2), t(24, 11, 30)),  # 120 s, 1800 s
+        (t(24, 12, 0), "w017", t(24, 12, 30), None),          # 1800 s, open
+        (t(24, 13, 0), "张书记", t(24, 13, 5), t(24, 14, 0)),  # 300 s, 3600 s
+        (t(23, 19, 0), "w021", t(23, 20, 0), None),           # the day before
+        (t(24, 15, 0), None, None, None),                     # never claimed
+    ]
+    con = sqlite3.connect(d.db)
+    con.executemany("INSERT INTO event (worker, msg_id, cell, type, ts, recv_ms, flags, raw) "
+                    "VALUES (?, NULL, ?, ?, ?, ?, ?, '{}')",
+                    [(w, c, ty, ts, ts * 1000, fl) for w, c, ty, ts, fl in events])
+    con.executemany("INSERT INTO alert (kind, cell, at, text, doc, claimed_by, claimed_at, "
+                    "resolved_at) VALUES ('overdue', 'yh-01', ?, 't', '{}', ?, ?, ?)", alerts)
+    con.commit()
+    con.close()
+
+    def sheet(*args):
+        r = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", *args, "--format", "json"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return {w["worker"]: w for w in json.loads(r.stdout)["workers"]}
+
+    day = sheet("--date", "2026-11-24")
+    assert sorted(day) == ["w017", "w021", "w030", "张书记"]
+    assert day["w017"] == {
+        "worker": "w017", "patrols": 6, "cells": 2,
+        "events": {"checkin": 5, "claim": 1, "litter": 1}, "late": 1, "claims": 3,
+        "median_to_claim_s": 600, "median_to_resolve_s": 2700, "rapid": 3}
+    assert day["w021"] == {
+        "worker": "w021", "patrols": 3, "cells": 2, "events": {"checkin": 2, "fishing": 1},
+        "late": 1, "claims": 0, "median_to_claim_s": None, "median_to_resolve_s": None,
+        "rapid": 1}
+    assert day["w030"] == {
+        "worker": "w030", "patrols": 0, "cells": 0, "events": {}, "late": 0, "claims": 0,
+        "median_to_claim_s": None, "median_to_resolve_s": None, "rapid": 0}
+    assert day["张书记"]["claims"] == 1 and day["张书记"]["median_to_claim_s"] == 300
+    assert day["张书记"]["median_to_resolve_s"] == 3600 and day["张书记"]["patrols"] == 0
+
+    two = sheet("--from", "2026-11-23", "--to", "2026-11-24")
+    assert two["w017"]["patrols"] == 7 and two["w017"]["rapid"] == 3
+    assert two["w017"]["events"]["checkin"] == 6
+    assert two["w021"]["claims"] == 1 and two["w021"]["median_to_claim_s"] == 3600
+    assert two["w021"]["median_to_resolve_s"] is None
+    assert "w099" not in two
+
+    r = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", "--date", "2026-11-24",
+                        "--format", "csv"], capture_output=True, timeout=30)
+    assert r.stdout.startswith(b"\xef\xbb\xbfworker,patrols,cells,events,late,claims,"
+                               b"median_to_claim_s,median_to_resolve_s,rapid")
+    assert b"w017,6,2,checkin:5;claim:1;litter:1,1,3,600,2700,3" in r.stdout, r.stdout
+    text = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", "--date", "2026-11-24"],
+                          capture_output=True, text=True, timeout=30).stdout
+    assert "巡查签到 5" in text and "10分" in text and "45分" in text, text
+    for bad in (["--date", "2026-11-24", "--from", "2026-11-23"], ["--from", "2026-11-23"],
+                ["--from", "2026-11-24", "--to", "2026-11-23"]):
+        r = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", *bad], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
