@@ -224,11 +224,14 @@ int cli_db_each_day_task(struct cli *c, int64_t from, int64_t to, cli_db_day_tas
 	int64_t v[2] = { from, to };
 	/* k: the alert that carries the claim — the task itself, or for an
 	 * overdue episode the first of its alerts that was claimed (a claim
-	 * lands on the episode's newest alert, a repeat). */
+	 * lands on the episode's newest alert, a repeat). An ended episode's
+	 * alerts lie between its start and resolved_at: the alert_cell range
+	 * stays within it however old the day. */
 	if (cli_db_prepare(c, "SELECT a.at, a.cell, a.kind, k.claimed_by, k.claimed_at, "
 	                      "a.resolved_at FROM alert a LEFT JOIN alert k ON k.id = "
 	                      "CASE WHEN a.kind = 'overdue' THEN (SELECT b.id FROM alert b "
 	                      "WHERE b.cell = a.cell AND b.kind = 'overdue' AND b.at >= a.at "
+	                      "AND b.at <= coalesce(a.resolved_at, 9223372036854775807) "
 	                      "AND b.resolved_at IS a.resolved_at AND b.claimed_by IS NOT NULL "
 	                      "ORDER BY b.claimed_at, b.id LIMIT 1) ELSE a.id END "
 	                      "WHERE a.at >= ?1 AND a.at < ?2 AND (a.kind IN ('event', 'reading') "
