@@ -68,6 +68,22 @@ typedef int cli_db_alert_count_cb(void *arg, const struct cli_db_alert_count *ro
 int cli_db_each_alert_count(struct cli *c, int64_t from, int64_t to,
                             cli_db_alert_count_cb *cb, void *arg);
 
+/* The tasks (SPEC, Claims) raised in [from, to), by time: event and reading
+ * alerts, and overdue episodes begun then (repeat 0) with the claim of any
+ * alert of the episode, which shares resolved_at — the digest's rule
+ * (outbox count_tasks), so report and digest count the same. Through the
+ * alert_at index: one day's alerts, never the history. */
+struct cli_db_day_task {
+	int64_t at;
+	const char *cell, *kind;
+	const char *claimed_by;        /* NULL: not claimed */
+	int64_t claimed_at;            /* when claimed_by */
+	int64_t resolved_at;           /* 0: still open */
+};
+typedef int cli_db_day_task_cb(void *arg, const struct cli_db_day_task *row);
+int cli_db_each_day_task(struct cli *c, int64_t from, int64_t to, cli_db_day_task_cb *cb,
+                         void *arg);
+
 /* The events with from <= ts < to, ordered by cell, then ts. */
 struct cli_db_event {
 	const char *cell;

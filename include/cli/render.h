@@ -32,6 +32,18 @@ struct render_site {
 	const char *name;
 	const char *db;                /* the database file, as given */
 	size_t first, n;
+	long tasks_claimed, tasks_unclaimed; /* the site's share of the report's */
+};
+
+/* A task alert of the day (SPEC, Claims) for the HTML page's claims table. */
+struct render_task {
+	int64_t at;
+	const char *cell;              /* the id as stored (the cell may be gone from config) */
+	const char *kind;              /* overdue, event, reading */
+	const char *claimed_by;        /* NULL: not claimed */
+	int64_t claimed_at;
+	int64_t resolved_at;           /* 0: still open */
+	const char *site;              /* county report: the alert's site; else NULL */
 };
 
 /* An "event of note" for the HTML page: an immediate-alert type (fishing
@@ -66,11 +78,18 @@ struct render_report {
 	const struct render_note *notes; /* ordered by time */
 	size_t n_notes;
 	size_t notes_omitted;          /* beyond what the caller kept */
+	/* The day's task alerts: counted in full, listed up to what the
+	 * caller kept (ordered by time). */
+	long tasks_claimed, tasks_unclaimed;
+	const struct render_task *tasks;
+	size_t n_tasks;
+	size_t tasks_omitted;
 };
 
 struct render_summary {
 	long cells, covered, never_patrolled, overdue;
 	long long events;
+	long claimed, unclaimed;       /* task alerts raised that day */
 };
 
 /* Over every cell of the report. */

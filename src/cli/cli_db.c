@@ -15,6 +15,7 @@ struct cli_db_ctx {
 		cli_db_pause_cb *pause;
 		cli_db_span_cb *span;
 		cli_db_alert_count_cb *alert_count;
+		cli_db_day_task_cb *day_task;
 		cli_db_event_cb *event;
 	} cb;
 	void *arg;
@@ -201,6 +202,44 @@ int cli_db_each_alert_count(struct cli *c, int64_t from, int64_t to,
 		return CLI_EXIT_FAIL;
 	return cli_db_walk(c, st, "reading alerts", cli_db_alert_count_row,
 	                   &(struct cli_db_ctx){ .cb.alert_count = cb, .arg = arg });
+}
+
+static int cli_db_day_task_row(sqlite3_stmt *st, const struct cli_db_ctx *x)
+{
+	struct cli_db_day_task r = {
+		.at = sqlite3_column_int64(st, 0),
+		.cell = cli_col_text(st, 1),
+		.kind = cli_col_text(st, 2),
+		.claimed_by = (const char *)sqlite3_column_text(st, 3),
+		.claimed_at = sqlite3_column_int64(st, 4),
+		.resolved_at = sqlite3_column_int64(st, 5),
+	};
+	return x->cb.day_task(x->arg, &r);
+}
+
+int cli_db_each_day_task(struct cli *c, int64_t from, int64_t to, cli_db_day_task_cb *cb,
+                         void *arg)
+{
+	sqlite3_stmt *st;
+	int64_t v[2] = { from, to };
+	/* k: the alert that carries the claim — the task itself, or for an
+	 * overdue episode the first of its alerts that was claimed (a claim
+	 * lands on the episode's newest alert, a repeat). An ended episode's
+	 * alerts lie between its start and resolved_at: the alert_cell range
+	 * stays within it however old the day. */
+	if (cli_db_prepare(c, "SELECT a.at, a.cell, a.kind, k.claimed_by, k.claimed_at, "
+	                      "a.resolved_at FROM alert a LEFT JOIN alert k ON k.id = "
+	                      "CASE WHEN a.kind = 'overdue' THEN (SELECT b.id FROM alert b "
+	                      "WHERE b.cell = a.cell AND b.kind = 'overdue' AND b.at >= a.at "
+	                      "AND b.at <= coalesce(a.resolved_at, 9223372036854775807) "
+	                      "AND b.resolved_at IS a.resolved_at AND b.claimed_by IS NOT NULL "
+	                      "ORDER BY b.claimed_at, b.id LIMIT 1) ELSE a.id END "
+	                      "WHERE a.at >= ?1 AND a.at < ?2 AND (a.kind IN ('event', 'reading') "
+	                      "OR (a.kind = 'overdue' AND a.repeat = 0)) ORDER BY a.at, a.id",
+	                   2, v, &st) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	return cli_db_walk(c, st, "reading alerts", cli_db_day_task_row,
+	                   &(struct cli_db_ctx){ .cb.day_task = cb, .arg = arg });
 }
 
 static int cli_db_event_row(sqlite3_stmt *st, const struct cli_db_ctx *x)

@@ -97,6 +97,9 @@ struct gather {
 	struct render_note *notes;
 	size_t n_notes, notes_omitted;
 	char **note_texts;
+	struct render_task *tasks;         /* the first REPORT_MAX_NOTES, by time */
+	size_t n_tasks, cap_tasks, tasks_omitted;
+	long claimed, unclaimed;           /* all of the day's tasks */
 	struct intern strings;
 };
 
@@ -225,6 +228,44 @@ static int gather_alerts(struct gather *g)
 	return cli_db_each_alert_count(g->c, g->day_start, g->day_end, gather_row_alerts, g);
 }
 
+static int gather_row_task(void *arg, const struct cli_db_day_task *row)
+{
+	struct gather *g = arg;
+	if (row->claimed_by)
+		g->claimed++;
+	else
+		g->unclaimed++;
+	if (g->n_tasks == REPORT_MAX_NOTES) {
+		g->tasks_omitted++;
+		return 0;
+	}
+	if (g->n_tasks == g->cap_tasks) {
+		size_t cap = g->cap_tasks ? g->cap_tasks * 2 : 32;
+		struct render_task *t = realloc(g->tasks, cap * sizeof(*t));
+		if (!t)
+			goto oom;
+		g->tasks = t;
+		g->cap_tasks = cap;
+	}
+	struct render_task *t = &g->tasks[g->n_tasks];
+	*t = (struct render_task){ .at = row->at, .claimed_at = row->claimed_at,
+	                           .resolved_at = row->resolved_at };
+	if (!(t->cell = intern(&g->strings, row->cell)) ||
+	    !(t->kind = intern(&g->strings, row->kind)) ||
+	    (row->claimed_by && !(t->claimed_by = intern(&g->strings, row->claimed_by))))
+		goto oom;
+	g->n_tasks++;
+	return 0;
+oom:
+	cli_error("out of memory");
+	return -1;
+}
+
+static int gather_tasks(struct gather *g)
+{
+	return cli_db_each_day_task(g->c, g->day_start, g->day_end, gather_row_task, g);
+}
+
 static int add_note(struct gather *g, const struct config_cell *cc, const struct report_event *e,
                     const struct config_event *ev, enum render_note_why why, const char *text)
 {
@@ -336,6 +377,15 @@ static int note_cmp(const void *a, const void *b)
 	return x->cell < y->cell ? -1 : x->cell > y->cell;
 }
 
+/* By time, then site (a county's sites in the order given). */
+static int task_cmp(const void *a, const void *b)
+{
+	const struct render_task *x = a, *y = b;
+	if (x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	return x->site && y->site ? strcmp(x->site, y->site) : 0;
+}
+
 static int gather_init(struct gather *g, struct cli *c, int64_t day_start, int64_t day_end)
 {
 	size_t n = c->cfg->n_cells;
@@ -367,6 +417,7 @@ static void gather_free(struct gather *g)
 	free(g->listed);
 	free(g->in);
 	free(g->events);
+	free(g->tasks);
 	intern_free(&g->strings);
 }
 
@@ -382,6 +433,8 @@ static int gather_db(struct gather *g)
 		code = gather_pauses(g);
 	if (code == CLI_EXIT_OK)
 		code = gather_alerts(g);
+	if (code == CLI_EXIT_OK)
+		code = gather_tasks(g);
 	if (code == CLI_EXIT_OK)
 		code = gather_events(g);
 	return cli_db_close(g->c, code);
@@ -526,10 +579,11 @@ int cli_cmd_report(struct cli *c)
 	struct render_site *rsites = calloc(n_sites, sizeof(*rsites));
 	struct render_cell *cells = NULL;
 	struct render_note *notes = NULL;
+	struct render_task *tasks = NULL;
 	char **ids = NULL, *names = NULL;
 	struct render_report r = { .cfg = cfg, .now = c->now, .lang = c->lang };
 	struct cli_out out = { 0 };
-	size_t n = 0, computed = 0, n_notes = 0;
+	size_t n = 0, computed = 0, n_notes = 0, n_tasks = 0;
 	int code = CLI_EXIT_FAIL;
 
 	if (!sites || !rsites) {
@@ -562,21 +616,28 @@ int cli_cmd_report(struct cli *c)
 			goto done;
 		}
 		rsites[s] = (struct render_site){ .name = sites[s].name, .db = sites[s].path,
-		                                  .first = n, .n = mine };
+		                                  .first = n, .n = mine,
+		                                  .tasks_claimed = sites[s].g.claimed,
+		                                  .tasks_unclaimed = sites[s].g.unclaimed };
 		n += mine;
 		n_notes += sites[s].g.n_notes;
+		n_tasks += sites[s].g.n_tasks;
+		r.tasks_claimed += sites[s].g.claimed;
+		r.tasks_unclaimed += sites[s].g.unclaimed;
 	}
 
 	code = CLI_EXIT_FAIL;
 	cells = calloc(n ? n : 1, sizeof(*cells));
 	ids = calloc(n ? n : 1, sizeof(*ids));
 	notes = calloc(n_notes ? n_notes : 1, sizeof(*notes));
-	if (!cells || !ids || !notes || (county && county_ids(c, sites, n_sites, cells, ids) < 0)) {
+	tasks = calloc(n_tasks ? n_tasks : 1, sizeof(*tasks));
+	if (!cells || !ids || !notes || !tasks ||
+	    (county && county_ids(c, sites, n_sites, cells, ids) < 0)) {
 		cli_error("out of memory");
 		goto done;
 	}
 	size_t k = 0;
-	n_notes = 0;
+	n_notes = n_tasks = 0;
 	for (size_t s = 0; s < n_sites; s++) {
 		struct gather *g = &sites[s].g;
 		for (size_t i = 0; i < cfg->n_cells; i++) {
@@ -596,8 +657,18 @@ int cli_cmd_report(struct cli *c)
 			notes[n_notes++].site = sites[s].name;
 		}
 		r.notes_omitted += g->notes_omitted;
+		for (size_t j = 0; j < g->n_tasks; j++) {
+			tasks[n_tasks] = g->tasks[j];
+			tasks[n_tasks++].site = sites[s].name;
+		}
+		r.tasks_omitted += g->tasks_omitted;
 	}
 	qsort(notes, n_notes, sizeof(*notes), note_cmp);
+	qsort(tasks, n_tasks, sizeof(*tasks), task_cmp);
+	if (n_tasks > REPORT_MAX_NOTES) {
+		r.tasks_omitted += n_tasks - REPORT_MAX_NOTES;
+		n_tasks = REPORT_MAX_NOTES;
+	}
 	/* The page lists as many as one site's report would. */
 	if (n_notes > REPORT_MAX_NOTES) {
 		r.notes_omitted += n_notes - REPORT_MAX_NOTES;
@@ -607,6 +678,8 @@ int cli_cmd_report(struct cli *c)
 	r.n_cells = n;
 	r.notes = notes;
 	r.n_notes = n_notes;
+	r.tasks = tasks;
+	r.n_tasks = n_tasks;
 	if (county) {
 		r.sites = rsites;
 		r.n_sites = n_sites;
@@ -633,6 +706,7 @@ done:
 	free(ids);
 	free(cells);
 	free(notes);
+	free(tasks);
 	for (size_t s = 0; sites && s < n_sites; s++)
 		if (sites[s].gathered)
 			gather_free(&sites[s].g);

@@ -131,12 +131,16 @@ static void summary_range(const struct render_report *r, size_t from, size_t to,
 void render_summary(const struct render_report *r, struct render_summary *out)
 {
 	summary_range(r, 0, r->n_cells, out);
+	out->claimed = r->tasks_claimed;
+	out->unclaimed = r->tasks_unclaimed;
 }
 
 void render_summary_site(const struct render_report *r, size_t site, struct render_summary *out)
 {
 	const struct render_site *s = &r->sites[site];
 	summary_range(r, s->first, s->first + s->n, out);
+	out->claimed = s->tasks_claimed;
+	out->unclaimed = s->tasks_unclaimed;
 }
 
 /* %.15g keeps what a device sent (a reading of 250.5 stays 250.5) without
@@ -288,6 +292,23 @@ static void fmt_asof(const struct render_report *r, char *buf, size_t len)
 	}
 }
 
+/* The claims sentence, worded as the digest's; "" on a day without task
+ * alerts (the digest leaves it out then too, and older reports stay as
+ * they were). */
+static void fmt_claims(const struct render_report *r, const struct render_summary *s,
+                       char *buf, size_t len)
+{
+	long tasks = s->claimed + s->unclaimed;
+	if (tasks == 0)
+		buf[0] = '\0';
+	else if (r->lang == TIMEFMT_ZH)
+		snprintf(buf, len, "待处理提醒 %ld 项：已认领 %ld 项，未认领 %ld 项。", tasks,
+		         s->claimed, s->unclaimed);
+	else
+		snprintf(buf, len, "%ld task alerts: %ld claimed, %ld unclaimed.", tasks,
+		         s->claimed, s->unclaimed);
+}
+
 static void fmt_summary_line(const struct render_report *r, const struct render_summary *s,
                              char *buf, size_t len)
 {
@@ -300,6 +321,12 @@ static void fmt_summary_line(const struct render_report *r, const struct render_
 		         "%ld cells: %ld fully covered, %ld not patrolled, %ld overdue at some "
 		         "point; %lld events in all.",
 		         s->cells, s->covered, s->never_patrolled, s->overdue, s->events);
+	size_t used = strlen(buf);
+	if (used + 1 < len && s->claimed + s->unclaimed > 0) {
+		if (r->lang != TIMEFMT_ZH)
+			buf[used++] = ' ';
+		fmt_claims(r, s, buf + used, len - used);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -470,6 +497,8 @@ static json_t *summary_json(const struct render_summary *s)
 	bad |= jset(o, "never_patrolled", json_integer(s->never_patrolled));
 	bad |= jset(o, "overdue", json_integer(s->overdue));
 	bad |= jset(o, "events", json_integer(s->events));
+	bad |= jset(o, "alerts_claimed", json_integer(s->claimed));
+	bad |= jset(o, "alerts_unclaimed", json_integer(s->unclaimed));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -891,6 +920,71 @@ static int html_notes(FILE *f, const struct render_report *r)
 	return bad ? -1 : 0;
 }
 
+/* A span from a task's raising; a claim made at once reads "under a
+ * minute", not the "—" of a figure that does not apply. */
+static void fmt_since(int64_t from, int64_t to, enum timefmt_lang lang, char *buf, size_t len)
+{
+	timefmt_duration(to > from ? to - from : 0, lang, buf, len);
+}
+
+/* The day's task alerts with claimer and response times (SPEC, Claims). */
+static int html_tasks(FILE *f, const struct render_report *r)
+{
+	const bool zh = r->lang == TIMEFMT_ZH;
+	static const char *const zh_h[] = { "提醒时间", "网格", "类型", "认领人", "认领用时",
+	                                    "处理用时" };
+	static const char *const en_h[] = { "Raised", "Cell", "Kind", "Claimed by",
+	                                    "Time to claim", "Time to resolve" };
+	int bad = 0;
+
+	if (r->n_tasks == 0 && r->tasks_omitted == 0)
+		return fprintf(f, "<p class=\"none\">%s</p>\n",
+		               zh ? "当天没有待处理的提醒。" : "No task alerts that day.") < 0 ? -1 : 0;
+	bad |= fputs("<table class=\"tasks\"><thead><tr>", f) == EOF;
+	for (size_t i = 0; i < 6; i++)
+		bad |= fprintf(f, "<th>%s</th>", zh ? zh_h[i] : en_h[i]) < 0;
+	bad |= fputs("</tr></thead><tbody>\n", f) == EOF;
+	for (size_t i = 0; !bad && i < r->n_tasks; i++) {
+		const struct render_task *t = &r->tasks[i];
+		const struct config_cell *cc = config_cell_find(r->cfg, t->cell);
+		const char *kind = t->kind;
+		char when[32], claim[TIMEFMT_MAX], done[TIMEFMT_MAX];
+		if (zh)
+			kind = !strcmp(kind, "overdue") ? "超时" : !strcmp(kind, "event") ? "事件"
+			       : !strcmp(kind, "reading") ? "读数" : kind;
+		render_clock(t->at, r->day_start, when, sizeof(when));
+		if (t->claimed_by)
+			fmt_since(t->at, t->claimed_at, r->lang, claim, sizeof(claim));
+		else
+			snprintf(claim, sizeof(claim), "—");
+		if (t->resolved_at)
+			fmt_since(t->at, t->resolved_at, r->lang, done, sizeof(done));
+		else
+			snprintf(done, sizeof(done), zh ? "未结束" : "open");
+		char *cell = site_label(t->site, cc ? cc->name : t->cell, 200);
+		if (!cell)
+			return -1;
+		bad |= fputs("<tr>", f) == EOF;
+		bad |= html_td(f, "t", when);
+		bad |= html_td(f, NULL, cell);
+		free(cell);
+		bad |= html_td(f, "t", kind);
+		bad |= t->claimed_by ? html_td(f, "id", t->claimed_by)
+		                     : html_td(f, "bad", zh ? "未认领" : "unclaimed");
+		bad |= html_td(f, "n", claim);
+		bad |= html_td(f, "n", done);
+		bad |= fputs("</tr>\n", f) == EOF;
+	}
+	bad |= fputs("</tbody></table>\n", f) == EOF;
+	if (r->tasks_omitted)
+		bad |= fprintf(f, zh ? "<p class=\"note\">另有 %zu 项未列出，完整记录请用 "
+		                       "<code>gridpatrol alerts</code> 查询。</p>\n"
+		                     : "<p class=\"note\">%zu more not listed; see "
+		                       "<code>gridpatrol alerts</code>.</p>\n",
+		               r->tasks_omitted) < 0;
+	return bad ? -1 : 0;
+}
+
 /* A county report's summary per site, then the total. */
 static int html_sites(FILE *f, const struct render_report *r)
 {
@@ -1006,6 +1100,9 @@ int render_report_html(FILE *f, const struct render_report *r)
 	bad |= fprintf(f, "<h2>%s</h2>\n", zh ? "需关注事项" : "Events of note") < 0;
 	if (!bad)
 		bad |= html_notes(f, r);
+	bad |= fprintf(f, "<h2>%s</h2>\n", zh ? "提醒认领情况" : "Claims") < 0;
+	if (!bad)
+		bad |= html_tasks(f, r);
 	bad |= fprintf(f, zh ? "<div class=\"sign\"><div>填报人：<span></span></div>"
 	                       "<div>审核人：<span></span></div><div>日期：<span></span></div></div>\n"
 	                     : "<div class=\"sign\"><div>Prepared by: <span></span></div>"

@@ -342,3 +342,128 @@ def test_workers_sheet_hand_computed(make_daemon, broker, tmp_path):
         r = subprocess.run([GRIDPATROL, "-c", d.conf, "workers", *bad], capture_output=True,
                            text=True, timeout=30)
         assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr)
+
+
+def test_report_claims_hand_computed(make_daemon, broker, tmp_path):
+    """`gridpatrol report`'s claims figures and HTML table on alerts written
+    by hand (Asia/Shanghai, the day 2026-11-24): the tasks are the day's
+    event and reading alerts and the overdue episodes begun that day, each
+    claimed when any alert of it was — the digest's rule."""
+    import html.parser
+    import shutil
+    rec = Recorder(str(tmp_path / "sink"))
+    cells = ("cells:\n  - id: yh-01\n    name: \"云华 1号\"\n    workers: [w017]\n"
+             "  - id: yh-02\n    name: \"云华 2号\"\n    workers: [w021]\n")
+    d = make_daemon(cells=cells, events=CLAIM_EVENTS, extra=cfg(rec)).start()
+    assert d.stop() == 0
+    tz = datetime.timezone(datetime.timedelta(hours=8))
+
+    def t(day, hh, mm, ss=0):
+        return int(datetime.datetime(2026, 11, day, hh, mm, ss, tzinfo=tz).timestamp())
+
+    alerts = [  # kind, cell, at, repeat, claimed_by, claimed_at, resolved_at
+        # An overdue episode of the day before: not the day's.
+        ("overdue", "yh-01", t(23, 22, 0), 0, "w017", t(23, 22, 5), t(23, 23, 0)),
+        # One begun the day before, repeated into the day: not the day's.
+        ("overdue", "yh-02", t(23, 23, 50), 0, None, None, t(24, 0, 30)),
+        ("overdue", "yh-02", t(24, 0, 10), 1, None, None, t(24, 0, 30)),
+        # Task 1: the episode's repeat was claimed (08:25), patrol at 09:00.
+        ("overdue", "yh-01", t(24, 8, 0), 0, None, None, t(24, 9, 0)),
+        ("overdue", "yh-01", t(24, 8, 20), 1, "w017", t(24, 8, 25), t(24, 9, 0)),
+        ("claimed", "yh-01", t(24, 8, 25), 0, None, None, None),      # not a task
+        ("recovered", "yh-01", t(24, 9, 0), 0, None, None, None),     # not a task
+        # Task 2: an event alert claimed at once, never resolved.
+        ("event", "yh-02", t(24, 10, 0), 0, "张书记", t(24, 10, 0), None),
+        # Task 3: a reading alert nobody claimed, resolved after 2 h.
+        ("reading", "yh-02", t(24, 14, 0), 0, None, None, t(24, 16, 0)),
+        # Task 4: an overdue episode still open, unclaimed.
+        ("overdue", "yh-01", t(24, 22, 0), 0, None, None, None),
+        ("overdue", "yh-01", t(24, 22, 30), 1, None, None, None),
+        # The next day: not the day's.
+        ("event", "yh-01", t(25, 0, 5), 0, None, None, None),
+    ]
+    con = sqlite3.connect(d.db)
+    con.executemany("INSERT INTO alert (kind, cell, at, repeat, text, doc, claimed_by, "
+                    "claimed_at, resolved_at) VALUES (?, ?, ?, ?, 't', '{}', ?, ?, ?)", alerts)
+    con.commit()
+    con.close()
+
+    def report(*args, dbs=()):
+        r = subprocess.run([GRIDPATROL, "-c", d.conf, "report", *dbs, "--date", "2026-11-24",
+                            *args], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    summary = json.loads(report("--format", "json"))["summary"]
+    assert (summary["alerts_claimed"], summary["alerts_unclaimed"]) == (2, 2), summary
+    text = report()
+    assert text.rstrip("\n").endswith("待处理提醒 4 项：已认领 2 项，未认领 2 项。"), text
+    # CSV has no summary: it stays one row per cell.
+    assert "claim" not in report("--format", "csv")
+
+    # The HTML table, cell by cell.
+    class Cells(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.inside, self.cell = [], False, None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table" and ("class", "tasks") in attrs:
+                self.inside = True
+            elif self.inside and tag == "tr":
+                self.rows.append([])
+            elif self.inside and tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag == "table":
+                self.inside = False
+            elif self.inside and tag in ("td", "th"):
+                self.rows[-1].append(self.cell)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    page = report("--format", "html")
+    p = Cells()
+    p.feed(page)
+    assert p.rows == [
+        ["提醒时间", "网格", "类型", "认领人", "认领用时", "处理用时"],
+        ["08:00", "云华 1号", "超时", "w017", "25分", "1小时"],
+        ["10:00", "云华 2号", "事件", "张书记", "不到1分钟", "未结束"],
+        ["14:00", "云华 2号", "读数", "未认领", "—", "2小时"],
+        ["22:00", "云华 1号", "超时", "未认领", "—", "未结束"],
+    ], p.rows
+    assert "待处理提醒 4 项：已认领 2 项，未认领 2 项。" in page
+
+    # As Chromium reads it (the DOM, not the source), when it is there.
+    if os.path.exists("/usr/bin/chromium"):
+        path = tmp_path / "report.html"
+        path.write_text(page, encoding="utf-8")
+        profile = tmp_path / "chromium-profile"
+        r = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                            "--no-first-run", "--disable-background-networking",
+                            "--disable-component-update", "--disable-sync",
+                            f"--user-data-dir={profile}", "--dump-dom", f"file://{path}"],
+                           capture_output=True, text=True, timeout=120)
+        shutil.rmtree(profile, ignore_errors=True)
+        dom = Cells()
+        dom.feed(r.stdout)
+        assert dom.rows == p.rows, r.stderr[-2000:]
+
+    # A county report: the same database twice is two sites, per site and
+    # in all; the table names each row's site.
+    county = ["--db", f"home={d.db}", "--db", f"twin={d.db}"]
+    doc = json.loads(report("--format", "json", dbs=county))
+    for site in doc["sites"]:
+        assert (site["summary"]["alerts_claimed"], site["summary"]["alerts_unclaimed"]) == (2, 2)
+    assert (doc["summary"]["alerts_claimed"], doc["summary"]["alerts_unclaimed"]) == (4, 4)
+    lines = report(dbs=county).rstrip("\n").split("\n")
+    assert lines[-1].startswith("合计：") and lines[-1].endswith(
+        "待处理提醒 8 项：已认领 4 项，未认领 4 项。"), lines
+    p = Cells()
+    p.feed(report("--format", "html", dbs=county))
+    assert len(p.rows) == 9 and p.rows[1][0] == p.rows[2][0] == "08:00", p.rows
+    assert [p.rows[1][1], p.rows[2][1]] == ["home · 云华 1号", "twin · 云华 1号"], p.rows

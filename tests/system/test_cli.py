@@ -177,7 +177,9 @@ def expected_report(D):
              "alerts": 0, "late": 2},
         ],
         # Every fixture message is two days old: all are flagged late.
-        "summary": {"cells": 4, "covered": 1, "never_patrolled": 2, "overdue": 3, "events": 9},
+        # No alert of the fixture is a task raised that day: nothing claimed.
+        "summary": {"cells": 4, "covered": 1, "never_patrolled": 2, "overdue": 3, "events": 9,
+                    "alerts_claimed": 0, "alerts_unclaimed": 0},
     }
 
 

@@ -143,11 +143,14 @@ def expected(D, yunhua, longchi):
         ],
         "sites": [
             {"site": "yunhua", "db": yunhua, "summary": {
-                "cells": 2, "covered": 0, "never_patrolled": 1, "overdue": 2, "events": 3}},
+                "cells": 2, "covered": 0, "never_patrolled": 1, "overdue": 2, "events": 3,
+                "alerts_claimed": 0, "alerts_unclaimed": 0}},
             {"site": "longchi", "db": longchi, "summary": {
-                "cells": 2, "covered": 1, "never_patrolled": 1, "overdue": 1, "events": 1}},
+                "cells": 2, "covered": 1, "never_patrolled": 1, "overdue": 1, "events": 1,
+                "alerts_claimed": 0, "alerts_unclaimed": 0}},
         ],
-        "summary": {"cells": 4, "covered": 1, "never_patrolled": 2, "overdue": 3, "events": 4},
+        "summary": {"cells": 4, "covered": 1, "never_patrolled": 2, "overdue": 3, "events": 4,
+                    "alerts_claimed": 0, "alerts_unclaimed": 0},
     }
 
 
