@@ -311,7 +311,7 @@ enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
 enum store_status watch_tick(struct watch *w, int64_t now, bool *queued)
 {
 	struct deadline_fire f;
-	while (w->dl && deadline_pop(w->dl, now, &f)) {
+	while (w->dl && deadline_peek(w->dl, now, &f)) {
 		const struct config_cell *c = &w->cfg->cells[f.cell];
 		enum store_status st;
 		if (f.repeat > 0) {
@@ -322,10 +322,14 @@ enum store_status watch_tick(struct watch *w, int64_t now, bool *queued)
 			if ((st = alert_claim_holds(w->alert, c, &until)) != STORE_OK)
 				return st;
 			if (until > now) {
-				deadline_hold(w->dl, f.cell, until);
+				/* Peeked, not popped: the repeat number stays
+				 * for the reminder that does go out. */
+				if (!deadline_hold(w->dl, f.cell, until))
+					deadline_pop(w->dl, now, NULL); /* no repeats */
 				continue;
 			}
 		}
+		deadline_pop(w->dl, now, &f);
 		if ((st = alert_overdue(w->alert, c, &f, now)) != STORE_OK)
 			return st;
 		*queued = true;
