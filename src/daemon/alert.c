@@ -589,7 +589,8 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 	const struct config_cell *c = cl->cell;
 	enum timefmt_lang lang = alert_lang(a);
 	struct outbox_task t;
-	bool found = false, claimed = false;
+	bool found = false;
+	int64_t claimed = 0;
 	enum store_status st;
 
 	*res = (struct alert_claim_result){ 0 };
@@ -607,6 +608,7 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 		return STORE_OK;
 	if ((st = outbox_claim(a->outbox, t.id, cl->by, cl->at, &claimed)) != STORE_OK || !claimed)
 		return st;
+	t.id = claimed; /* an overdue episode's first row carries its claim */
 
 	bool overdue = !strcmp(t.kind, "overdue");
 	char text[ALERT_TEXT_MAX] = "", held[TIMEFMT_MAX], when[TIMEFMT_MAX];

@@ -126,8 +126,19 @@ static const struct {
 	  "SELECT id, kind, cell, at, claimed_by, 0 FROM alert WHERE cell = ?1 AND "
 	  "resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') AND at <= ?2 "
 	  "ORDER BY at DESC, id DESC LIMIT 1" },
+	/* Reminders are rows of their own, but the task is the overdue
+	 * episode (its open rows): a claim naming any of them lands on the
+	 * first, where time to claim is measured from, and none lands while
+	 * one of them is claimed, so an episode is announced claimed once. */
 	{ offsetof(struct outbox, claim),
-	  "UPDATE alert SET claimed_by = ?2, claimed_at = ?3 WHERE id = ?1 AND claimed_by IS NULL" },
+	  "UPDATE alert SET claimed_by = ?2, claimed_at = ?3 WHERE claimed_by IS NULL AND id = ("
+	  "SELECT CASE WHEN t.kind = 'overdue' AND t.resolved_at IS NULL THEN (SELECT b.id "
+	  "FROM alert b WHERE b.cell = t.cell AND b.kind = 'overdue' AND b.resolved_at IS NULL "
+	  "ORDER BY b.at, b.id LIMIT 1) ELSE t.id END FROM alert t WHERE t.id = ?1) "
+	  "AND NOT EXISTS (SELECT 1 FROM alert t JOIN alert b ON b.cell = t.cell "
+	  "WHERE t.id = ?1 AND t.kind = 'overdue' AND t.resolved_at IS NULL AND "
+	  "b.kind = 'overdue' AND b.resolved_at IS NULL AND b.claimed_by IS NOT NULL) "
+	  "RETURNING id" },
 	{ offsetof(struct outbox, episode_claim),
 	  "SELECT claimed_by, claimed_at, (SELECT count(*) FROM alert b WHERE b.cell = ?1 AND "
 	  "b.resolved_at IS NULL AND b.kind IN ('overdue', 'event', 'reading') AND "
@@ -735,21 +746,26 @@ enum store_status outbox_task_latest(struct outbox *o, const char *cell, int64_t
 }
 
 enum store_status outbox_claim(struct outbox *o, int64_t id, const char *by, int64_t at,
-                               bool *claimed)
+                               int64_t *claimed)
 {
 	sqlite3_stmt *q = o->claim;
 	int rc = sqlite3_bind_int64(q, 1, id);
-	*claimed = false;
+	*claimed = 0;
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(q, 2, by, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(q, 3, at);
 	if (rc != SQLITE_OK)
 		return outbox_fail(o, q, rc, "claim alert");
-	enum store_status st = outbox_step_done(o, q, "claim alert");
-	if (st == STORE_OK)
-		*claimed = sqlite3_changes(o->db) > 0;
-	return st;
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		*claimed = sqlite3_column_int64(q, 0);
+		rc = sqlite3_step(q);
+	}
+	if (rc != SQLITE_DONE)
+		return outbox_fail(o, q, rc, "claim alert");
+	outbox_reset(q);
+	return STORE_OK;
 }
 
 enum store_status outbox_episode_claim(struct outbox *o, const char *cell, int64_t claim_for,

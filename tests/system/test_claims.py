@@ -127,6 +127,42 @@ def test_flood_of_claims_raises_one_claimed(make_daemon, broker, tmp_path):
     assert d.stop() == 0
 
 
+def marker(broker, rec, n=1):
+    """Publish an event alert on yh-02 after what is under test and wait
+    for it: what the daemon was to send before it has been sent."""
+    publish(broker, "patrol/yh-02/w021/fishing", json.dumps({"id": f"marker{n}"}).encode())
+    wait_for(lambda: len(rec.alerts("event")) >= n, 10, "the marker event alert")
+
+
+YH02 = "  - id: yh-02\n    interval: 1d\n    active: always\n"
+
+
+def test_claim_of_an_earlier_reminder_of_a_claimed_episode(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell() + YH02, events=CLAIM_EVENTS,
+                    extra=cfg(rec, claim_for="1h")).start()
+    wait_for(lambda: len(rec.alerts("overdue")) >= 2, 20, "a reminder")
+    rows = d.query("SELECT id FROM alert WHERE kind = 'overdue' ORDER BY id")
+    first, newest = rows[0][0], rows[-1][0]
+    publish(broker, "patrol/yh-01/w017/claim",
+            json.dumps({"id": "c1", "alert_id": newest}).encode())
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    # The episode is the task: the claim sits on its first alert.
+    assert rec.alerts("claimed")[0]["claim"]["alert_id"] == first
+    (at,), = d.query("SELECT claimed_at FROM alert WHERE id = ?", (first,))
+    publish(broker, "patrol/yh-01/w021/claim",
+            json.dumps({"id": "c2", "alert_id": first}).encode())
+    publish(broker, "patrol/yh-01/w021/claim",
+            json.dumps({"id": "c3", "alert_id": newest}).encode())
+    wait_for(lambda: d.count("event", "type = 'claim'") == 3, 10, "three claims stored")
+    marker(broker, rec)
+    assert len(rec.alerts("claimed")) == 1
+    assert d.count("alert", "kind = 'claimed'") == 1
+    assert d.query("SELECT id, claimed_by, claimed_at FROM alert WHERE claimed_by IS NOT NULL"
+                   ) == [(first, "w017", at)]
+    assert d.stop() == 0
+
+
 def test_claim_before_its_alert_and_bad_alert_ids(make_daemon, broker, tmp_path):
     rec = Recorder(str(tmp_path / "sink"))
     cells = cell(repeat="1h") + ("  - id: yh-02\n    interval: 1d\n    active: always\n")
