@@ -160,6 +160,14 @@ def test_claim_of_an_earlier_reminder_of_a_claimed_episode(make_daemon, broker, 
     assert d.count("alert", "kind = 'claimed'") == 1
     assert d.query("SELECT id, claimed_by, claimed_at FROM alert WHERE claimed_by IS NOT NULL"
                    ) == [(first, "w017", at)]
+    # Time to claim runs from the episode's first alert, not the one named.
+    r = subprocess.run([GRIDPATROL, "-c", d.conf, "alerts", "--format", "json"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    listed = {a["id"]: a for a in json.loads(r.stdout)["alerts"]}
+    (first_at,), = d.query("SELECT at FROM alert WHERE id = ?", (first,))
+    assert listed[first]["to_claim_s"] == at - first_at
+    assert listed[newest]["claimed_by"] is None
     assert d.stop() == 0
 
 
