@@ -202,6 +202,8 @@ static const char *const store_migrations[] = {
 	"UPDATE alert SET resolved_at = at WHERE kind = 'event';"
 	"CREATE INDEX alert_open ON alert(cell, at) WHERE resolved_at IS NULL "
 	"  AND kind IN ('overdue', 'event', 'reading');"
+	/* The workers sheet picks claims by when they were made. */
+	"CREATE INDEX alert_claimed ON alert(claimed_at) WHERE claimed_at IS NOT NULL;"
 	/* `gridpatrol claim` from the office: the CLI leaves a request, the
 	 * daemon (which owns alerts and the outbox) carries it out in its
 	 * batch and deletes it, as it picks up pauses. */
