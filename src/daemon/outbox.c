@@ -139,12 +139,19 @@ static const struct {
 	  "WHERE t.id = ?1 AND t.kind = 'overdue' AND t.resolved_at IS NULL AND "
 	  "b.kind = 'overdue' AND b.resolved_at IS NULL AND b.claimed_by IS NOT NULL) "
 	  "RETURNING id" },
+	/* The hold runs from when the claim was announced (the episode's
+	 * one `claimed` alert for an overdue task, raised at or after the
+	 * claim), not from a backfilled claim's own time. */
 	{ offsetof(struct outbox, episode_claim),
-	  "SELECT claimed_by, claimed_at, (SELECT count(*) FROM alert b WHERE b.cell = ?1 AND "
+	  "SELECT claimed_by, claimed_at, h, (SELECT count(*) FROM alert b WHERE b.cell = ?1 AND "
 	  "b.resolved_at IS NULL AND b.kind IN ('overdue', 'event', 'reading') AND "
-	  "b.kind = 'overdue' AND b.at >= a.claimed_at + ?2) FROM alert a WHERE cell = ?1 AND "
+	  "b.kind = 'overdue' AND b.at >= h + ?2) FROM (SELECT claimed_by, claimed_at, "
+	  "max(claimed_at, coalesce((SELECT min(c.at) FROM alert c WHERE c.cell = ?1 AND "
+	  "c.kind = 'claimed' AND c.at >= a.claimed_at AND "
+	  "json_extract(c.doc, '$.claim.kind') = 'overdue'), claimed_at)) AS h "
+	  "FROM alert a WHERE cell = ?1 AND "
 	  "resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') AND kind = 'overdue' "
-	  "AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT 1" },
+	  "AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT 1)" },
 	/* ?3: the reading type, for readings only; ?4: only alerts raised at
 	 * or before it (a late patrol does not end a later event). */
 	{ offsetof(struct outbox, resolve),
@@ -786,7 +793,8 @@ enum store_status outbox_episode_claim(struct outbox *o, const char *cell, int64
 		*found = true;
 		snprintf(out->by, sizeof(out->by), "%s", w ? w : "");
 		out->at = sqlite3_column_int64(q, 1);
-		out->reminded_after = sqlite3_column_int64(q, 2) > 0;
+		out->hold_from = sqlite3_column_int64(q, 2);
+		out->reminded_after = sqlite3_column_int64(q, 3) > 0;
 	}
 	outbox_reset(q);
 	return STORE_OK;
