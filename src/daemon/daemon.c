@@ -296,9 +296,12 @@ static void daemon_on_message(void *arg, const char *topic, const void *payload,
 		                              &rec, detail, sizeof(detail));
 		/* A claim naming an alert that does not exist is bad input,
 		 * not an event (SPEC, Claims); one naming an alert that ended
-		 * is stored and changes nothing. */
-		bool bad = false;
-		if (r == MSG_OK && rec.has_alert_id)
+		 * is stored and changes nothing. A redelivered one is a
+		 * duplicate even if its alert was pruned since. */
+		bool bad = false, seen = false;
+		if (r == MSG_OK && rec.has_alert_id && rec.msg_id[0])
+			st = store_event_seen(d->store, &rec, &seen);
+		if (st == STORE_OK && r == MSG_OK && rec.has_alert_id && !seen)
 			st = alert_claim_check(d->alert, rec.cell_cfg, rec.alert_id, &bad, detail,
 			                       sizeof(detail));
 		if (bad)

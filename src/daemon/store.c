@@ -659,6 +659,25 @@ static int store_bind_text(sqlite3_stmt *st, int i, const char *v, int len)
 	return sqlite3_bind_text(st, i, v, len, SQLITE_STATIC);
 }
 
+enum store_status store_event_seen(struct store *s, const struct msg_record *r, bool *seen)
+{
+	sqlite3_stmt *st;
+	/* Prepared per call: only claims naming an alert ask. */
+	int rc = sqlite3_prepare_v2(s->db, "SELECT 1 FROM event WHERE worker = ?1 AND msg_id = ?2",
+	                            -1, &st, NULL);
+	*seen = false;
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "prepare duplicate check");
+	if ((rc = store_bind_text(st, 1, r->worker, -1)) == SQLITE_OK &&
+	    (rc = store_bind_text(st, 2, r->msg_id, -1)) == SQLITE_OK)
+		rc = sqlite3_step(st);
+	*seen = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, rc, "check duplicate");
+	return STORE_OK;
+}
+
 enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup,
                                   int64_t *rowid)
 {

@@ -171,6 +171,29 @@ def test_claim_of_an_earlier_reminder_of_a_claimed_episode(make_daemon, broker, 
     assert d.stop() == 0
 
 
+def test_redelivered_claim_of_a_pruned_alert_is_a_duplicate(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(interval="1d") + YH02, events=CLAIM_EVENTS,
+                    extra=cfg(rec, claim_for="1h")).start()
+    publish(broker, "patrol/yh-02/w021/fishing", b'{"id":"fish"}')
+    wait_for(lambda: rec.alerts("event"), 10, "event alert")
+    (eid,), = d.query("SELECT id FROM alert WHERE kind = 'event'")
+    claim_msg = json.dumps({"id": "ce", "alert_id": eid}).encode()
+    publish(broker, "patrol/yh-02/w017/claim", claim_msg)
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    con = sqlite3.connect(d.db, timeout=10)
+    con.execute("DELETE FROM outbox WHERE alert_id = ?", (eid,))
+    con.execute("DELETE FROM alert WHERE id = ?", (eid,))
+    con.commit()
+    con.close()
+    publish(broker, "patrol/yh-02/w017/claim", claim_msg)
+    marker(broker, rec, 2)
+    assert d.count("rejected") == 0, d.query("SELECT reason, detail FROM rejected")
+    assert d.count("event", "type = 'claim'") == 1
+    assert len(rec.alerts("claimed")) == 1
+    assert d.stop() == 0
+
+
 def test_claim_before_its_alert_and_bad_alert_ids(make_daemon, broker, tmp_path):
     rec = Recorder(str(tmp_path / "sink"))
     cells = cell(repeat="1h") + ("  - id: yh-02\n    interval: 1d\n    active: always\n")
