@@ -115,7 +115,7 @@ static const char *const store_migrations[] = {
 	/* 1 -> 2: alerts, their delivery, and pauses */
 	"CREATE TABLE alert ("
 	"  id INTEGER PRIMARY KEY,"
-	"  kind TEXT NOT NULL,"         /* overdue recovered event reading digest system */
+	"  kind TEXT NOT NULL,"         /* overdue recovered event reading digest system claimed */
 	"  cell TEXT,"                  /* NULL for digest and system */
 	"  at INTEGER NOT NULL,"        /* raised, Unix seconds */
 	"  due INTEGER,"                /* overdue: the deadline it is back-dated to */
@@ -189,9 +189,9 @@ static const char *const store_migrations[] = {
 	 * no end before, so those already stored count as ended when
 	 * raised. alert_open finds a cell's open alerts without walking its
 	 * history. */
-	"ALTER TABLE alert ADD COLUMN claimed_by TEXT;"
-	"ALTER TABLE alert ADD COLUMN claimed_at INTEGER;"
-	"ALTER TABLE alert ADD COLUMN resolved_at INTEGER;"
+	"ALTER TABLE alert ADD COLUMN claimed_by TEXT;"       /* worker or office --by NAME */
+	"ALTER TABLE alert ADD COLUMN claimed_at INTEGER;"    /* the claim's time, Unix s */
+	"ALTER TABLE alert ADD COLUMN resolved_at INTEGER;"   /* its episode ended, Unix s */
 	"UPDATE alert SET resolved_at = (SELECT min(r.at) FROM alert r WHERE "
 	"  r.cell = alert.cell AND r.kind = 'recovered' AND r.level IS NULL "
 	"  AND r.at >= alert.at AND r.id > alert.id) WHERE kind = 'overdue';"
