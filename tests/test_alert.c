@@ -502,6 +502,30 @@ static bool fx_claim(struct fx *f, int64_t alert_id, const char *by, int64_t at,
 	return res.claimed;
 }
 
+/* A claim uploaded an hour late holds from when it is heard, not from its
+ * own time: the group is never told "no reminders for 2h" that are
+ * partly over; the claim keeps its own time. */
+static void test_claim_backfilled_holds_from_now(void **state)
+{
+	struct fx *f = *state;
+	struct row r;
+	int64_t until;
+
+	fx_overdue(f, 0, T0 - 5 * HOUR, T0 - 5 * HOUR, 0, T0);
+	assert_true(fx_claim(f, 0, "w017", T0 + 300, T0 + 300 + HOUR));
+	get_row(f, 2, &r);
+	assert_string_equal(r.kind, "claimed");
+	assert_string_equal(doc_str(r.doc, "holds_until"), "2025-11-24T19:05:00+00:00");
+	json_decref(r.doc);
+	assert_int_equal(alert_claim_holds(f->a, &f->cfg->cells[0], &until), STORE_OK);
+	assert_int_equal(until, T0 + 300 + 3 * HOUR);
+	/* Not run out at its own time + 2 h. */
+	fx_overdue(f, 0, T0 - 5 * HOUR, T0 - 5 * HOUR, 1, T0 + 300 + 2 * HOUR);
+	get_row(f, 3, &r);
+	assert_null(json_object_get(r.doc, "claim_ran_out"));
+	json_decref(r.doc);
+}
+
 /* A claimed episode as the group reads it: the claim, the reminder after
  * it ran out (once), the recovery naming the claimer; and an event claim. */
 static void test_claim_texts(void **state)
@@ -603,6 +627,7 @@ int main(void)
 		BOTH(test_digest),
 		BOTH(test_digest_claims),
 		BOTH(test_claim_texts),
+		BOTH(test_claim_backfilled_holds_from_now),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

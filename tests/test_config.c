@@ -188,7 +188,7 @@ test_full(void **state)
 	assert_int_equal(cfg->limits.max_backfill_s, 30 * 86400);
 	assert_int_equal(cfg->limits.late_after_s, 0);
 
-	assert_int_equal(cfg->n_events, 6);
+	assert_int_equal(cfg->n_events, 7);
 	e = config_event_find(cfg, "checkin");
 	assert_non_null(e);
 	assert_string_equal(e->label, "checkin");
@@ -209,6 +209,10 @@ test_full(void **state)
 	assert_true(e->has_warn && e->has_alarm);
 	assert_true(e->warn == -2.5);
 	assert_true(e->alarm == 1000.0);
+	/* A claim type is no patrol unless it says so (and it may not). */
+	e = config_event_find(cfg, "claim");
+	assert_true(e->claim);
+	assert_false(e->patrol);
 	e = config_event_find(cfg, "rain");
 	assert_true(e->has_value);
 	assert_null(e->unit);

@@ -826,6 +826,38 @@ test_engine_hold(void **state)
 	deadline_free(d);
 }
 
+/* Pause ends while a claim holds: the reminder that comes due at the
+ * pause's end is looked at, held, and not counted, so the one that goes
+ * out when the claim runs out is the next number, not one further. */
+static void
+test_engine_hold_after_pause(void **state)
+{
+	(void)state;
+	set_tz("Asia/Shanghai");
+	int64_t base = lt(2026, 11, 24, 8, 0);
+	struct deadline *d = engine_one(&std_params, base, base);
+	struct deadline_fire f;
+
+	assert_true(deadline_pop(d, lt(2026, 11, 24, 12, 15), &f));
+	assert_int_equal(f.repeat, 0);
+	/* Claimed until 18:00; paused 12:30-13:00, so overdue again 17:15. */
+	assert_true(deadline_hold(d, 0, lt(2026, 11, 24, 18, 0)));
+	deadline_pause(d, 0, lt(2026, 11, 24, 13, 0), lt(2026, 11, 24, 12, 30));
+	assert_false(deadline_peek(d, lt(2026, 11, 24, 17, 15) - 1, &f));
+	assert_true(deadline_peek(d, lt(2026, 11, 24, 17, 15), &f));
+	assert_int_equal(f.repeat, 1);
+	/* Peeking again sees the same thing: nothing was used up. */
+	assert_true(deadline_peek(d, lt(2026, 11, 24, 17, 15), &f));
+	assert_int_equal(f.repeat, 1);
+	assert_true(deadline_hold(d, 0, lt(2026, 11, 24, 18, 0)));
+	assert_false(deadline_peek(d, lt(2026, 11, 24, 17, 59), &f));
+	assert_true(deadline_pop(d, lt(2026, 11, 24, 18, 0), &f));
+	assert_int_equal(f.repeat, 1);
+	assert_true(deadline_pop(d, lt(2026, 11, 25, 8, 0), &f));
+	assert_int_equal(f.repeat, 2);
+	deadline_free(d);
+}
+
 static void
 test_engine_truncate(void **state)
 {
@@ -1126,6 +1158,7 @@ main(void)
 		cmocka_unit_test(test_engine_pause),
 		cmocka_unit_test(test_engine_restore),
 		cmocka_unit_test(test_engine_hold),
+		cmocka_unit_test(test_engine_hold_after_pause),
 		cmocka_unit_test(test_engine_truncate),
 		cmocka_unit_test(test_engine_random_vs_model),
 	};

@@ -906,6 +906,7 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	assert_int_equal(store_commit(s), STORE_OK);
 	store_close(s);
 	q_exec(f->path, "DROP TABLE claim_request; DROP INDEX alert_open; "
+	                "DROP INDEX alert_claimed; "
 	                "ALTER TABLE alert DROP COLUMN claimed_by; "
 	                "ALTER TABLE alert DROP COLUMN claimed_at; "
 	                "ALTER TABLE alert DROP COLUMN resolved_at; "
@@ -950,6 +951,7 @@ static void test_migration_3_to_4_resolves_history(void **state)
 	assert_non_null(s);
 	store_close(s);
 	q_exec(f->path, "DROP TABLE claim_request; DROP INDEX alert_open; "
+	                "DROP INDEX alert_claimed; "
 	                "ALTER TABLE alert DROP COLUMN claimed_by; "
 	                "ALTER TABLE alert DROP COLUMN claimed_at; "
 	                "ALTER TABLE alert DROP COLUMN resolved_at; PRAGMA user_version = 3;"
@@ -993,6 +995,15 @@ static void test_migration_3_to_4_resolves_history(void **state)
 	bool uses = false;
 	while (sqlite3_step(st) == SQLITE_ROW)
 		uses |= strstr((const char *)sqlite3_column_text(st, 3), "alert_open") != NULL;
+	sqlite3_finalize(st);
+	assert_true(uses);
+	/* The workers sheet's claims, by when they were made, without a scan. */
+	assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT claimed_by FROM alert "
+	                                    "WHERE claimed_at >= 1 AND claimed_at < 2 ORDER BY "
+	                                    "claimed_by, claimed_at", -1, &st, NULL), SQLITE_OK);
+	uses = false;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		uses |= strstr((const char *)sqlite3_column_text(st, 3), "alert_claimed") != NULL;
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	assert_true(uses);

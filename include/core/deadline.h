@@ -140,6 +140,11 @@ int64_t deadline_next_time(const struct deadline *d);
  * repeat `repeat_s` of active time after now. Returns false when nothing is
  * due. Pause ends are handled here too (they return nothing). */
 bool deadline_pop(struct deadline *d, int64_t now, struct deadline_fire *out);
+/* What deadline_pop would return, without counting it as raised or
+ * rescheduling it (pause ends are still handled): a caller that may hold
+ * the fire instead (a claim) looks first, so a held reminder does not
+ * use up a repeat number. */
+bool deadline_peek(struct deadline *d, int64_t now, struct deadline_fire *out);
 
 /* For `gridpatrol status` and tests. */
 enum deadline_state deadline_state(const struct deadline *d, uint32_t cell, int64_t now);

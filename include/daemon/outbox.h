@@ -142,14 +142,18 @@ enum store_status outbox_task_by_id(struct outbox *o, int64_t id, struct outbox_
 /* The cell's newest open task raised at or before at_most. */
 enum store_status outbox_task_latest(struct outbox *o, const char *cell, int64_t at_most,
                                      struct outbox_task *out, bool *found);
-/* Record the claim unless the alert is already claimed (*claimed false). */
+/* Record the claim unless the alert is already claimed (*claimed 0, else
+ * the id of the row that took it). For an open overdue alert the task is
+ * its episode: the claim goes on the episode's first open row, unless one
+ * of its rows is claimed already. */
 enum store_status outbox_claim(struct outbox *o, int64_t id, const char *by, int64_t at,
-                               bool *claimed);
+                               int64_t *claimed);
 /* The newest claim of the cell's open overdue episode, and whether a
- * reminder was raised since it ran out (claimed_at + claim_for). */
+ * reminder was raised since it ran out (hold_from + claim_for). */
 struct outbox_claim {
 	char by[TOPIC_SEGMENT_MAX + 1];
-	int64_t at;
+	int64_t at;             /* the claim's own time */
+	int64_t hold_from;      /* max(at, when the daemon announced it) */
 	bool reminded_after;
 };
 enum store_status outbox_episode_claim(struct outbox *o, const char *cell, int64_t claim_for,

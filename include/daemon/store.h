@@ -59,6 +59,8 @@ bool store_in_batch(const struct store *s);
  * event_span takes in the event's ts (and worker, if newest). */
 enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup,
                                   int64_t *rowid);
+/* Whether store_put_event would find r a duplicate (it has a msg_id). */
+enum store_status store_event_seen(struct store *s, const struct msg_record *r, bool *seen);
 enum store_status store_put_rejected(struct store *s, int64_t recv_ms, const char *topic,
                                      const void *payload, size_t len,
                                      const char *reason, const char *detail);

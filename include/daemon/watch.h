@@ -42,6 +42,11 @@ enum store_status watch_claim(struct watch *w, const struct alert_claim *cl, int
 /* Carry out up to 16 rows of claim_request (`gridpatrol claim`) in the
  * batch, each deleted with the claim it makes; *done counts them, *more
  * says rows remain. */
+/* Before a message is stored: a claim naming an alert that does not exist
+ * is bad input, not an event (*bad, detail; SPEC, Claims); one naming an
+ * alert that ended is stored and changes nothing. */
+enum store_status watch_claim_check(struct watch *w, const struct msg_record *rec, bool *bad,
+                                    char *detail, size_t len);
 enum store_status watch_office_claims(struct watch *w, int64_t now, bool *queued, int *done,
                                      bool *more);
 

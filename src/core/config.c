@@ -416,6 +416,7 @@ v_event(struct ctx *c, struct config_event *e, const struct node *m)
 {
 	char where[128], b[SHOW_MAX];
 	const char *s;
+	const struct node *patrol = NULL;
 
 	snprintf(where, sizeof(where), "events.%s", e->name);
 	if (!config_want_map(c, m, where))
@@ -435,6 +436,7 @@ v_event(struct ctx *c, struct config_event *e, const struct node *m)
 				err_at(c, v, "alert must be immediate or none, "
 				       "not '%s'", config_show(s, b, sizeof(b)));
 		} else if (config_key_is(k, "patrol")) {
+			patrol = v;
 			config_get_bool(c, v, "patrol", &e->patrol);
 		} else if (config_key_is(k, "claim")) {
 			config_get_bool(c, v, "claim", &e->claim);
@@ -447,6 +449,13 @@ v_event(struct ctx *c, struct config_event *e, const struct node *m)
 			config_unknown_key(c, k, where);
 		}
 	}
+	/* A claim that counted as a patrol would end the very alert it
+	 * claims before claiming it. */
+	if (e->claim && patrol == NULL)
+		e->patrol = false;
+	else if (e->claim && e->patrol)
+		err_at(c, patrol, "patrol must be false for a claim type (claim: true): "
+		       "a claim is not a patrol");
 }
 
 static void

@@ -753,12 +753,11 @@ deadline_next_time(const struct deadline *d)
 }
 
 bool
-deadline_pop(struct deadline *d, int64_t now, struct deadline_fire *out)
+deadline_peek(struct deadline *d, int64_t now, struct deadline_fire *out)
 {
 	while (d && d->hn && d->hkey[0] <= now) {
 		uint32_t cell = d->hcell[0];
 		struct dcell *c = &d->cells[cell];
-		int64_t next = DEADLINE_NEVER;
 
 		if (c->paused) {
 			/* Counting restarts when the pause ended, not when the
@@ -772,14 +771,29 @@ deadline_pop(struct deadline *d, int64_t now, struct deadline_fire *out)
 				.due = due_of(&d->tz, c), .overdue_at = c->overdue,
 				.repeat = (int)c->alerts,
 			};
-		if (c->alerts < ALERTS_MAX)
-			c->alerts++;
-		if (c->p->repeat_s > 0)
-			next = active_add_c(&d->tz, &c->p->active, now, c->p->repeat_s);
-		heap_set(d, cell, next);
 		return true;
 	}
 	return false;
+}
+
+bool
+deadline_pop(struct deadline *d, int64_t now, struct deadline_fire *out)
+{
+	struct deadline_fire f;
+
+	if (!deadline_peek(d, now, &f))
+		return false;
+	struct dcell *c = &d->cells[f.cell];
+	int64_t next = DEADLINE_NEVER;
+
+	if (out)
+		*out = f;
+	if (c->alerts < ALERTS_MAX)
+		c->alerts++;
+	if (c->p->repeat_s > 0)
+		next = active_add_c(&d->tz, &c->p->active, now, c->p->repeat_s);
+	heap_set(d, f.cell, next);
+	return true;
 }
 
 enum deadline_state

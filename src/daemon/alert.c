@@ -301,7 +301,7 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
 		if (st != STORE_OK)
 			return st;
 		ran_out = ran_out && !cl.reminded_after &&
-		          cl.at + a->cfg->alerts.claim_for_s <= now;
+		          cl.hold_from + a->cfg->alerts.claim_for_s <= now;
 	}
 	if (ran_out) {
 		char held[TIMEFMT_MAX];
@@ -589,7 +589,8 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 	const struct config_cell *c = cl->cell;
 	enum timefmt_lang lang = alert_lang(a);
 	struct outbox_task t;
-	bool found = false, claimed = false;
+	bool found = false;
+	int64_t claimed = 0;
 	enum store_status st;
 
 	*res = (struct alert_claim_result){ 0 };
@@ -607,8 +608,12 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 		return STORE_OK;
 	if ((st = outbox_claim(a->outbox, t.id, cl->by, cl->at, &claimed)) != STORE_OK || !claimed)
 		return st;
+	t.id = claimed; /* an overdue episode's first row carries its claim */
 
 	bool overdue = !strcmp(t.kind, "overdue");
+	/* A claim uploaded late (up to max_backfill) holds from now: a hold
+	 * from its own time could be over before the group hears of it. */
+	int64_t hold_until = (cl->at > now ? cl->at : now) + a->cfg->alerts.claim_for_s;
 	char text[ALERT_TEXT_MAX] = "", held[TIMEFMT_MAX], when[TIMEFMT_MAX];
 	timefmt_duration(a->cfg->alerts.claim_for_s, lang, held, sizeof(held));
 	timefmt_clock(cl->at, now, lang, when, sizeof(when));
@@ -633,7 +638,7 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 		                                            (json_int_t)t.id, "kind", t.kind,
 		                                            "by", cl->by, "at", b));
 		if (overdue)
-			alert_set_time(doc, "holds_until", cl->at + a->cfg->alerts.claim_for_s);
+			alert_set_time(doc, "holds_until", hold_until);
 	}
 	struct outbox_alert oa = {
 		.kind = CONFIG_KIND_CLAIMED, .cell = c->id, .at = now, .worker = cl->by,
@@ -643,7 +648,7 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 		return st;
 	res->claimed = true;
 	res->overdue = overdue;
-	res->hold_until = cl->at + a->cfg->alerts.claim_for_s;
+	res->hold_until = hold_until;
 	return STORE_OK;
 }
 
@@ -658,7 +663,7 @@ enum store_status alert_claim_holds(struct alert *a, const struct config_cell *c
 	/* A claim that ran out while the daemon was down still gets its
 	 * "ran out" reminder, unless one was raised already. */
 	if (st == STORE_OK && found && !cl.reminded_after)
-		*until = cl.at + a->cfg->alerts.claim_for_s;
+		*until = cl.hold_from + a->cfg->alerts.claim_for_s;
 	return st;
 }
 

@@ -294,13 +294,9 @@ static void daemon_on_message(void *arg, const char *topic, const void *payload,
 	if (st == STORE_OK) {
 		enum msg_reason r = msg_parse(d->cfg, topic, payload, len, loop_wall_ms(),
 		                              &rec, detail, sizeof(detail));
-		/* A claim naming an alert that does not exist is bad input,
-		 * not an event (SPEC, Claims); one naming an alert that ended
-		 * is stored and changes nothing. */
 		bool bad = false;
-		if (r == MSG_OK && rec.has_alert_id)
-			st = alert_claim_check(d->alert, rec.cell_cfg, rec.alert_id, &bad, detail,
-			                       sizeof(detail));
+		if (r == MSG_OK)
+			st = watch_claim_check(d->watch, &rec, &bad, detail, sizeof(detail));
 		if (bad)
 			r = MSG_BAD_FIELD;
 		if (st != STORE_OK) {
@@ -430,20 +426,6 @@ static void daemon_digest_cb(void *arg)
 	loop_timer_arm(d->loop, &d->digest_timer, 61000);
 }
 
-/* `gridpatrol claim`: the office's requests, carried out in this pass's
- * batch (watch_office_claims). */
-static void daemon_office_claims(struct daemon *d)
-{
-	int done = 0;
-	enum store_status st = watch_office_claims(d->watch, loop_wall_ms() / 1000,
-	                                           &d->alerts_queued, &done, &d->office_claims);
-	if (done)
-		log_info("carried out %d claim(s) made with gridpatrol claim", done);
-	if (st != STORE_OK)
-		d->office_claims = true;
-	daemon_batch_status(d, st);
-}
-
 static void daemon_pause_cb(void *arg)
 {
 	struct daemon *d = arg;
@@ -457,8 +439,19 @@ static void daemon_pause_cb(void *arg)
 			log_warnx("reading pauses: %s", store_errmsg(d->store));
 		daemon_arm_deadline(d);
 	}
-	if (d->office_claims && !d->batch_failed && !d->need_rebuild && !d->db.down)
-		daemon_office_claims(d);
+	/* `gridpatrol claim`: the office's requests, carried out in this
+	 * pass's batch (watch_office_claims). */
+	if (d->office_claims && !d->batch_failed && !d->need_rebuild && !d->db.down) {
+		int done = 0;
+		enum store_status st = watch_office_claims(d->watch, loop_wall_ms() / 1000,
+		                                           &d->alerts_queued, &done,
+		                                           &d->office_claims);
+		if (done)
+			log_info("carried out %d claim(s) made with gridpatrol claim", done);
+		if (st != STORE_OK)
+			d->office_claims = true;
+		daemon_batch_status(d, st);
+	}
 	daemon_system_tick(d);
 	loop_timer_arm(d->loop, &d->pause_timer, PAUSE_POLL_MS);
 }

@@ -126,14 +126,32 @@ static const struct {
 	  "SELECT id, kind, cell, at, claimed_by, 0 FROM alert WHERE cell = ?1 AND "
 	  "resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') AND at <= ?2 "
 	  "ORDER BY at DESC, id DESC LIMIT 1" },
+	/* Reminders are rows of their own, but the task is the overdue
+	 * episode (its open rows): a claim naming any of them lands on the
+	 * first, where time to claim is measured from, and none lands while
+	 * one of them is claimed, so an episode is announced claimed once. */
 	{ offsetof(struct outbox, claim),
-	  "UPDATE alert SET claimed_by = ?2, claimed_at = ?3 WHERE id = ?1 AND claimed_by IS NULL" },
+	  "UPDATE alert SET claimed_by = ?2, claimed_at = ?3 WHERE claimed_by IS NULL AND id = ("
+	  "SELECT CASE WHEN t.kind = 'overdue' AND t.resolved_at IS NULL THEN (SELECT b.id "
+	  "FROM alert b WHERE b.cell = t.cell AND b.kind = 'overdue' AND b.resolved_at IS NULL "
+	  "ORDER BY b.at, b.id LIMIT 1) ELSE t.id END FROM alert t WHERE t.id = ?1) "
+	  "AND NOT EXISTS (SELECT 1 FROM alert t JOIN alert b ON b.cell = t.cell "
+	  "WHERE t.id = ?1 AND t.kind = 'overdue' AND t.resolved_at IS NULL AND "
+	  "b.kind = 'overdue' AND b.resolved_at IS NULL AND b.claimed_by IS NOT NULL) "
+	  "RETURNING id" },
+	/* The hold runs from when the claim was announced (the episode's
+	 * one `claimed` alert for an overdue task, raised at or after the
+	 * claim), not from a backfilled claim's own time. */
 	{ offsetof(struct outbox, episode_claim),
-	  "SELECT claimed_by, claimed_at, (SELECT count(*) FROM alert b WHERE b.cell = ?1 AND "
+	  "SELECT claimed_by, claimed_at, h, (SELECT count(*) FROM alert b WHERE b.cell = ?1 AND "
 	  "b.resolved_at IS NULL AND b.kind IN ('overdue', 'event', 'reading') AND "
-	  "b.kind = 'overdue' AND b.at >= a.claimed_at + ?2) FROM alert a WHERE cell = ?1 AND "
+	  "b.kind = 'overdue' AND b.at >= h + ?2) FROM (SELECT claimed_by, claimed_at, "
+	  "max(claimed_at, coalesce((SELECT min(c.at) FROM alert c WHERE c.cell = ?1 AND "
+	  "c.kind = 'claimed' AND c.at >= a.claimed_at AND "
+	  "json_extract(c.doc, '$.claim.kind') = 'overdue'), claimed_at)) AS h "
+	  "FROM alert a WHERE cell = ?1 AND "
 	  "resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') AND kind = 'overdue' "
-	  "AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT 1" },
+	  "AND claimed_at IS NOT NULL ORDER BY claimed_at DESC LIMIT 1)" },
 	/* ?3: the reading type, for readings only; ?4: only alerts raised at
 	 * or before it (a late patrol does not end a later event). */
 	{ offsetof(struct outbox, resolve),
@@ -735,21 +753,26 @@ enum store_status outbox_task_latest(struct outbox *o, const char *cell, int64_t
 }
 
 enum store_status outbox_claim(struct outbox *o, int64_t id, const char *by, int64_t at,
-                               bool *claimed)
+                               int64_t *claimed)
 {
 	sqlite3_stmt *q = o->claim;
 	int rc = sqlite3_bind_int64(q, 1, id);
-	*claimed = false;
+	*claimed = 0;
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_text(q, 2, by, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(q, 3, at);
 	if (rc != SQLITE_OK)
 		return outbox_fail(o, q, rc, "claim alert");
-	enum store_status st = outbox_step_done(o, q, "claim alert");
-	if (st == STORE_OK)
-		*claimed = sqlite3_changes(o->db) > 0;
-	return st;
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		*claimed = sqlite3_column_int64(q, 0);
+		rc = sqlite3_step(q);
+	}
+	if (rc != SQLITE_DONE)
+		return outbox_fail(o, q, rc, "claim alert");
+	outbox_reset(q);
+	return STORE_OK;
 }
 
 enum store_status outbox_episode_claim(struct outbox *o, const char *cell, int64_t claim_for,
@@ -770,7 +793,8 @@ enum store_status outbox_episode_claim(struct outbox *o, const char *cell, int64
 		*found = true;
 		snprintf(out->by, sizeof(out->by), "%s", w ? w : "");
 		out->at = sqlite3_column_int64(q, 1);
-		out->reminded_after = sqlite3_column_int64(q, 2) > 0;
+		out->hold_from = sqlite3_column_int64(q, 2);
+		out->reminded_after = sqlite3_column_int64(q, 3) > 0;
 	}
 	outbox_reset(q);
 	return STORE_OK;

@@ -115,7 +115,7 @@ static const char *const store_migrations[] = {
 	/* 1 -> 2: alerts, their delivery, and pauses */
 	"CREATE TABLE alert ("
 	"  id INTEGER PRIMARY KEY,"
-	"  kind TEXT NOT NULL,"         /* overdue recovered event reading digest system */
+	"  kind TEXT NOT NULL,"         /* overdue recovered event reading digest system claimed */
 	"  cell TEXT,"                  /* NULL for digest and system */
 	"  at INTEGER NOT NULL,"        /* raised, Unix seconds */
 	"  due INTEGER,"                /* overdue: the deadline it is back-dated to */
@@ -189,9 +189,9 @@ static const char *const store_migrations[] = {
 	 * no end before, so those already stored count as ended when
 	 * raised. alert_open finds a cell's open alerts without walking its
 	 * history. */
-	"ALTER TABLE alert ADD COLUMN claimed_by TEXT;"
-	"ALTER TABLE alert ADD COLUMN claimed_at INTEGER;"
-	"ALTER TABLE alert ADD COLUMN resolved_at INTEGER;"
+	"ALTER TABLE alert ADD COLUMN claimed_by TEXT;"       /* worker or office --by NAME */
+	"ALTER TABLE alert ADD COLUMN claimed_at INTEGER;"    /* the claim's time, Unix s */
+	"ALTER TABLE alert ADD COLUMN resolved_at INTEGER;"   /* its episode ended, Unix s */
 	"UPDATE alert SET resolved_at = (SELECT min(r.at) FROM alert r WHERE "
 	"  r.cell = alert.cell AND r.kind = 'recovered' AND r.level IS NULL "
 	"  AND r.at >= alert.at AND r.id > alert.id) WHERE kind = 'overdue';"
@@ -202,6 +202,8 @@ static const char *const store_migrations[] = {
 	"UPDATE alert SET resolved_at = at WHERE kind = 'event';"
 	"CREATE INDEX alert_open ON alert(cell, at) WHERE resolved_at IS NULL "
 	"  AND kind IN ('overdue', 'event', 'reading');"
+	/* The workers sheet picks claims by when they were made. */
+	"CREATE INDEX alert_claimed ON alert(claimed_at) WHERE claimed_at IS NOT NULL;"
 	/* `gridpatrol claim` from the office: the CLI leaves a request, the
 	 * daemon (which owns alerts and the outbox) carries it out in its
 	 * batch and deletes it, as it picks up pauses. */
@@ -655,6 +657,25 @@ enum store_status store_reclaim(struct store *s)
 static int store_bind_text(sqlite3_stmt *st, int i, const char *v, int len)
 {
 	return sqlite3_bind_text(st, i, v, len, SQLITE_STATIC);
+}
+
+enum store_status store_event_seen(struct store *s, const struct msg_record *r, bool *seen)
+{
+	sqlite3_stmt *st;
+	/* Prepared per call: only claims naming an alert ask. */
+	int rc = sqlite3_prepare_v2(s->db, "SELECT 1 FROM event WHERE worker = ?1 AND msg_id = ?2",
+	                            -1, &st, NULL);
+	*seen = false;
+	if (rc != SQLITE_OK)
+		return store_fail(s, rc, "prepare duplicate check");
+	if ((rc = store_bind_text(st, 1, r->worker, -1)) == SQLITE_OK &&
+	    (rc = store_bind_text(st, 2, r->msg_id, -1)) == SQLITE_OK)
+		rc = sqlite3_step(st);
+	*seen = rc == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail(s, rc, "check duplicate");
+	return STORE_OK;
 }
 
 enum store_status store_put_event(struct store *s, const struct msg_record *r, bool *dup,

@@ -271,6 +271,24 @@ enum store_status watch_office_claims(struct watch *w, int64_t now, bool *queued
 	return st;
 }
 
+enum store_status watch_claim_check(struct watch *w, const struct msg_record *rec, bool *bad,
+                                    char *detail, size_t len)
+{
+	bool seen = false;
+	enum store_status st = STORE_OK;
+
+	*bad = false;
+	if (!rec->has_alert_id)
+		return STORE_OK;
+	/* A redelivered claim is a duplicate even if its alert was pruned
+	 * since (store_put_event decides that, after this check). */
+	if (rec->msg_id[0])
+		st = store_event_seen(w->store, rec, &seen);
+	if (st == STORE_OK && !seen)
+		st = alert_claim_check(w->alert, rec->cell_cfg, rec->alert_id, bad, detail, len);
+	return st;
+}
+
 enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
                                  int64_t event_id, int64_t now, bool *queued)
 {
@@ -311,7 +329,7 @@ enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
 enum store_status watch_tick(struct watch *w, int64_t now, bool *queued)
 {
 	struct deadline_fire f;
-	while (w->dl && deadline_pop(w->dl, now, &f)) {
+	while (w->dl && deadline_peek(w->dl, now, &f)) {
 		const struct config_cell *c = &w->cfg->cells[f.cell];
 		enum store_status st;
 		if (f.repeat > 0) {
@@ -322,10 +340,14 @@ enum store_status watch_tick(struct watch *w, int64_t now, bool *queued)
 			if ((st = alert_claim_holds(w->alert, c, &until)) != STORE_OK)
 				return st;
 			if (until > now) {
-				deadline_hold(w->dl, f.cell, until);
+				/* Peeked, not popped: the repeat number stays
+				 * for the reminder that does go out. */
+				if (!deadline_hold(w->dl, f.cell, until))
+					deadline_pop(w->dl, now, NULL); /* no repeats */
 				continue;
 			}
 		}
+		deadline_pop(w->dl, now, &f);
 		if ((st = alert_overdue(w->alert, c, &f, now)) != STORE_OK)
 			return st;
 		*queued = true;

@@ -38,6 +38,16 @@ def epoch(s):
     return datetime.datetime.fromisoformat(s).timestamp()
 
 
+def marker(broker, rec, n=1):
+    """Publish an event alert on yh-02 after what is under test and wait
+    for it: what the daemon was to send before it has been sent."""
+    publish(broker, "patrol/yh-02/w021/fishing", json.dumps({"id": f"marker{n}"}).encode())
+    wait_for(lambda: len(rec.alerts("event")) >= n, 10, "the marker event alert")
+
+
+YH02 = "  - id: yh-02\n    interval: 1d\n    active: always\n"
+
+
 def test_claim_holds_reminders_then_they_resume(make_daemon, broker, tmp_path):
     rec = Recorder(str(tmp_path / "sink"))
     d = make_daemon(cells=cell(), events=CLAIM_EVENTS,
@@ -109,7 +119,7 @@ def test_claim_survives_sigkill(make_daemon, broker, tmp_path):
 
 def test_flood_of_claims_raises_one_claimed(make_daemon, broker, tmp_path):
     rec = Recorder(str(tmp_path / "sink"))
-    d = make_daemon(cells=cell(repeat="1h"), events=CLAIM_EVENTS,
+    d = make_daemon(cells=cell(repeat="1h") + YH02, events=CLAIM_EVENTS,
                     extra=cfg(rec, claim_for="1h")).start()
     wait_for(lambda: rec.alerts("overdue"), 15, "overdue alert")
     for i in range(20):
@@ -117,13 +127,70 @@ def test_flood_of_claims_raises_one_claimed(make_daemon, broker, tmp_path):
         publish(broker, f"patrol/yh-01/{w}/claim", json.dumps({"id": f"c{i}"}).encode())
     wait_for(lambda: d.count("event", "type = 'claim'") == 20, 15, "twenty claims stored")
     wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
-    time.sleep(1.5)
+    marker(broker, rec)
     assert len(rec.alerts("claimed")) == 1
     assert d.count("alert", "kind = 'claimed'") == 1
     assert d.count("alert", "claimed_by IS NOT NULL") == 1
     # The first claim stored is the one that counts.
     (first,), = d.query("SELECT worker FROM event WHERE type = 'claim' ORDER BY id LIMIT 1")
     assert d.query("SELECT claimed_by FROM alert WHERE claimed_by IS NOT NULL") == [(first,)]
+    assert d.stop() == 0
+
+
+def test_claim_of_an_earlier_reminder_of_a_claimed_episode(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell() + YH02, events=CLAIM_EVENTS,
+                    extra=cfg(rec, claim_for="1h")).start()
+    wait_for(lambda: len(rec.alerts("overdue")) >= 2, 20, "a reminder")
+    rows = d.query("SELECT id FROM alert WHERE kind = 'overdue' ORDER BY id")
+    first, newest = rows[0][0], rows[-1][0]
+    publish(broker, "patrol/yh-01/w017/claim",
+            json.dumps({"id": "c1", "alert_id": newest}).encode())
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    # The episode is the task: the claim sits on its first alert.
+    assert rec.alerts("claimed")[0]["claim"]["alert_id"] == first
+    (at,), = d.query("SELECT claimed_at FROM alert WHERE id = ?", (first,))
+    publish(broker, "patrol/yh-01/w021/claim",
+            json.dumps({"id": "c2", "alert_id": first}).encode())
+    publish(broker, "patrol/yh-01/w021/claim",
+            json.dumps({"id": "c3", "alert_id": newest}).encode())
+    wait_for(lambda: d.count("event", "type = 'claim'") == 3, 10, "three claims stored")
+    marker(broker, rec)
+    assert len(rec.alerts("claimed")) == 1
+    assert d.count("alert", "kind = 'claimed'") == 1
+    assert d.query("SELECT id, claimed_by, claimed_at FROM alert WHERE claimed_by IS NOT NULL"
+                   ) == [(first, "w017", at)]
+    # Time to claim runs from the episode's first alert, not the one named.
+    r = subprocess.run([GRIDPATROL, "-c", d.conf, "alerts", "--format", "json"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    listed = {a["id"]: a for a in json.loads(r.stdout)["alerts"]}
+    (first_at,), = d.query("SELECT at FROM alert WHERE id = ?", (first,))
+    assert listed[first]["to_claim_s"] == at - first_at
+    assert listed[newest]["claimed_by"] is None
+    assert d.stop() == 0
+
+
+def test_redelivered_claim_of_a_pruned_alert_is_a_duplicate(make_daemon, broker, tmp_path):
+    rec = Recorder(str(tmp_path / "sink"))
+    d = make_daemon(cells=cell(interval="1d") + YH02, events=CLAIM_EVENTS,
+                    extra=cfg(rec, claim_for="1h")).start()
+    publish(broker, "patrol/yh-02/w021/fishing", b'{"id":"fish"}')
+    wait_for(lambda: rec.alerts("event"), 10, "event alert")
+    (eid,), = d.query("SELECT id FROM alert WHERE kind = 'event'")
+    claim_msg = json.dumps({"id": "ce", "alert_id": eid}).encode()
+    publish(broker, "patrol/yh-02/w017/claim", claim_msg)
+    wait_for(lambda: rec.alerts("claimed"), 10, "claimed alert")
+    con = sqlite3.connect(d.db, timeout=10)
+    con.execute("DELETE FROM outbox WHERE alert_id = ?", (eid,))
+    con.execute("DELETE FROM alert WHERE id = ?", (eid,))
+    con.commit()
+    con.close()
+    publish(broker, "patrol/yh-02/w017/claim", claim_msg)
+    marker(broker, rec, 2)
+    assert d.count("rejected") == 0, d.query("SELECT reason, detail FROM rejected")
+    assert d.count("event", "type = 'claim'") == 1
+    assert len(rec.alerts("claimed")) == 1
     assert d.stop() == 0
 
 
@@ -154,14 +221,14 @@ def test_claim_before_its_alert_and_bad_alert_ids(make_daemon, broker, tmp_path)
     assert rows[1] == ("bad_field", f"alert_id {aid} is for cell yh-01, not yh-02"), rows
     assert rows[2] == ("bad_field", "alert_id must be a positive integer"), rows
     wait_for(lambda: d.count("event", "type = 'claim'") == 3, 10, "three claims stored")
-    time.sleep(1.0)
+    marker(broker, rec)
     assert rec.alerts("claimed") == []
     assert d.count("alert", "claimed_by IS NOT NULL") == 0
 
     # An event alert is a task too; a patrol of the cell ends it.
     publish(broker, "patrol/yh-02/w021/fishing", b'{"id":"fish"}')
-    wait_for(lambda: rec.alerts("event"), 10, "event alert")
-    (eid,), = d.query("SELECT id FROM alert WHERE kind = 'event'")
+    wait_for(lambda: len(rec.alerts("event")) >= 2, 10, "event alert")
+    (eid,), = d.query("SELECT id FROM alert WHERE kind = 'event' ORDER BY id DESC LIMIT 1")
     publish(broker, "patrol/yh-02/w017/claim", json.dumps({"id": "ce", "alert_id": eid}).encode())
     wait_for(lambda: rec.alerts("claimed"), 10, "claimed event alert")
     c = rec.alerts("claimed")[0]

@@ -31,6 +31,7 @@ def test_upgrade_from_schema_2_keeps_last_patrols(make_daemon, broker):
     # the 2 -> 3 migration adds.
     con = sqlite3.connect(d.db)
     con.executescript("DROP TABLE claim_request; DROP INDEX alert_open; "
+                      "DROP INDEX alert_claimed; "
                       "ALTER TABLE alert DROP COLUMN claimed_by; "
                       "ALTER TABLE alert DROP COLUMN claimed_at; "
                       "ALTER TABLE alert DROP COLUMN resolved_at; "
