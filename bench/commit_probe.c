@@ -63,11 +63,13 @@ static void print_dist(const char *name, int64_t *v, long n, bool last)
 		sum += (double)v[i];
 	qsort(v, (size_t)n, sizeof(*v), cmp_i64);
 	long k50 = (long)(0.50 * (double)n + 0.999999), k99 = (long)(0.99 * (double)n + 0.999999);
-	if (k50 < 1) k50 = 1;
-	if (k99 < 1) k99 = 1;
+	if (k50 < 1)
+		k50 = 1;
+	if (k99 < 1)
+		k99 = 1;
 	printf("\"%s\":{\"n\":%ld,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"mean\":%.3f}%s", name, n,
-	       (double)v[k50 - 1] / 1000.0, (double)v[k99 - 1] / 1000.0,
-	       (double)v[n - 1] / 1000.0, sum / (double)n / 1000.0, last ? "" : ",");
+	       (double)v[k50 - 1] / 1000.0, (double)v[k99 - 1] / 1000.0, (double)v[n - 1] / 1000.0,
+	       sum / (double)n / 1000.0, last ? "" : ",");
 }
 
 static int64_t scalar(sqlite3 *db, const char *sql)
@@ -84,7 +86,8 @@ static int64_t scalar(sqlite3 *db, const char *sql)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: commit_probe --db FILE --count N (--poll-hz H | --watch) [--timeout S]\n");
+	fprintf(stderr,
+	        "usage: commit_probe --db FILE --count N (--poll-hz H | --watch) [--timeout S]\n");
 }
 
 int main(int argc, char **argv)
@@ -105,12 +108,24 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'd': path = optarg; break;
-		case 'n': want = atol(optarg); break;
-		case 'z': hz = atof(optarg); break;
-		case 'w': watch = true; break;
-		case 'T': timeout = atof(optarg); break;
-		default: usage(); return 2;
+		case 'd':
+			path = optarg;
+			break;
+		case 'n':
+			want = atol(optarg);
+			break;
+		case 'z':
+			hz = atof(optarg);
+			break;
+		case 'w':
+			watch = true;
+			break;
+		case 'T':
+			timeout = atof(optarg);
+			break;
+		default:
+			usage();
+			return 2;
 		}
 	}
 	if (!path || want < 1 || (hz <= 0) == !watch) {
@@ -137,7 +152,8 @@ int main(int argc, char **argv)
 				break;
 			}
 			if (t > deadline) {
-				fprintf(stderr, "commit_probe: timed out at %lld/%ld rows\n", (long long)n, want);
+				fprintf(stderr, "commit_probe: timed out at %lld/%ld rows\n",
+				        (long long)n, want);
 				return 1;
 			}
 			int64_t next = t + period_us - now_us();
@@ -148,9 +164,11 @@ int main(int argc, char **argv)
 		int64_t last = scalar(db, "SELECT max(recv_ms) FROM event");
 		int64_t count = scalar(db, "SELECT count(*) FROM event");
 		double el = (double)(done - first * 1000) / 1e6;
-		printf("{\"count\":%lld,\"first_recv_ms\":%lld,\"last_recv_ms\":%lld,\"done_ms\":%.3f,"
-		       "\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f}\n", (long long)count, (long long)first,
-		       (long long)last, (double)done / 1000.0, el, el > 0 ? (double)count / el : 0.0);
+		printf("{\"count\":%lld,\"first_recv_ms\":%lld,\"last_recv_ms\":%lld,\"done_ms\":%."
+		       "3f,"
+		       "\"elapsed_s\":%.6f,\"msgs_per_s\":%.1f}\n",
+		       (long long)count, (long long)first, (long long)last, (double)done / 1000.0,
+		       el, el > 0 ? (double)count / el : 0.0);
 		sqlite3_close(db);
 		return count == want ? 0 : 1;
 	}
@@ -213,7 +231,8 @@ int main(int argc, char **argv)
 		 * update); when idle, sleep on inotify with a 100 ms safety net. */
 		wait_ms = woke || got ? 1 : 100;
 		if (now_us() > deadline) {
-			fprintf(stderr, "commit_probe: timed out at %ld/%ld rows\n", n + nosent, want);
+			fprintf(stderr, "commit_probe: timed out at %ld/%ld rows\n", n + nosent,
+			        want);
 			return 1;
 		}
 	}

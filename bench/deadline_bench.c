@@ -31,8 +31,18 @@
 #define DAY 86400
 
 enum {
-	F_SET_MS, F_SET_NS_CELL, F_EVENTS_S, F_NS_EVENT, F_NS_POP, F_NS_TICK,
-	F_MAX_TICK_US, F_POPS, F_BACKLOG, F_MEM_B_CELL, F_RSS_B_CELL, F_COUNT
+	F_SET_MS,
+	F_SET_NS_CELL,
+	F_EVENTS_S,
+	F_NS_EVENT,
+	F_NS_POP,
+	F_NS_TICK,
+	F_MAX_TICK_US,
+	F_POPS,
+	F_BACKLOG,
+	F_MEM_B_CELL,
+	F_RSS_B_CELL,
+	F_COUNT
 };
 
 static const struct {
@@ -53,8 +63,7 @@ static const struct {
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
-static uint64_t
-rng(void)
+static uint64_t rng(void)
 {
 	rng_state ^= rng_state << 13;
 	rng_state ^= rng_state >> 7;
@@ -62,8 +71,7 @@ rng(void)
 	return rng_state;
 }
 
-static double
-now_ns(void)
+static double now_ns(void)
 {
 	struct timespec ts;
 
@@ -71,8 +79,7 @@ now_ns(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static long
-maxrss_kib(void)
+static long maxrss_kib(void)
 {
 	struct rusage ru;
 
@@ -81,8 +88,7 @@ maxrss_kib(void)
 	return ru.ru_maxrss;
 }
 
-static int64_t
-local_midnight(int y, int mo, int d)
+static int64_t local_midnight(int y, int mo, int d)
 {
 	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_isdst = -1 };
 
@@ -90,17 +96,23 @@ local_midnight(int y, int mo, int d)
 }
 
 static const struct deadline_params params[] = {
-	{ .interval_s = 4 * 3600, .grace_s = 900, .repeat_s = 7200,
+	{ .interval_s = 4 * 3600,
+	  .grace_s = 900,
+	  .repeat_s = 7200,
 	  .active = { .start_min = 7 * 60, .end_min = 19 * 60 } },
 	{ .interval_s = 2 * 3600, .grace_s = 900, .repeat_s = 7200, .active = { .always = true } },
-	{ .interval_s = 8 * 3600, .grace_s = 1800, .repeat_s = 4 * 3600,
+	{ .interval_s = 8 * 3600,
+	  .grace_s = 1800,
+	  .repeat_s = 4 * 3600,
 	  .active = { .start_min = 7 * 60, .end_min = 19 * 60 } },
-	{ .interval_s = 6 * 3600, .grace_s = 900, .repeat_s = 3 * 3600, .active = { .always = true } },
+	{ .interval_s = 6 * 3600,
+	  .grace_s = 900,
+	  .repeat_s = 3 * 3600,
+	  .active = { .always = true } },
 };
 
 /* One complete run; fills out[F_COUNT]. Returns 0 or -1. */
-static int
-run_once(double *out)
+static int run_once(double *out)
 {
 	const size_t np = sizeof(params) / sizeof(params[0]);
 	int64_t t0 = local_midnight(2026, 11, 24);
@@ -190,8 +202,7 @@ out:
 }
 
 /* Runs run_once in a child so each run starts from a small heap. */
-static int
-run_child(double *out)
+static int run_child(double *out)
 {
 	int fd[2];
 	pid_t pid;
@@ -231,16 +242,14 @@ run_child(double *out)
 	return got == sizeof(double) * F_COUNT ? 0 : -1;
 }
 
-static int
-cmp_double(const void *a, const void *b)
+static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 
 	return (x > y) - (x < y);
 }
 
-int
-main(int argc, char **argv)
+int main(int argc, char **argv)
 {
 	double res[RUNS][F_COUNT], med[F_COUNT], lo[F_COUNT], hi[F_COUNT];
 	bool ok_events, ok_bytes;
@@ -266,7 +275,8 @@ main(int argc, char **argv)
 	}
 
 	printf("deadline_bench: %u cells, %u patrol events, TZ=Asia/Shanghai, "
-	       "median of %d runs\n\n", NCELLS, NEVENTS, RUNS);
+	       "median of %d runs\n\n",
+	       NCELLS, NEVENTS, RUNS);
 	printf("%-34s %14s %14s %14s  %s\n", "measure", "median", "min", "max", "unit");
 	for (int f = 0; f < F_COUNT; f++)
 		printf("%-34s %14.1f %14.1f %14.1f  %s\n", fields[f].label, med[f], lo[f], hi[f],
@@ -283,13 +293,15 @@ main(int argc, char **argv)
 			fprintf(stderr, "deadline_bench: %s: %s\n", argv[1], strerror(errno));
 			return 1;
 		}
-		fprintf(fp, "{\n  \"benchmark\": \"deadline\",\n  \"cells\": %u,\n"
+		fprintf(fp,
+		        "{\n  \"benchmark\": \"deadline\",\n  \"cells\": %u,\n"
 		        "  \"events\": %u,\n  \"timezone\": \"Asia/Shanghai\",\n  \"runs\": %d,\n",
 		        NCELLS, NEVENTS, RUNS);
 		for (int f = 0; f < F_COUNT; f++)
 			fprintf(fp, "  \"%s\": {\"median\": %.3f, \"min\": %.3f, \"max\": %.3f},\n",
 			        fields[f].key, med[f], lo[f], hi[f]);
-		fprintf(fp, "  \"targets\": {\"events_per_s\": {\"min\": 1000000, \"met\": %s},"
+		fprintf(fp,
+		        "  \"targets\": {\"events_per_s\": {\"min\": 1000000, \"met\": %s},"
 		        " \"bytes_per_cell\": {\"max\": 200, \"met\": %s}}\n}\n",
 		        ok_events ? "true" : "false", ok_bytes ? "true" : "false");
 		if (fclose(fp) != 0) {

@@ -46,10 +46,21 @@
 #ifdef SUB_COUNT_NETBUF
 #include "netbuf.h"
 #else
-static size_t netbuf_readable(void) { return 0; }
-static void netbuf_attach(int fd) { (void)fd; }
-static void netbuf_hold(void) {}
-static int netbuf_release(void) { return 0; }
+static size_t netbuf_readable(void)
+{
+	return 0;
+}
+static void netbuf_attach(int fd)
+{
+	(void)fd;
+}
+static void netbuf_hold(void)
+{
+}
+static int netbuf_release(void)
+{
+	return 0;
+}
 #endif
 #include <poll.h>
 #include <stdbool.h>
@@ -136,8 +147,10 @@ static double pct(const int64_t *v, long n, double p)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sub_count [-h HOST] [-p PORT] --count N [--topic T] [--id CLIENT_ID]\n"
-	                "                 [--clean] [--simple | --ack-batch K] [--latency] [--timeout S]\n");
+	fprintf(stderr,
+	        "usage: sub_count [-h HOST] [-p PORT] --count N [--topic T] [--id CLIENT_ID]\n"
+	        "                 [--clean] [--simple | --ack-batch K] [--latency] [--timeout "
+	        "S]\n");
 }
 
 int main(int argc, char **argv)
@@ -167,17 +180,39 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h:p:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'h': host = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 'n': s.want = atol(optarg); break;
-		case 't': s.topic = optarg; break;
-		case 'i': id = optarg; break;
-		case 'c': clean = true; break;
-		case 'l': s.latency = true; break;
-		case 's': simple = true; break;
-		case 'b': ack_batch = atol(optarg); break;
-		case 'T': timeout = atof(optarg); break;
-		default: usage(); return 2;
+		case 'h':
+			host = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'n':
+			s.want = atol(optarg);
+			break;
+		case 't':
+			s.topic = optarg;
+			break;
+		case 'i':
+			id = optarg;
+			break;
+		case 'c':
+			clean = true;
+			break;
+		case 'l':
+			s.latency = true;
+			break;
+		case 's':
+			simple = true;
+			break;
+		case 'b':
+			ack_batch = atol(optarg);
+			break;
+		case 'T':
+			timeout = atof(optarg);
+			break;
+		default:
+			usage();
+			return 2;
 		}
 	}
 	if (s.want < 1) {
@@ -263,7 +298,8 @@ int main(int argc, char **argv)
 			break;
 		}
 		if (now_us() > deadline) {
-			fprintf(stderr, "sub_count: timed out with %ld/%ld messages\n", s.got, s.want);
+			fprintf(stderr, "sub_count: timed out with %ld/%ld messages\n", s.got,
+			        s.want);
 			break;
 		}
 	}
@@ -276,14 +312,16 @@ int main(int argc, char **argv)
 
 	double el = (double)(s.last_us - s.first_us) / 1e6;
 	printf("{\"count\":%ld,\"first_ms\":%.3f,\"last_ms\":%.3f,\"elapsed_s\":%.6f,"
-	       "\"msgs_per_s\":%.1f", s.got, (double)s.first_us / 1000.0, (double)s.last_us / 1000.0,
-	       el, el > 0 ? (double)s.got / el : 0.0);
+	       "\"msgs_per_s\":%.1f",
+	       s.got, (double)s.first_us / 1000.0, (double)s.last_us / 1000.0, el,
+	       el > 0 ? (double)s.got / el : 0.0);
 	if (s.latency && s.nlat > 0) {
 		double sum = 0;
 		for (long i = 0; i < s.nlat; i++)
 			sum += (double)s.lat_us[i];
 		qsort(s.lat_us, (size_t)s.nlat, sizeof(*s.lat_us), cmp_i64);
-		printf(",\"latency_ms\":{\"n\":%ld,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"mean\":%.3f}",
+		printf(",\"latency_ms\":{\"n\":%ld,\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f,\"mean\":"
+		       "%.3f}",
 		       s.nlat, pct(s.lat_us, s.nlat, 50), pct(s.lat_us, s.nlat, 99),
 		       (double)s.lat_us[s.nlat - 1] / 1000.0, sum / (double)s.nlat / 1000.0);
 	}

@@ -53,7 +53,8 @@ static void load_cfg(struct fx *f)
 	snprintf(path, sizeof(path), "%s/gridpatrol.yaml", f->dir);
 	FILE *y = fopen(path, "w");
 	assert_non_null(y);
-	fprintf(y, "storage:\n  path: \"%s\"\n"
+	fprintf(y,
+	        "storage:\n  path: \"%s\"\n"
 	        "defaults: { interval: 4h, grace: 0s, repeat: 1h, active: always }\n"
 	        "cells:\n"
 	        "  - id: yh-01\n    name: 云华1号网格\n    workers: [w017, w021]\n"
@@ -141,8 +142,9 @@ static const char *col(sqlite3_stmt *st, int i)
 static int n_alerts(struct fx *f)
 {
 	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(store_db(f->s), "SELECT count(*) FROM alert", -1, &st,
-	                                    NULL), SQLITE_OK);
+	assert_int_equal(
+	        sqlite3_prepare_v2(store_db(f->s), "SELECT count(*) FROM alert", -1, &st, NULL),
+	        SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	int n = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
@@ -158,8 +160,9 @@ static void get_row(struct fx *f, int n, struct row *r)
 	memset(r, 0, sizeof(*r));
 	assert_int_equal(sqlite3_prepare_v2(store_db(f->s),
 	                                    "SELECT kind, cell, worker, level, repeat, text, doc "
-	                                    "FROM alert ORDER BY id LIMIT 1 OFFSET ?1", -1, &st,
-	                                    NULL), SQLITE_OK);
+	                                    "FROM alert ORDER BY id LIMIT 1 OFFSET ?1",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(sqlite3_bind_int(st, 1, n - 1), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	snprintf(r->kind, sizeof(r->kind), "%s", col(st, 0));
@@ -215,8 +218,9 @@ static bool fx_event(struct fx *f, const char *cell, const char *worker, const c
 	snprintf(topic, sizeof(topic), "patrol/%s/%s/%s", cell, worker, type);
 	snprintf(payload, sizeof(payload), "{\"id\":\"m%d\",\"ts\":%lld%s}", ++f->n_msg,
 	         (long long)ts, extra);
-	assert_int_equal(msg_parse(f->cfg, topic, payload, strlen(payload), ts * 1000, &rec,
-	                           detail, sizeof(detail)), MSG_OK);
+	assert_int_equal(msg_parse(f->cfg, topic, payload, strlen(payload), ts * 1000, &rec, detail,
+	                           sizeof(detail)),
+	                 MSG_OK);
 	assert_int_equal(store_begin(f->s), STORE_OK);
 	assert_int_equal(store_put_event(f->s, &rec, &dup, &rowid), STORE_OK);
 	assert_false(dup);
@@ -230,8 +234,12 @@ static void fx_overdue(struct fx *f, size_t cell, int64_t base, int64_t last, in
                        int64_t now)
 {
 	struct deadline_fire fire = {
-		.cell = (uint32_t)cell, .base = base, .last_patrol = last, .due = T0 - HOUR,
-		.overdue_at = T0 - HOUR, .repeat = repeat,
+		.cell = (uint32_t)cell,
+		.base = base,
+		.last_patrol = last,
+		.due = T0 - HOUR,
+		.overdue_at = T0 - HOUR,
+		.repeat = repeat,
 	};
 	assert_int_equal(store_begin(f->s), STORE_OK);
 	assert_int_equal(alert_overdue(f->a, &f->cfg->cells[cell], &fire, now), STORE_OK);
@@ -271,8 +279,9 @@ static void test_overdue(void **state)
 	fx_overdue(f, 1, T0 - 2 * HOUR, 0, 0, T0);
 	get_row(f, 2, &r);
 	assert_string_equal(r.cell, "yh-02");
-	expect_text(f, &r, "【巡查提醒】云华2号网格已 2小时 无巡查记录（应于 15:00 前巡查）。"
-	                   "请尽快安排巡查。",
+	expect_text(f, &r,
+	            "【巡查提醒】云华2号网格已 2小时 无巡查记录（应于 15:00 前巡查）。"
+	            "请尽快安排巡查。",
 	            "[Patrol overdue] 云华2号网格: no patrol on record for 2h (due 15:00). "
 	            "Please arrange a patrol.");
 	assert_true(json_is_null(json_object_get(r.doc, "last_patrol")));
@@ -291,11 +300,12 @@ static void test_overdue_repeat(void **state)
 	get_row(f, 1, &r);
 	assert_string_equal(r.kind, "overdue");
 	assert_int_equal(r.repeat, 1);
-	expect_text(f, &r,
-	            "【巡查提醒·第2次】云华1号网格已 5小时30分 未巡查（应于 15:00 前巡查），"
-	            "上次 w017 11:00。请 w017、w021 尽快巡查，并报 secretary。",
-	            "[Patrol overdue, reminder 2] 云华1号网格: not patrolled for 5h 30m (due 15:00), "
-	            "last w017 at 11:00. w017, w021: please patrol now. Escalated to secretary.");
+	expect_text(
+	        f, &r,
+	        "【巡查提醒·第2次】云华1号网格已 5小时30分 未巡查（应于 15:00 前巡查），"
+	        "上次 w017 11:00。请 w017、w021 尽快巡查，并报 secretary。",
+	        "[Patrol overdue, reminder 2] 云华1号网格: not patrolled for 5h 30m (due 15:00), "
+	        "last w017 at 11:00. w017, w021: please patrol now. Escalated to secretary.");
 	assert_int_equal(doc_int(r.doc, "repeat"), 1);
 	const json_t *esc = json_object_get(r.doc, "escalate");
 	assert_int_equal(json_array_size(esc), 1);
@@ -306,12 +316,14 @@ static void test_overdue_repeat(void **state)
 static void fx_recovered(struct fx *f, const char *worker, int64_t ts, int64_t now)
 {
 	struct deadline_patrol_result res = {
-		.recovered = true, .moved = true, .prev_last_patrol = T0 - 5 * HOUR,
-		.prev_due = T0 - HOUR, .repeats = 1,
+		.recovered = true,
+		.moved = true,
+		.prev_last_patrol = T0 - 5 * HOUR,
+		.prev_due = T0 - HOUR,
+		.repeats = 1,
 	};
 	assert_int_equal(store_begin(f->s), STORE_OK);
-	assert_int_equal(alert_recovered(f->a, &f->cfg->cells[0], &res, worker, ts, now),
-	                 STORE_OK);
+	assert_int_equal(alert_recovered(f->a, &f->cfg->cells[0], &res, worker, ts, now), STORE_OK);
 	assert_int_equal(store_commit(f->s), STORE_OK);
 }
 
@@ -326,7 +338,8 @@ static void test_recovered(void **state)
 	get_row(f, 2, &r);
 	assert_string_equal(r.kind, "recovered");
 	assert_string_equal(r.worker, "w021");
-	expect_text(f, &r, "【巡查恢复】云华1号网格已由 w021 于 16:10 巡查，此前 5小时10分 未巡查。",
+	expect_text(f, &r,
+	            "【巡查恢复】云华1号网格已由 w021 于 16:10 巡查，此前 5小时10分 未巡查。",
 	            "[Patrol resumed] 云华1号网格: patrolled by w021 at 16:10 after 5h 10m "
 	            "without patrol.");
 	assert_string_equal(doc_str(r.doc, "patrol.worker"), "w021");
@@ -340,8 +353,9 @@ static void test_recovered(void **state)
 	fx_recovered(f, "w017", T0 - 60, T0 + 700);
 	get_row(f, 3, &r);
 	assert_string_equal(r.worker, "w017");
-	expect_text(f, &r, "【巡查恢复】云华1号网格已由 w017 于 15:59 巡查，此前 4小时59分 未巡查。"
-	                   "（补报：巡查发生在提醒之前）",
+	expect_text(f, &r,
+	            "【巡查恢复】云华1号网格已由 w017 于 15:59 巡查，此前 4小时59分 未巡查。"
+	            "（补报：巡查发生在提醒之前）",
 	            "[Patrol resumed] 云华1号网格: patrolled by w017 at 15:59 after 4h 59m "
 	            "without patrol. (reported late: the patrol was before the alert)");
 	assert_true(json_is_true(json_object_get(r.doc, "reported_late")));
@@ -352,7 +366,8 @@ static void test_immediate_event(void **state)
 {
 	struct fx *f = *state;
 	struct row r;
-	assert_true(fx_event(f, "yh-01", "w017", "fishing", T0, ",\"note\":\"库湾有人垂钓\"", true));
+	assert_true(
+	        fx_event(f, "yh-01", "w017", "fishing", T0, ",\"note\":\"库湾有人垂钓\"", true));
 	assert_false(fx_event(f, "yh-01", "w017", "checkin", T0, "", true));
 	assert_int_equal(n_alerts(f), 1);
 	get_row(f, 1, &r);
@@ -372,8 +387,8 @@ static bool fx_reading(struct fx *f, int value)
 	return fx_event(f, "yh-01", "w017", "flood", T0, extra, true);
 }
 
-static void expect_level(struct fx *f, int n, const char *kind, const char *level,
-                         double value, double threshold)
+static void expect_level(struct fx *f, int n, const char *kind, const char *level, double value,
+                         double threshold)
 {
 	struct row r;
 	get_row(f, n, &r);
@@ -424,7 +439,8 @@ static void test_reading_levels(void **state)
 	assert_int_equal(n_alerts(f), 4);
 	expect_level(f, 4, "recovered", "normal", 100, 250);
 	get_row(f, 4, &r);
-	expect_text(f, &r, "【水位·恢复】云华1号网格：100cm，已回落到警戒值 250cm 以下（w017 16:00）。",
+	expect_text(f, &r,
+	            "【水位·恢复】云华1号网格：100cm，已回落到警戒值 250cm 以下（w017 16:00）。",
 	            "[水位 back to normal] 云华1号网格: 100 cm, below the warning level 250 cm "
 	            "(w017 at 16:00).");
 	json_decref(r.doc);
@@ -445,12 +461,14 @@ static void test_digest(void **state)
 	assert_int_equal(store_commit(f->s), STORE_OK);
 	get_row(f, 2, &r);
 	assert_string_equal(r.kind, "digest");
-	expect_text(f, &r, "【今日巡查】2025-11-24：2 个网格中 1 个已巡查；未巡查：云华2号网格。"
-	                   "上报 2 条（checkin 1，litter 1），超时提醒 1 次。"
-	                   "待处理提醒 1 项：已认领 0 项，未认领 1 项。",
-	            "[Daily patrol] 2025-11-24: 1 of 2 cells patrolled; not patrolled: 云华2号网格. "
-	            "2 reports (checkin 1, litter 1), 1 overdue alerts. "
-	            "Alerts to act on: 1, 0 claimed, 1 unclaimed.");
+	expect_text(
+	        f, &r,
+	        "【今日巡查】2025-11-24：2 个网格中 1 个已巡查；未巡查：云华2号网格。"
+	        "上报 2 条（checkin 1，litter 1），超时提醒 1 次。"
+	        "待处理提醒 1 项：已认领 0 项，未认领 1 项。",
+	        "[Daily patrol] 2025-11-24: 1 of 2 cells patrolled; not patrolled: 云华2号网格. "
+	        "2 reports (checkin 1, litter 1), 1 overdue alerts. "
+	        "Alerts to act on: 1, 0 claimed, 1 unclaimed.");
 	assert_string_equal(doc_str(r.doc, "date"), "2025-11-24");
 	assert_int_equal(doc_int(r.doc, "cells"), 2);
 	assert_int_equal(doc_int(r.doc, "patrolled"), 1);
@@ -467,16 +485,22 @@ static void test_digest_claims(void **state)
 	struct fx *f = *state;
 	struct row r;
 	sqlite3 *db = store_db(f->s);
-	fx_overdue(f, 0, T0 - 30 * HOUR, 0, 0, T0 - 26 * HOUR);  /* yesterday, claimed */
-	assert_int_equal(sqlite3_exec(db, "UPDATE alert SET claimed_by = 'w017', claimed_at = at, "
-	                                  "resolved_at = at + 60", NULL, NULL, NULL), SQLITE_OK);
+	fx_overdue(f, 0, T0 - 30 * HOUR, 0, 0, T0 - 26 * HOUR); /* yesterday, claimed */
+	assert_int_equal(sqlite3_exec(db,
+	                              "UPDATE alert SET claimed_by = 'w017', claimed_at = at, "
+	                              "resolved_at = at + 60",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
 	fx_overdue(f, 0, T0 - 5 * HOUR, 0, 0, T0 - 4 * HOUR);
-	fx_overdue(f, 0, T0 - 5 * HOUR, 0, 1, T0 - 3 * HOUR);    /* its reminder, claimed */
-	fx_overdue(f, 1, T0 - 5 * HOUR, 0, 0, T0 - 2 * HOUR);    /* not claimed */
+	fx_overdue(f, 0, T0 - 5 * HOUR, 0, 1, T0 - 3 * HOUR); /* its reminder, claimed */
+	fx_overdue(f, 1, T0 - 5 * HOUR, 0, 0, T0 - 2 * HOUR); /* not claimed */
 	assert_true(fx_event(f, "yh-01", "w017", "fishing", T0 - HOUR, "", true));
 	assert_true(fx_event(f, "yh-02", "w021", "fishing", T0 - HOUR, "", true));
-	assert_int_equal(sqlite3_exec(db, "UPDATE alert SET claimed_by = 'w021', claimed_at = at "
-	                                  "WHERE id IN (3, 5)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "UPDATE alert SET claimed_by = 'w021', claimed_at = at "
+	                              "WHERE id IN (3, 5)",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(store_begin(f->s), STORE_OK);
 	assert_int_equal(alert_digest(f->a, T0), STORE_OK);
 	assert_int_equal(store_commit(f->s), STORE_OK);
@@ -493,8 +517,9 @@ static void test_digest_claims(void **state)
 
 static bool fx_claim(struct fx *f, int64_t alert_id, const char *by, int64_t at, int64_t now)
 {
-	struct alert_claim cl = { .cell = &f->cfg->cells[0], .alert_id = alert_id, .by = by,
-	                          .at = at };
+	struct alert_claim cl = {
+		.cell = &f->cfg->cells[0], .alert_id = alert_id, .by = by, .at = at
+	};
 	struct alert_claim_result res;
 	assert_int_equal(store_begin(f->s), STORE_OK);
 	assert_int_equal(alert_claim(f->a, &cl, now, &res), STORE_OK);
@@ -544,7 +569,8 @@ static void test_claim_texts(void **state)
 	get_row(f, 2, &r);
 	assert_string_equal(r.kind, "claimed");
 	assert_string_equal(r.worker, "w017");
-	expect_text(f, &r, "【认领】w017 已于 16:05 认领云华1号网格的巡查提醒，2小时 内不再重复提醒。",
+	expect_text(f, &r,
+	            "【认领】w017 已于 16:05 认领云华1号网格的巡查提醒，2小时 内不再重复提醒。",
 	            "[Claimed] 云华1号网格: w017 claimed the patrol alert at 16:05; no reminders "
 	            "for 2h.");
 	assert_int_equal(doc_int(json_object_get(r.doc, "claim"), "alert_id"), 1);
@@ -578,8 +604,10 @@ static void test_claim_texts(void **state)
 	assert_string_equal(doc_str(r.doc, "claimed_by"), "w017");
 	json_decref(r.doc);
 	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(store_db(f->s), "SELECT count(*) FROM alert WHERE "
-	                                    "kind = 'overdue' AND resolved_at = ?1", -1, &st, NULL),
+	assert_int_equal(sqlite3_prepare_v2(store_db(f->s),
+	                                    "SELECT count(*) FROM alert WHERE "
+	                                    "kind = 'overdue' AND resolved_at = ?1",
+	                                    -1, &st, NULL),
 	                 SQLITE_OK);
 	sqlite3_bind_int64(st, 1, T0 + 4 * HOUR);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -595,26 +623,31 @@ static void test_claim_texts(void **state)
 	assert_null(json_object_get(r.doc, "holds_until"));
 	json_decref(r.doc);
 
-	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 99, &bad, detail,
-	                                   sizeof(detail)), STORE_OK);
+	assert_int_equal(
+	        alert_claim_check(f->a, &f->cfg->cells[0], 99, &bad, detail, sizeof(detail)),
+	        STORE_OK);
 	assert_true(bad);
 	assert_string_equal(detail, "alert_id 99: no such alert");
-	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[1], 1, &bad, detail,
-	                                   sizeof(detail)), STORE_OK);
+	assert_int_equal(
+	        alert_claim_check(f->a, &f->cfg->cells[1], 1, &bad, detail, sizeof(detail)),
+	        STORE_OK);
 	assert_true(bad);
 	assert_string_equal(detail, "alert_id 1 is for cell yh-01, not yh-02");
-	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 2, &bad, detail,
-	                                   sizeof(detail)), STORE_OK);
+	assert_int_equal(
+	        alert_claim_check(f->a, &f->cfg->cells[0], 2, &bad, detail, sizeof(detail)),
+	        STORE_OK);
 	assert_true(bad);
 	assert_string_equal(detail, "alert_id 2 is a claimed alert; only overdue, event and "
 	                            "reading alerts can be claimed");
-	assert_int_equal(alert_claim_check(f->a, &f->cfg->cells[0], 1, &bad, detail,
-	                                   sizeof(detail)), STORE_OK);
+	assert_int_equal(
+	        alert_claim_check(f->a, &f->cfg->cells[0], 1, &bad, detail, sizeof(detail)),
+	        STORE_OK);
 	assert_false(bad);
 }
 
-#define BOTH(t) cmocka_unit_test_setup_teardown(t, setup_zh, teardown), \
-	cmocka_unit_test_setup_teardown(t, setup_en, teardown)
+#define BOTH(t)                                                 \
+	cmocka_unit_test_setup_teardown(t, setup_zh, teardown), \
+	        cmocka_unit_test_setup_teardown(t, setup_en, teardown)
 
 int main(void)
 {

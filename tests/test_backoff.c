@@ -97,10 +97,8 @@ static void test_rng(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_doubling),
-		cmocka_unit_test(test_cap),
-		cmocka_unit_test(test_huge_tries),
-		cmocka_unit_test(test_jitter_bounds),
+		cmocka_unit_test(test_doubling),   cmocka_unit_test(test_cap),
+		cmocka_unit_test(test_huge_tries), cmocka_unit_test(test_jitter_bounds),
 		cmocka_unit_test(test_rng),
 	};
 	return cmocka_run_group_tests_name("backoff", tests, NULL, NULL);

@@ -23,8 +23,7 @@
 #include "config.h"
 
 /* Loads a file that must be valid; prints its errors otherwise. */
-static struct config *
-load_ok(const char *path)
+static struct config *load_ok(const char *path)
 {
 	struct config_errors errs = { 0 };
 	struct config *cfg = NULL;
@@ -39,8 +38,7 @@ load_ok(const char *path)
 	return cfg;
 }
 
-static void
-check_defaults(const struct config *cfg)
+static void check_defaults(const struct config *cfg)
 {
 	assert_string_equal(cfg->mqtt.host, "127.0.0.1");
 	assert_int_equal(cfg->mqtt.port, 1883);
@@ -94,8 +92,7 @@ check_defaults(const struct config *cfg)
 	assert_null(config_event_find(cfg, "checkin"));
 }
 
-static void
-test_empty_file(void **state)
+static void test_empty_file(void **state)
 {
 	struct config *cfg = load_ok("fixtures/config/empty.yaml");
 
@@ -105,8 +102,7 @@ test_empty_file(void **state)
 	config_free(cfg);
 }
 
-static void
-test_comments_only(void **state)
+static void test_comments_only(void **state)
 {
 	struct config *cfg = load_ok("fixtures/config/comments.yaml");
 
@@ -115,8 +111,7 @@ test_comments_only(void **state)
 	config_free(cfg);
 }
 
-static void
-test_full(void **state)
+static void test_full(void **state)
 {
 	struct config *cfg;
 	const struct config_cell *a, *b;
@@ -240,8 +235,8 @@ test_full(void **state)
 	assert_null(s->argv);
 	assert_int_equal(s->timeout_s, 30);
 	assert_int_equal(s->group_window_s, 0);
-	assert_int_equal(s->kinds, CONFIG_KIND_DIGEST | CONFIG_KIND_SYSTEM |
-	                 CONFIG_KIND_EVENT | CONFIG_KIND_READING);
+	assert_int_equal(s->kinds, CONFIG_KIND_DIGEST | CONFIG_KIND_SYSTEM | CONFIG_KIND_EVENT |
+	                                   CONFIG_KIND_READING);
 	assert_int_equal(cfg->alerts.escalate_after, 3);
 	assert_int_equal(cfg->alerts.n_escalate_to, 2);
 	assert_string_equal(cfg->alerts.escalate_to[1], "w017");
@@ -255,8 +250,7 @@ test_full(void **state)
 	config_free(cfg);
 }
 
-static void
-test_example(void **state)
+static void test_example(void **state)
 {
 	struct config *cfg = load_ok(TEST_SRCDIR "/../config/gridpatrol.example.yaml");
 	const struct config_cell *c;
@@ -284,8 +278,7 @@ test_example(void **state)
 	assert_true(e->has_value && e->warn == 250 && e->alarm == 300);
 	assert_int_equal(cfg->alerts.n_sinks, 2);
 	assert_string_equal(cfg->alerts.sinks[0].name, "wechat");
-	assert_string_equal(cfg->alerts.sinks[0].argv[0],
-	                    "/usr/local/bin/wechat-bridge");
+	assert_string_equal(cfg->alerts.sinks[0].argv[0], "/usr/local/bin/wechat-bridge");
 	assert_int_equal(cfg->alerts.sinks[0].group_window_s, 60);
 	assert_string_equal(cfg->alerts.sinks[1].name, "mqtt");
 	assert_int_equal(cfg->alerts.sinks[1].type, CONFIG_SINK_MQTT);
@@ -295,8 +288,7 @@ test_example(void **state)
 	config_free(cfg);
 }
 
-static void
-test_cells_file(void **state)
+static void test_cells_file(void **state)
 {
 	struct config *cfg = load_ok("fixtures/config/csv.yaml");
 	const struct config_cell *c;
@@ -341,8 +333,7 @@ test_cells_file(void **state)
 	config_free(cfg);
 }
 
-static void
-test_example_csv(void **state)
+static void test_example_csv(void **state)
 {
 	struct config *cfg = load_ok("fixtures/config/example-csv.yaml");
 	const struct config_cell *c;
@@ -358,8 +349,7 @@ test_example_csv(void **state)
 	config_free(cfg);
 }
 
-static void
-test_missing_file(void **state)
+static void test_missing_file(void **state)
 {
 	struct config_errors errs = { 0 };
 	struct config *cfg = (struct config *)&errs;
@@ -369,12 +359,12 @@ test_missing_file(void **state)
 	assert_null(cfg);
 	assert_int_equal(errs.n, 1);
 	assert_string_equal(errs.v[0], "fixtures/config/nope.yaml:1:1: "
-	                    "cannot open: No such file or directory");
+	                               "cannot open: No such file or directory");
 	/* Errors accumulate across calls until freed. */
 	assert_int_equal(config_load("fixtures", &cfg, &errs), -1);
 	assert_int_equal(errs.n, 2);
 	assert_string_equal(errs.v[1], "fixtures:1:1: cannot read: "
-	                    "Is a directory");
+	                               "Is a directory");
 	config_errors_free(&errs);
 	assert_int_equal(errs.n, 0);
 	assert_null(errs.v);
@@ -383,8 +373,7 @@ test_missing_file(void **state)
 	assert_int_equal(config_load("golden/alias.yaml", NULL, NULL), -1);
 }
 
-static void
-test_kind_name(void **state)
+static void test_kind_name(void **state)
 {
 	(void)state;
 	assert_string_equal(config_kind_name(CONFIG_KIND_OVERDUE), "overdue");
@@ -402,10 +391,11 @@ test_kind_name(void **state)
 }
 
 /* A large cells_file: loading and every lookup must stay fast. */
-static void
-test_scale(void **state)
+static void test_scale(void **state)
 {
-	enum { N = 200000 };
+	enum {
+		N = 200000
+	};
 	char dir[] = "/tmp/gp-config-XXXXXX", path[64], csv[64], id[32];
 	struct config *cfg;
 	FILE *f;
@@ -448,8 +438,7 @@ test_scale(void **state)
 	rmdir(dir);
 }
 
-static char *
-slurp(const char *path)
+static char *slurp(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -481,14 +470,12 @@ slurp(const char *path)
 	return buf;
 }
 
-static int
-cmp_str(const void *a, const void *b)
+static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void
-test_golden(void **state)
+static void test_golden(void **state)
 {
 	DIR *d = opendir("golden");
 	struct dirent *de;
@@ -534,10 +521,10 @@ test_golden(void **state)
 		if (want == NULL) {
 			print_error("%s: cannot read %s\n", names[i], errf);
 			failed++;
-		} else if (rc != -1 || cfg != NULL || errs.n == 0 ||
-		           strcmp(want, got) != 0) {
+		} else if (rc != -1 || cfg != NULL || errs.n == 0 || strcmp(want, got) != 0) {
 			print_error("golden %s: rc %d\n--- expected\n%s"
-			            "--- got\n%s", names[i], rc, want, got);
+			            "--- got\n%s",
+			            names[i], rc, want, got);
 			failed++;
 		}
 		free(want);
@@ -551,20 +538,14 @@ test_golden(void **state)
 		fail_msg("%zu of %zu golden cases failed", failed, n);
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty_file),
-		cmocka_unit_test(test_comments_only),
-		cmocka_unit_test(test_full),
-		cmocka_unit_test(test_example),
-		cmocka_unit_test(test_cells_file),
-		cmocka_unit_test(test_example_csv),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_kind_name),
-		cmocka_unit_test(test_scale),
-		cmocka_unit_test(test_golden),
+		cmocka_unit_test(test_empty_file),   cmocka_unit_test(test_comments_only),
+		cmocka_unit_test(test_full),         cmocka_unit_test(test_example),
+		cmocka_unit_test(test_cells_file),   cmocka_unit_test(test_example_csv),
+		cmocka_unit_test(test_missing_file), cmocka_unit_test(test_kind_name),
+		cmocka_unit_test(test_scale),        cmocka_unit_test(test_golden),
 	};
 
 	/* Paths in the golden files are relative to tests/. */

@@ -73,9 +73,9 @@ struct mqtt {
 
 static struct {
 	char db[128];
-	int64_t queued;   /* messages whose acks libmosquitto would have queued */
-	int64_t acked;    /* messages whose acks a flush let out */
-	int flushes;      /* flushes that let acks out */
+	int64_t queued; /* messages whose acks libmosquitto would have queued */
+	int64_t acked;  /* messages whose acks a flush let out */
+	int flushes;    /* flushes that let acks out */
 	int aborts, holds, releases;
 	bool done;
 } fk;
@@ -167,9 +167,8 @@ static void step_cb(void *arg)
 	}
 }
 
-struct mqtt *mqtt_new(const struct config *cfg, struct loop *l,
-                      const struct mqtt_handlers *h, void *arg,
-                      char *err, size_t errlen)
+struct mqtt *mqtt_new(const struct config *cfg, struct loop *l, const struct mqtt_handlers *h,
+                      void *arg, char *err, size_t errlen)
 {
 	struct mqtt *m = calloc(1, sizeof(*m));
 
@@ -243,8 +242,8 @@ bool mqtt_connected(const struct mqtt *m)
 	return false;
 }
 
-int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
-                 int qos, bool retain, int *mid)
+int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                 bool retain, int *mid)
 {
 	(void)m;
 	(void)topic;
@@ -277,8 +276,10 @@ static void test_acks_only_after_commit(void **state)
 	snprintf(conf, sizeof(conf), "%s/gridpatrol.yaml", dir);
 	FILE *y = fopen(conf, "w");
 	assert_non_null(y);
-	fprintf(y, "storage:\n  path: \"%s\"\ncells:\n  - id: yh-01\n"
-	        "events:\n  checkin: { label: \"巡查签到\" }\n", fk.db);
+	fprintf(y,
+	        "storage:\n  path: \"%s\"\ncells:\n  - id: yh-01\n"
+	        "events:\n  checkin: { label: \"巡查签到\" }\n",
+	        fk.db);
 	fclose(y);
 	int rc = config_load(conf, &cfg, &errs);
 	for (size_t i = 0; i < errs.n; i++)

@@ -26,8 +26,7 @@
 #define M 60
 #define DAY 86400
 
-static void
-set_tz(const char *tz)
+static void set_tz(const char *tz)
 {
 	setenv("TZ", tz, 1);
 	tzset();
@@ -35,26 +34,28 @@ set_tz(const char *tz)
 
 /* A local wall time that exists exactly once (callers avoid DST gaps and
  * overlaps, where mktime's choice is not what the module promises). */
-static int64_t
-lt(int y, int mo, int d, int h, int mi)
+static int64_t lt(int y, int mo, int d, int h, int mi)
 {
-	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-	                 .tm_hour = h, .tm_min = mi, .tm_isdst = -1 };
+	struct tm tm = { .tm_year = y - 1900,
+		         .tm_mon = mo - 1,
+		         .tm_mday = d,
+		         .tm_hour = h,
+		         .tm_min = mi,
+		         .tm_isdst = -1 };
 
 	return (int64_t)mktime(&tm);
 }
 
-static int64_t
-utc(int y, int mo, int d, int h, int mi)
+static int64_t utc(int y, int mo, int d, int h, int mi)
 {
-	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-	                 .tm_hour = h, .tm_min = mi };
+	struct tm tm = {
+		.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi
+	};
 
 	return (int64_t)timegm(&tm);
 }
 
-static struct units_active
-win(int sh, int sm, int eh, int em)
+static struct units_active win(int sh, int sm, int eh, int em)
 {
 	return (struct units_active){ .start_min = sh * 60 + sm, .end_min = eh * 60 + em };
 }
@@ -62,17 +63,17 @@ win(int sh, int sm, int eh, int em)
 static const struct units_active always = { .always = true };
 
 /* Signed comparison with readable times on failure. */
-#define assert_time(got, want) do { \
-	int64_t g_ = (got), w_ = (want); \
-	if (g_ != w_) \
-		fail_msg("%s = %lld, want %lld (off by %lld s)", #got, \
-		         (long long)g_, (long long)w_, (long long)(g_ - w_)); \
-} while (0)
+#define assert_time(got, want)                                                                \
+	do {                                                                                  \
+		int64_t g_ = (got), w_ = (want);                                              \
+		if (g_ != w_)                                                                 \
+			fail_msg("%s = %lld, want %lld (off by %lld s)", #got, (long long)g_, \
+			         (long long)w_, (long long)(g_ - w_));                        \
+	} while (0)
 
 /* Naive reference: minute by minute with localtime_r. Agrees with the
  * module wherever no wall time inside the window occurs twice. */
-static int64_t
-brute_between(const struct units_active *a, int64_t from, int64_t to)
+static int64_t brute_between(const struct units_active *a, int64_t from, int64_t to)
 {
 	int64_t sum = 0;
 
@@ -96,8 +97,7 @@ brute_between(const struct units_active *a, int64_t from, int64_t to)
 
 /* between(from, add(from, d)) == d, and add() is the earliest such
  * instant: one second less holds less than d. */
-static void
-check_roundtrip(const struct units_active *a, int64_t from, int64_t d)
+static void check_roundtrip(const struct units_active *a, int64_t from, int64_t d)
 {
 	int64_t t = deadline_active_add(a, from, d);
 
@@ -109,8 +109,7 @@ check_roundtrip(const struct units_active *a, int64_t from, int64_t d)
 
 /* --- arithmetic --- */
 
-static void
-test_always(void **state)
+static void test_always(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -125,8 +124,7 @@ test_always(void **state)
 	assert_time(deadline_active_add(&always, DEADLINE_NEVER, 1), DEADLINE_NEVER);
 }
 
-static void
-test_same_day_window(void **state)
+static void test_same_day_window(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -148,8 +146,7 @@ test_same_day_window(void **state)
 	assert_time(deadline_active_add(&a, lt(2026, 11, 24, 18, 0), 1 * H),
 	            lt(2026, 11, 24, 19, 0));
 	/* Zero from outside the window is "from", not the next opening. */
-	assert_time(deadline_active_add(&a, lt(2026, 11, 24, 3, 0), 0),
-	            lt(2026, 11, 24, 3, 0));
+	assert_time(deadline_active_add(&a, lt(2026, 11, 24, 3, 0), 0), lt(2026, 11, 24, 3, 0));
 	/* Multi-day carry-over: 30 h = 2 h + 12 h + 12 h + 4 h. */
 	assert_time(deadline_active_add(&a, lt(2026, 11, 24, 17, 0), 30 * H),
 	            lt(2026, 11, 27, 11, 0));
@@ -164,16 +161,15 @@ test_same_day_window(void **state)
 	assert_false(deadline_is_active(&a, lt(2026, 11, 24, 19, 0)));
 	assert_false(deadline_is_active(&a, lt(2026, 11, 24, 6, 59)));
 
-	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 0, 0),
-	                                     lt(2026, 11, 27, 0, 0)), 36 * H);
-	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 17, 0),
-	                                     lt(2026, 11, 25, 9, 0)), 4 * H);
-	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 20, 0),
-	                                     lt(2026, 11, 25, 6, 0)), 0);
+	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 0, 0), lt(2026, 11, 27, 0, 0)),
+	            36 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 17, 0), lt(2026, 11, 25, 9, 0)),
+	            4 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 20, 0), lt(2026, 11, 25, 6, 0)),
+	            0);
 }
 
-static void
-test_crossing_window(void **state)
+static void test_crossing_window(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -182,10 +178,8 @@ test_crossing_window(void **state)
 	/* 9 h to 06:00, the 10th hour from 20:00. */
 	assert_time(deadline_active_add(&a, lt(2026, 11, 24, 21, 0), 10 * H),
 	            lt(2026, 11, 25, 21, 0));
-	assert_time(deadline_active_add(&a, lt(2026, 11, 25, 3, 0), 2 * H),
-	            lt(2026, 11, 25, 5, 0));
-	assert_time(deadline_active_add(&a, lt(2026, 11, 25, 3, 0), 3 * H),
-	            lt(2026, 11, 25, 6, 0));
+	assert_time(deadline_active_add(&a, lt(2026, 11, 25, 3, 0), 2 * H), lt(2026, 11, 25, 5, 0));
+	assert_time(deadline_active_add(&a, lt(2026, 11, 25, 3, 0), 3 * H), lt(2026, 11, 25, 6, 0));
 	assert_time(deadline_active_add(&a, lt(2026, 11, 25, 12, 0), 1 * H),
 	            lt(2026, 11, 25, 21, 0));
 	assert_time(deadline_active_add(&a, lt(2026, 11, 25, 12, 0), 25 * H),
@@ -196,12 +190,11 @@ test_crossing_window(void **state)
 	assert_true(deadline_is_active(&a, lt(2026, 11, 25, 5, 59)));
 	assert_false(deadline_is_active(&a, lt(2026, 11, 25, 6, 0)));
 	assert_false(deadline_is_active(&a, lt(2026, 11, 25, 12, 0)));
-	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 12, 0),
-	                                     lt(2026, 11, 26, 12, 0)), 20 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 12, 0), lt(2026, 11, 26, 12, 0)),
+	            20 * H);
 }
 
-static void
-test_end_24(void **state)
+static void test_end_24(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -214,8 +207,8 @@ test_end_24(void **state)
 	            lt(2026, 11, 25, 0, 0));
 	assert_true(deadline_is_active(&a, lt(2026, 11, 25, 0, 0) - 1));
 	assert_false(deadline_is_active(&a, lt(2026, 11, 25, 0, 0)));
-	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 0, 0),
-	                                     lt(2026, 11, 26, 0, 0)), 12 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 11, 24, 0, 0), lt(2026, 11, 26, 0, 0)),
+	            12 * H);
 
 	/* 00:00-24:00 is the whole local day, but not "always": see DST. */
 	a = win(0, 0, 24, 0);
@@ -226,8 +219,7 @@ test_end_24(void **state)
 /* Deterministic pseudo-random numbers, so a failure can be replayed. */
 static uint64_t rng_state = 88172645463325252ull;
 
-static uint64_t
-rng(void)
+static uint64_t rng(void)
 {
 	rng_state ^= rng_state << 13;
 	rng_state ^= rng_state >> 7;
@@ -235,15 +227,13 @@ rng(void)
 	return rng_state;
 }
 
-static int64_t
-rnd(int64_t n)
+static int64_t rnd(int64_t n)
 {
 	return (int64_t)(rng() % (uint64_t)n);
 }
 
-static void
-roundtrip_many(const struct units_active *wins, size_t nw, int64_t t0, int64_t span,
-               int rounds)
+static void roundtrip_many(const struct units_active *wins, size_t nw, int64_t t0, int64_t span,
+                           int rounds)
 {
 	for (int i = 0; i < rounds; i++) {
 		const struct units_active *a = &wins[rnd((int64_t)nw)];
@@ -254,27 +244,31 @@ roundtrip_many(const struct units_active *wins, size_t nw, int64_t t0, int64_t s
 	}
 }
 
-static void
-test_roundtrip_and_brute(void **state)
+static void test_roundtrip_and_brute(void **state)
 {
 	(void)state;
 	const struct units_active wins[] = {
-		win(7, 0, 19, 0), win(20, 0, 6, 0), win(18, 0, 24, 0),
-		win(0, 0, 24, 0), win(6, 30, 6, 45), win(23, 59, 0, 1), always,
+		win(7, 0, 19, 0), win(20, 0, 6, 0),  win(18, 0, 24, 0),
+		win(0, 0, 24, 0), win(6, 30, 6, 45), win(23, 59, 0, 1),
+		always,
 	};
 	const char *zones[] = { "Asia/Shanghai", "Europe/Berlin", "America/New_York" };
 
 	for (size_t z = 0; z < sizeof(zones) / sizeof(zones[0]); z++) {
 		set_tz(zones[z]);
 		/* A year, so every zone's transitions are crossed. */
-		roundtrip_many(wins, sizeof(wins) / sizeof(wins[0]),
-		               utc(2026, 1, 1, 0, 0), 365 * DAY, 3000);
+		roundtrip_many(wins, sizeof(wins) / sizeof(wins[0]), utc(2026, 1, 1, 0, 0),
+		               365 * DAY, 3000);
 	}
 
 	/* Minute-by-minute reference over a DST-free week, and over Berlin's
 	 * spring-forward week (no wall time occurs twice there). */
-	struct { const char *tz; int64_t from; } runs[] = {
-		{ "Asia/Shanghai", 0 }, { "Europe/Berlin", 1 },
+	struct {
+		const char *tz;
+		int64_t from;
+	} runs[] = {
+		{ "Asia/Shanghai", 0 },
+		{ "Europe/Berlin", 1 },
 	};
 	for (size_t r = 0; r < 2; r++) {
 		set_tz(runs[r].tz);
@@ -294,8 +288,7 @@ test_roundtrip_and_brute(void **state)
 	}
 }
 
-static void
-test_dst_berlin(void **state)
+static void test_dst_berlin(void **state)
 {
 	(void)state;
 	set_tz("Europe/Berlin");
@@ -303,110 +296,100 @@ test_dst_berlin(void **state)
 	struct units_active a = win(1, 0, 5, 0);
 	int64_t tr = utc(2026, 3, 29, 1, 0);
 
-	assert_time(deadline_active_between(&a, utc(2026, 3, 28, 12, 0),
-	                                     utc(2026, 3, 29, 12, 0)), 3 * H);
+	assert_time(deadline_active_between(&a, utc(2026, 3, 28, 12, 0), utc(2026, 3, 29, 12, 0)),
+	            3 * H);
 	assert_time(deadline_active_add(&a, utc(2026, 3, 29, 0, 0), 1 * H), tr);
-	assert_time(deadline_active_add(&a, utc(2026, 3, 29, 0, 0), 3 * H),
-	            utc(2026, 3, 29, 3, 0));
+	assert_time(deadline_active_add(&a, utc(2026, 3, 29, 0, 0), 3 * H), utc(2026, 3, 29, 3, 0));
 	assert_time(deadline_active_add(&a, utc(2026, 3, 29, 0, 0), 4 * H),
 	            utc(2026, 3, 30, 0, 0)); /* 01:00 CEST + 1 h */
 
 	/* A window opening inside the gap opens when the gap ends; one lying
 	 * wholly inside it is empty that day. */
 	a = win(2, 30, 4, 0);
-	assert_time(deadline_active_between(&a, utc(2026, 3, 28, 12, 0),
-	                                     utc(2026, 3, 29, 12, 0)), 1 * H);
+	assert_time(deadline_active_between(&a, utc(2026, 3, 28, 12, 0), utc(2026, 3, 29, 12, 0)),
+	            1 * H);
 	assert_false(deadline_is_active(&a, tr - 1));
 	assert_true(deadline_is_active(&a, tr));
 	assert_time(deadline_active_add(&a, utc(2026, 3, 28, 12, 0), 1), tr + 1);
 	a = win(2, 0, 3, 0);
-	assert_time(deadline_active_between(&a, utc(2026, 3, 28, 12, 0),
-	                                     utc(2026, 3, 29, 12, 0)), 0);
+	assert_time(deadline_active_between(&a, utc(2026, 3, 28, 12, 0), utc(2026, 3, 29, 12, 0)),
+	            0);
 	assert_time(deadline_active_add(&a, utc(2026, 3, 28, 12, 0), 1),
 	            utc(2026, 3, 30, 0, 0) + 1); /* 02:00 CEST on the 30th */
 
 	/* The whole local day is 23 h; a crossing window loses the hour. */
 	a = win(0, 0, 24, 0);
-	assert_time(deadline_active_between(&a, lt(2026, 3, 29, 0, 0),
-	                                     lt(2026, 3, 30, 0, 0)), 23 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 3, 29, 0, 0), lt(2026, 3, 30, 0, 0)),
+	            23 * H);
 	a = win(20, 0, 6, 0);
-	assert_time(deadline_active_between(&a, lt(2026, 3, 28, 12, 0),
-	                                     lt(2026, 3, 29, 12, 0)), 9 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 3, 28, 12, 0), lt(2026, 3, 29, 12, 0)),
+	            9 * H);
 	/* 07:00-19:00 across the change: 2 h Saturday, 2 h from 07:00 CEST. */
 	a = win(7, 0, 19, 0);
-	assert_time(deadline_active_add(&a, lt(2026, 3, 28, 17, 0), 4 * H),
-	            utc(2026, 3, 29, 7, 0));
+	assert_time(deadline_active_add(&a, lt(2026, 3, 28, 17, 0), 4 * H), utc(2026, 3, 29, 7, 0));
 
 	/* Autumn: 2026-10-25 03:00 CEST -> 02:00 CET at 01:00 UTC; 02:00-02:59
 	 * occurs twice and a boundary there means its first occurrence. */
 	a = win(1, 0, 5, 0);
-	assert_time(deadline_active_between(&a, utc(2026, 10, 24, 12, 0),
-	                                     utc(2026, 10, 25, 12, 0)), 5 * H);
+	assert_time(deadline_active_between(&a, utc(2026, 10, 24, 12, 0), utc(2026, 10, 25, 12, 0)),
+	            5 * H);
 	a = win(2, 30, 4, 0);
-	assert_time(deadline_active_between(&a, utc(2026, 10, 24, 12, 0),
-	                                     utc(2026, 10, 25, 12, 0)), 150 * M);
+	assert_time(deadline_active_between(&a, utc(2026, 10, 24, 12, 0), utc(2026, 10, 25, 12, 0)),
+	            150 * M);
 	assert_true(deadline_is_active(&a, utc(2026, 10, 25, 0, 30)));
 	assert_time(deadline_active_add(&a, utc(2026, 10, 24, 12, 0), 1),
 	            utc(2026, 10, 25, 0, 30) + 1);
 	a = win(2, 0, 2, 30);
-	assert_time(deadline_active_between(&a, utc(2026, 10, 24, 12, 0),
-	                                     utc(2026, 10, 25, 12, 0)), 30 * M);
+	assert_time(deadline_active_between(&a, utc(2026, 10, 24, 12, 0), utc(2026, 10, 25, 12, 0)),
+	            30 * M);
 	assert_true(deadline_is_active(&a, utc(2026, 10, 25, 0, 15)));
 	assert_false(deadline_is_active(&a, utc(2026, 10, 25, 1, 15))); /* 02:15 CET */
 	a = win(0, 0, 24, 0);
-	assert_time(deadline_active_between(&a, lt(2026, 10, 25, 0, 0),
-	                                     lt(2026, 10, 26, 0, 0)), 25 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 10, 25, 0, 0), lt(2026, 10, 26, 0, 0)),
+	            25 * H);
 	a = win(7, 0, 19, 0);
 	assert_time(deadline_active_add(&a, lt(2026, 10, 24, 17, 0), 4 * H),
 	            utc(2026, 10, 25, 8, 0)); /* 09:00 CET */
 	check_roundtrip(&a, utc(2026, 10, 24, 12, 0), 20 * H);
 }
 
-static void
-test_dst_new_york(void **state)
+static void test_dst_new_york(void **state)
 {
 	(void)state;
 	set_tz("America/New_York");
 	/* Spring: 2026-03-08 02:00 EST -> 03:00 EDT at 07:00 UTC. */
 	struct units_active a = win(0, 0, 24, 0);
 
-	assert_time(deadline_active_between(&a, lt(2026, 3, 8, 0, 0),
-	                                     lt(2026, 3, 9, 0, 0)), 23 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 3, 8, 0, 0), lt(2026, 3, 9, 0, 0)),
+	            23 * H);
 	a = win(1, 30, 2, 30);
-	assert_time(deadline_active_between(&a, utc(2026, 3, 7, 12, 0),
-	                                     utc(2026, 3, 8, 12, 0)), 30 * M);
-	assert_time(deadline_active_add(&a, utc(2026, 3, 8, 6, 30), 30 * M),
-	            utc(2026, 3, 8, 7, 0));
+	assert_time(deadline_active_between(&a, utc(2026, 3, 7, 12, 0), utc(2026, 3, 8, 12, 0)),
+	            30 * M);
+	assert_time(deadline_active_add(&a, utc(2026, 3, 8, 6, 30), 30 * M), utc(2026, 3, 8, 7, 0));
 	assert_time(deadline_active_add(&a, utc(2026, 3, 8, 6, 30), 31 * M),
 	            utc(2026, 3, 9, 5, 31)); /* 01:31 EDT next day */
 	/* Autumn: 2026-11-01 02:00 EDT -> 01:00 EST at 06:00 UTC. "01:00-02:00"
 	 * runs from the first 01:00 to 02:00 EST: both 01:xx hours. */
 	a = win(1, 0, 2, 0);
-	assert_time(deadline_active_between(&a, utc(2026, 10, 31, 12, 0),
-	                                     utc(2026, 11, 1, 12, 0)), 2 * H);
+	assert_time(deadline_active_between(&a, utc(2026, 10, 31, 12, 0), utc(2026, 11, 1, 12, 0)),
+	            2 * H);
 	a = win(0, 0, 24, 0);
-	assert_time(deadline_active_between(&a, lt(2026, 11, 1, 0, 0),
-	                                     lt(2026, 11, 2, 0, 0)), 25 * H);
+	assert_time(deadline_active_between(&a, lt(2026, 11, 1, 0, 0), lt(2026, 11, 2, 0, 0)),
+	            25 * H);
 	a = win(7, 0, 19, 0);
-	assert_time(deadline_active_add(&a, lt(2026, 10, 31, 17, 0), 4 * H),
-	            lt(2026, 11, 1, 9, 0));
-	assert_time(deadline_active_add(&a, lt(2026, 3, 7, 17, 0), 4 * H),
-	            lt(2026, 3, 8, 9, 0));
+	assert_time(deadline_active_add(&a, lt(2026, 10, 31, 17, 0), 4 * H), lt(2026, 11, 1, 9, 0));
+	assert_time(deadline_active_add(&a, lt(2026, 3, 7, 17, 0), 4 * H), lt(2026, 3, 8, 9, 0));
 }
 
-static void
-test_next_daily(void **state)
+static void test_next_daily(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
 	assert_time(deadline_next_daily(20 * 60, lt(2026, 11, 24, 19, 59)),
 	            lt(2026, 11, 24, 20, 0));
-	assert_time(deadline_next_daily(20 * 60, lt(2026, 11, 24, 20, 0)),
-	            lt(2026, 11, 25, 20, 0));
-	assert_time(deadline_next_daily(20 * 60, lt(2026, 12, 31, 23, 0)),
-	            lt(2027, 1, 1, 20, 0));
-	assert_time(deadline_next_daily(0, lt(2026, 11, 24, 23, 59)),
-	            lt(2026, 11, 25, 0, 0));
+	assert_time(deadline_next_daily(20 * 60, lt(2026, 11, 24, 20, 0)), lt(2026, 11, 25, 20, 0));
+	assert_time(deadline_next_daily(20 * 60, lt(2026, 12, 31, 23, 0)), lt(2027, 1, 1, 20, 0));
+	assert_time(deadline_next_daily(0, lt(2026, 11, 24, 23, 59)), lt(2026, 11, 25, 0, 0));
 
 	set_tz("Europe/Berlin");
 	/* 23 h between the two digests over spring-forward, 25 h in autumn. */
@@ -415,30 +398,26 @@ test_next_daily(void **state)
 	assert_time(deadline_next_daily(20 * 60, lt(2026, 10, 24, 20, 0)),
 	            lt(2026, 10, 24, 20, 0) + 25 * H);
 	/* A digest time inside the gap comes when the gap ends... */
-	assert_time(deadline_next_daily(150, lt(2026, 3, 28, 3, 0)),
-	            utc(2026, 3, 29, 1, 0));
+	assert_time(deadline_next_daily(150, lt(2026, 3, 28, 3, 0)), utc(2026, 3, 29, 1, 0));
 	/* ...and one that occurs twice comes once, at the first. */
-	assert_time(deadline_next_daily(150, lt(2026, 10, 24, 12, 0)),
-	            utc(2026, 10, 25, 0, 30));
-	assert_time(deadline_next_daily(150, utc(2026, 10, 25, 0, 30)),
-	            utc(2026, 10, 26, 1, 30));
+	assert_time(deadline_next_daily(150, lt(2026, 10, 24, 12, 0)), utc(2026, 10, 25, 0, 30));
+	assert_time(deadline_next_daily(150, utc(2026, 10, 25, 0, 30)), utc(2026, 10, 26, 1, 30));
 
 	set_tz("America/New_York");
-	assert_time(deadline_next_daily(20 * 60, lt(2026, 3, 7, 21, 0)),
-	            lt(2026, 3, 8, 20, 0));
-	assert_time(deadline_next_daily(20 * 60, lt(2026, 3, 7, 21, 0)),
-	            utc(2026, 3, 9, 0, 0));
+	assert_time(deadline_next_daily(20 * 60, lt(2026, 3, 7, 21, 0)), lt(2026, 3, 8, 20, 0));
+	assert_time(deadline_next_daily(20 * 60, lt(2026, 3, 7, 21, 0)), utc(2026, 3, 9, 0, 0));
 }
 
 /* --- the engine --- */
 
 static const struct deadline_params std_params = {
-	.interval_s = 4 * H, .grace_s = 15 * M, .repeat_s = 2 * H,
+	.interval_s = 4 * H,
+	.grace_s = 15 * M,
+	.repeat_s = 2 * H,
 	.active = { .start_min = 7 * 60, .end_min = 19 * 60 },
 };
 
-static struct deadline *
-engine_one(const struct deadline_params *p, int64_t base, int64_t last)
+static struct deadline *engine_one(const struct deadline_params *p, int64_t base, int64_t last)
 {
 	struct deadline *d = deadline_new();
 
@@ -447,8 +426,7 @@ engine_one(const struct deadline_params *p, int64_t base, int64_t last)
 	return d;
 }
 
-static void
-test_engine_fires_and_repeats(void **state)
+static void test_engine_fires_and_repeats(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -477,8 +455,8 @@ test_engine_fires_and_repeats(void **state)
 
 	/* Repeats every 2 h of active time, sleeping through the night. */
 	int64_t want[] = { lt(2026, 11, 24, 14, 15), lt(2026, 11, 24, 16, 15),
-	                   lt(2026, 11, 24, 18, 15), lt(2026, 11, 25, 8, 15),
-	                   lt(2026, 11, 25, 10, 15) };
+		           lt(2026, 11, 24, 18, 15), lt(2026, 11, 25, 8, 15),
+		           lt(2026, 11, 25, 10, 15) };
 	for (int i = 0; i < 5; i++) {
 		assert_time(deadline_next_time(d), want[i]);
 		assert_true(deadline_pop(d, want[i], &f));
@@ -522,17 +500,16 @@ test_engine_fires_and_repeats(void **state)
 }
 
 /* The table in docs/deadlines.md, step by step. */
-static void
-test_engine_spec_example(void **state)
+static void test_engine_spec_example(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
 	int64_t last = lt(2026, 11, 24, 17, 0);
 	struct deadline *d = engine_one(&std_params, last, last);
 	struct deadline_fire f;
-	int64_t want[] = { lt(2026, 11, 25, 9, 15), lt(2026, 11, 25, 11, 15),
-	                   lt(2026, 11, 25, 13, 15), lt(2026, 11, 25, 15, 15),
-	                   lt(2026, 11, 25, 17, 15), lt(2026, 11, 26, 7, 15) };
+	int64_t want[] = { lt(2026, 11, 25, 9, 15),  lt(2026, 11, 25, 11, 15),
+		           lt(2026, 11, 25, 13, 15), lt(2026, 11, 25, 15, 15),
+		           lt(2026, 11, 25, 17, 15), lt(2026, 11, 26, 7, 15) };
 
 	assert_time(deadline_due(d, 0), lt(2026, 11, 25, 9, 0));
 	for (int i = 0; i < 6; i++) {
@@ -546,8 +523,7 @@ test_engine_spec_example(void **state)
 	deadline_free(d);
 }
 
-static void
-test_engine_states(void **state)
+static void test_engine_states(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -573,8 +549,7 @@ test_engine_states(void **state)
 	deadline_free(d);
 }
 
-static void
-test_engine_late_reports(void **state)
+static void test_engine_late_reports(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -619,8 +594,7 @@ test_engine_late_reports(void **state)
 /* SPEC "Deadline": once a cell has a patrol its base is that patrol, even
  * one from before known_since; known_since only for a cell never
  * patrolled; an ended pause moves the base forward only. */
-static void
-test_base_rule(void **state)
+static void test_base_rule(void **state)
 {
 	(void)state;
 	const int64_t ks = 1000000, t = 100;
@@ -636,14 +610,14 @@ test_base_rule(void **state)
 	assert_time(deadline_base(0, t, 0), t);
 }
 
-static void
-test_engine_late_first_patrol(void **state)
+static void test_engine_late_first_patrol(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
-	const struct deadline_params round = { .interval_s = 4 * H, .grace_s = 15 * M,
-	                                        .repeat_s = 2 * H,
-	                                        .active = { .always = true } };
+	const struct deadline_params round = { .interval_s = 4 * H,
+		                               .grace_s = 15 * M,
+		                               .repeat_s = 2 * H,
+		                               .active = { .always = true } };
 	int64_t known = lt(2026, 11, 24, 12, 0), old = known - 3 * DAY;
 	struct deadline *d = engine_one(&round, known, 0);
 	struct deadline_patrol_result r;
@@ -694,8 +668,7 @@ test_engine_late_first_patrol(void **state)
 	deadline_free(d);
 }
 
-static void
-test_engine_pause(void **state)
+static void test_engine_pause(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -758,8 +731,7 @@ test_engine_pause(void **state)
 	deadline_free(d);
 }
 
-static void
-test_engine_restore(void **state)
+static void test_engine_restore(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -792,8 +764,7 @@ test_engine_restore(void **state)
 /* A claim at 12:30 on the 12:15 alert holds reminders to 14:30 (wall
  * time), not 14:15; the reminder then continues the numbering. One ending
  * after hours fires when the window opens. */
-static void
-test_engine_hold(void **state)
+static void test_engine_hold(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -829,8 +800,7 @@ test_engine_hold(void **state)
 /* Pause ends while a claim holds: the reminder that comes due at the
  * pause's end is looked at, held, and not counted, so the one that goes
  * out when the claim runs out is the next number, not one further. */
-static void
-test_engine_hold_after_pause(void **state)
+static void test_engine_hold_after_pause(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -858,8 +828,7 @@ test_engine_hold_after_pause(void **state)
 	deadline_free(d);
 }
 
-static void
-test_engine_truncate(void **state)
+static void test_engine_truncate(void **state)
 {
 	(void)state;
 	set_tz("Asia/Shanghai");
@@ -904,16 +873,14 @@ struct mcell {
 	bool paused;
 };
 
-static void
-m_recompute(struct mcell *c)
+static void m_recompute(struct mcell *c)
 {
 	c->due = deadline_active_add(&c->p->active, c->base, c->p->interval_s);
 	c->overdue = deadline_active_add(&c->p->active, c->due, c->p->grace_s);
 }
 
 /* SPEC "Deadline", written out independently of deadline_base(). */
-static bool
-m_rebase(struct mcell *c)
+static bool m_rebase(struct mcell *c)
 {
 	int64_t b = c->last ? c->last : c->known;
 
@@ -926,8 +893,7 @@ m_rebase(struct mcell *c)
 	return true;
 }
 
-static void
-m_resume(struct mcell *c, int64_t t)
+static void m_resume(struct mcell *c, int64_t t)
 {
 	c->paused = false;
 	if (t > c->pend)
@@ -936,16 +902,14 @@ m_resume(struct mcell *c, int64_t t)
 	c->next = c->overdue;
 }
 
-static int64_t
-m_key(const struct mcell *c)
+static int64_t m_key(const struct mcell *c)
 {
 	return c->paused ? c->until : c->next;
 }
 
 /* Ends every pause that the engine would handle before the earliest fire
  * at or before now; returns that fire's time (or DEADLINE_NEVER). */
-static int64_t
-m_settle(struct mcell *m, size_t n, int64_t now)
+static int64_t m_settle(struct mcell *m, size_t n, int64_t now)
 {
 	for (;;) {
 		int64_t fire = DEADLINE_NEVER, pause = DEADLINE_NEVER;
@@ -969,8 +933,7 @@ m_settle(struct mcell *m, size_t n, int64_t now)
 	}
 }
 
-static int64_t
-m_next_time(const struct mcell *m, size_t n)
+static int64_t m_next_time(const struct mcell *m, size_t n)
 {
 	int64_t t = DEADLINE_NEVER;
 
@@ -980,21 +943,32 @@ m_next_time(const struct mcell *m, size_t n)
 	return t;
 }
 
-static void
-test_engine_random_vs_model(void **state)
+static void test_engine_random_vs_model(void **state)
 {
 	(void)state;
-	enum { NCELLS = 2000, NOPS = 50000 };
+	enum {
+		NCELLS = 2000,
+		NOPS = 50000
+	};
 	/* Berlin across spring-forward, so DST days are in the mix. */
 	set_tz("Europe/Berlin");
 	const struct deadline_params params[] = {
-		{ .interval_s = 4 * H, .grace_s = 15 * M, .repeat_s = 2 * H,
+		{ .interval_s = 4 * H,
+		  .grace_s = 15 * M,
+		  .repeat_s = 2 * H,
 		  .active = { .start_min = 420, .end_min = 1140 } },
-		{ .interval_s = 30 * M, .grace_s = 0, .repeat_s = 4 * H, .active = { .always = true } },
-		{ .interval_s = 2 * H, .grace_s = 5 * M, .repeat_s = 0,
+		{ .interval_s = 30 * M,
+		  .grace_s = 0,
+		  .repeat_s = 4 * H,
+		  .active = { .always = true } },
+		{ .interval_s = 2 * H,
+		  .grace_s = 5 * M,
+		  .repeat_s = 0,
 		  .active = { .start_min = 1200, .end_min = 360 } },
 		{ .interval_s = 0, .grace_s = 0, .repeat_s = 3 * H, .active = { .always = true } },
-		{ .interval_s = 26 * H, .grace_s = 1 * H, .repeat_s = 3 * H,
+		{ .interval_s = 26 * H,
+		  .grace_s = 1 * H,
+		  .repeat_s = 3 * H,
 		  .active = { .start_min = 60, .end_min = 300 } },
 	};
 	const size_t np = sizeof(params) / sizeof(params[0]);
@@ -1045,8 +1019,9 @@ test_engine_random_vs_model(void **state)
 				assert_int_equal(f.repeat, x->alerts);
 				x->alerts++;
 				x->next = x->p->repeat_s > 0
-				              ? deadline_active_add(&x->p->active, now, x->p->repeat_s)
-				              : DEADLINE_NEVER;
+				                  ? deadline_active_add(&x->p->active, now,
+				                                        x->p->repeat_s)
+				                  : DEADLINE_NEVER;
 				fires++;
 			}
 		} else if (kind < 70) {
@@ -1111,7 +1086,8 @@ test_engine_random_vs_model(void **state)
 			if (!c->paused) {
 				c->next = DEADLINE_NEVER;
 				if (c->p->repeat_s > 0) {
-					c->next = deadline_active_add(&c->p->active, at, c->p->repeat_s);
+					c->next = deadline_active_add(&c->p->active, at,
+					                              c->p->repeat_s);
 					if (c->next < c->overdue)
 						c->next = c->overdue;
 				}
@@ -1121,14 +1097,13 @@ test_engine_random_vs_model(void **state)
 			assert_time(deadline_due(d, ci), c->due);
 			assert_time(deadline_last_patrol(d, ci), c->last);
 			assert_int_equal(deadline_alerted(d, ci), c->alerts > 0);
-			assert_int_equal(deadline_paused(d, ci, now),
-			                 c->paused && c->until > now);
+			assert_int_equal(deadline_paused(d, ci, now), c->paused && c->until > now);
 		}
 		assert_time(deadline_next_time(d), m_next_time(m, NCELLS));
 	}
 	/* The run must have exercised every path. */
-	printf("# model run: %ld fires, %ld recoveries, %ld manual pause ends\n",
-	       fires, recoveries, pause_ends);
+	printf("# model run: %ld fires, %ld recoveries, %ld manual pause ends\n", fires, recoveries,
+	       pause_ends);
 	assert_true(fires > 1000);
 	assert_true(recoveries > 100);
 	assert_true(pause_ends > 100);
@@ -1137,8 +1112,7 @@ test_engine_random_vs_model(void **state)
 	free(m);
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_always),

@@ -46,13 +46,13 @@
 struct fx {
 	char dir[64];
 	char db[128];
-	char src[PATH_MAX];       /* the tests/ directory */
+	char src[PATH_MAX]; /* the tests/ directory */
 	struct config *cfg;
 	struct store *s;
 	struct outbox *o;
 	struct loop *l;
 	struct deliver *d;
-	struct mqtt *m;           /* only in the mqtt sink test */
+	struct mqtt *m; /* only in the mqtt sink test */
 	pid_t broker, sub;
 	struct loop_timer tick;
 	bool (*cond)(struct fx *);
@@ -270,7 +270,11 @@ static int64_t add_alert(struct fx *f, unsigned kind, const char *cell, const ch
 	char *s = json_dumps(doc, JSON_COMPACT);
 	assert_non_null(s);
 	struct outbox_alert a = {
-		.kind = kind, .cell = cell, .at = loop_wall_ms() / 1000, .text = text, .doc = s,
+		.kind = kind,
+		.cell = cell,
+		.at = loop_wall_ms() / 1000,
+		.text = text,
+		.doc = s,
 	};
 	int64_t id = 0;
 	assert_int_equal(outbox_add(f->o, f->cfg, &a, loop_wall_ms(), &id), STORE_OK);
@@ -453,8 +457,8 @@ static void test_exec_delivers(void **state)
 	p = strstr(v, "SigIgn:");
 	assert_non_null(p);
 	ign = strtoull(p + 7, NULL, 16);
-	if (blk & ((1ULL << (SIGCHLD - 1)) | (1ULL << (SIGTERM - 1)) |
-	           (1ULL << (SIGHUP - 1)) | (1ULL << (SIGINT - 1))))
+	if (blk & ((1ULL << (SIGCHLD - 1)) | (1ULL << (SIGTERM - 1)) | (1ULL << (SIGHUP - 1)) |
+	           (1ULL << (SIGINT - 1))))
 		fail_msg("the sink inherited blocked signals: %s", v);
 	if (ign & (1ULL << (SIGPIPE - 1)))
 		fail_msg("the sink inherited an ignored SIGPIPE: %s", v);
@@ -698,7 +702,8 @@ static void test_recover(void **state)
 	assert_int_equal(d.tries, 0);
 	json_t *doc = json_loads(d.doc, 0, NULL);
 	assert_int_equal(json_integer_value(json_object_get(
-		json_array_get(json_object_get(doc, "alerts"), 0), "alert_id")), a1);
+	                         json_array_get(json_object_get(doc, "alerts"), 0), "alert_id")),
+	                 a1);
 	json_decref(doc);
 
 	assert_int_equal(outbox_mark_inflight(f->o, d.id), STORE_OK);
@@ -745,7 +750,8 @@ static void test_kinds_filter(void **state)
 	assert_int_equal(q_int(f, "SELECT count(*) FROM outbox WHERE sink = 'all'"), 2);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM outbox WHERE sink = 'ov'"), 1);
 	assert_int_equal(q_int(f, "SELECT a.kind = 'overdue' FROM outbox o JOIN alert a "
-	                          "ON a.id = o.alert_id WHERE o.sink = 'ov'"), 1);
+	                          "ON a.id = o.alert_id WHERE o.sink = 'ov'"),
+	                 1);
 }
 
 /* Without an mqtt client an mqtt sink's try fails and is retried later. */
@@ -905,8 +911,9 @@ static pid_t spawn(char *const argv[], const char *out)
 	assert_int_equal(posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK), 0);
 	assert_int_equal(posix_spawnattr_setsigmask(&attr, &none), 0);
 	if (out)
-		assert_int_equal(posix_spawn_file_actions_addopen(&fa, 1, out,
-		                 O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+		assert_int_equal(posix_spawn_file_actions_addopen(
+		                         &fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600),
+		                 0);
 	assert_int_equal(posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0), 0);
 	int rc = posix_spawn(&pid, argv[0], &fa, &attr, argv, NULL);
 	posix_spawn_file_actions_destroy(&fa);
@@ -937,7 +944,8 @@ static void test_mqtt_sink(void **state)
 	if (access("/usr/sbin/mosquitto", X_OK) != 0 || access("/usr/bin/mosquitto_sub", X_OK) != 0)
 		skip();
 	int sock = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in sa = { .sin_family = AF_INET,
+		                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t sl = sizeof(sa);
 	assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(getsockname(sock, (struct sockaddr *)&sa, &sl), 0);
@@ -951,15 +959,19 @@ static void test_mqtt_sink(void **state)
 	FILE *c = fopen(conf, "w");
 	assert_non_null(c);
 	struct passwd *pw = getpwuid(geteuid());
-	fprintf(c, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-	           "user %s\nlog_dest file %s\nlog_type all\n", port, pw ? pw->pw_name : "root", log);
+	fprintf(c,
+	        "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+	        "user %s\nlog_dest file %s\nlog_type all\n",
+	        port, pw ? pw->pw_name : "root", log);
 	fclose(c);
 	char *bargv[] = { "/usr/sbin/mosquitto", "-c", conf, NULL };
 	f->broker = spawn(bargv, NULL);
 	assert_true(f->broker > 0);
 	assert_true(wait_file_has(log, "listen socket on port", 10000));
-	char *sargv[] = { "/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", port_s,
-	                  "-i", "test-sub", "-t", "gridpatrol/alerts/#", "-v", "-C", "2", NULL };
+	char *sargv[] = {
+		"/usr/bin/mosquitto_sub", "-h", "127.0.0.1", "-p", port_s, "-i", "test-sub", "-t",
+		"gridpatrol/alerts/#",    "-v", "-C",        "2",  NULL
+	};
 	f->sub = spawn(sargv, out);
 	assert_true(f->sub > 0);
 	assert_true(wait_file_has(log, "Sending SUBACK to test-sub", 10000));
@@ -971,7 +983,8 @@ static void test_mqtt_sink(void **state)
 	         "    - name: mq\n"
 	         "      topic: \"gridpatrol/alerts/{cell}/{kind}\"\n"
 	         "      timeout: 5s\n"
-	         "      group_window: 1s\n", port);
+	         "      group_window: 1s\n",
+	         port);
 	fx_start_mqtt(f, yaml, true);
 	assert_true(run_until(f, mqtt_up, 10000));
 	int64_t a1 = add_alert(f, CONFIG_KIND_EVENT, "yh-01", FISHING_TEXT);
@@ -1003,13 +1016,15 @@ static void test_mqtt_sink(void **state)
 		assert_memory_equal(lines[i], topics[i], tl);
 		json_t *doc = json_loads(lines[i] + tl, JSON_DISABLE_EOF_CHECK, NULL);
 		assert_non_null(doc);
-		assert_string_equal(json_string_value(json_object_get(doc, "delivery_id")), "mq-000001");
+		assert_string_equal(json_string_value(json_object_get(doc, "delivery_id")),
+		                    "mq-000001");
 		assert_string_equal(json_string_value(json_object_get(doc, "sink")), "mq");
 		assert_string_equal(json_string_value(json_object_get(doc, "text")), texts[i]);
 		json_t *alerts = json_object_get(doc, "alerts");
 		assert_int_equal(json_array_size(alerts), 1);
-		assert_int_equal(json_integer_value(json_object_get(json_array_get(alerts, 0),
-		                                                    "alert_id")), ids[i]);
+		assert_int_equal(
+		        json_integer_value(json_object_get(json_array_get(alerts, 0), "alert_id")),
+		        ids[i]);
 		json_decref(doc);
 	}
 	free(got);
@@ -1017,8 +1032,7 @@ static void test_mqtt_sink(void **state)
 
 static bool held_tried(struct fx *f)
 {
-	return fx_count(f, "rec") == 1 && fx_count(f, "flaky") >= 1 &&
-	       deliver_running(f->d) == 0;
+	return fx_count(f, "rec") == 1 && fx_count(f, "flaky") >= 1 && deliver_running(f->d) == 0;
 }
 
 static long flaky_written_at; /* flaky's tries when the held alert was written */
@@ -1047,10 +1061,11 @@ static void test_held_alert(void **state)
 	            "      exec: [\"@SRC@/fixtures/sinks/record.sh\", \"@DIR@/flaky\", \"100\"]\n"
 	            "    - name: pub\n"
 	            "      topic: \"alerts/{kind}\"\n");
-	assert_int_equal(deliver_hold(f->d, CONFIG_KIND_SYSTEM, loop_wall_ms() / 1000,
-	                              "【系统告警】数据库无法写入",
-	                              "{\"kind\":\"system\",\"cell\":null,\"condition\":\"storage\"}",
-	                              true), 0);
+	assert_int_equal(
+	        deliver_hold(f->d, CONFIG_KIND_SYSTEM, loop_wall_ms() / 1000,
+	                     "【系统告警】数据库无法写入",
+	                     "{\"kind\":\"system\",\"cell\":null,\"condition\":\"storage\"}", true),
+	        0);
 	assert_true(run_until(f, held_tried, 10000));
 	assert_int_equal(q_int(f, "SELECT count(*) FROM alert"), 0);
 	assert_int_equal(deliver_held_count(f->d), 1);
@@ -1075,9 +1090,11 @@ static void test_held_alert(void **state)
 	deliver_held_committed(f->d, true);
 	assert_int_equal(deliver_held_count(f->d), 0);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM alert WHERE kind = 'system' AND "
-	                          "json_extract(doc, '$.held') = 1"), 1);
+	                          "json_extract(doc, '$.held') = 1"),
+	                 1);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM delivery WHERE sink = 'rec' AND "
-	                          "state = 'delivered' AND tries = 0 AND done_ms > 0"), 1);
+	                          "state = 'delivered' AND tries = 0 AND done_ms > 0"),
+	                 1);
 	assert_true(q_int(f, "SELECT tries FROM delivery WHERE sink = 'flaky' AND "
 	                     "state = 'pending'") >= 1);
 	char *err = q_text(f, "SELECT last_error FROM delivery WHERE sink = 'flaky'");
@@ -1085,7 +1102,8 @@ static void test_held_alert(void **state)
 	free(err);
 	/* Not an exec sink: nothing from memory, an ordinary delivery now. */
 	assert_int_equal(q_int(f, "SELECT count(*) FROM delivery WHERE sink = 'pub' AND "
-	                          "state = 'pending' AND tries = 0"), 1);
+	                          "state = 'pending' AND tries = 0"),
+	                 1);
 	assert_int_equal(q_int(f, "SELECT id FROM delivery WHERE sink = 'flaky'"), 2);
 
 	/* The outbox takes over: flaky again under the id its tries from
@@ -1120,18 +1138,19 @@ static void test_held_write_all_or_nothing(void **state)
 	            "      exec: [\"@SRC@/fixtures/sinks/record.sh\", \"@DIR@/b\"]\n");
 	int64_t now = loop_wall_ms() / 1000;
 	assert_int_equal(deliver_hold(f->d, CONFIG_KIND_SYSTEM, now, "first",
-	                              "{\"kind\":\"system\",\"condition\":\"storage\"}",
-	                              false), 0);
+	                              "{\"kind\":\"system\",\"condition\":\"storage\"}", false),
+	                 0);
 	assert_int_equal(deliver_hold(f->d, CONFIG_KIND_SYSTEM, now, "second",
-	                              "{\"kind\":\"system\",\"condition\":\"broker\"}",
-	                              false), 0);
+	                              "{\"kind\":\"system\",\"condition\":\"broker\"}", false),
+	                 0);
 	/* The second alert's row for sink b cannot be written. */
 	assert_int_equal(sqlite3_exec(store_db(f->s),
 	                              "CREATE TEMP TRIGGER fail_b BEFORE INSERT ON main.outbox "
 	                              "WHEN NEW.sink = 'b' AND (SELECT text FROM main.alert "
 	                              "WHERE id = NEW.alert_id) = 'second' "
 	                              "BEGIN SELECT RAISE(ABORT, 'test: no room'); END",
-	                              NULL, NULL, NULL), SQLITE_OK);
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
 	assert_int_not_equal(deliver_write_held(f->d), STORE_OK);
 	assert_int_equal(store_commit(f->s), STORE_OK);
 	deliver_held_committed(f->d, true);
@@ -1150,7 +1169,8 @@ static void test_held_write_all_or_nothing(void **state)
 	deliver_held_committed(f->d, true);
 	assert_int_equal(deliver_held_count(f->d), 0);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM outbox o JOIN alert a ON "
-	                          "a.id = o.alert_id WHERE a.text = 'second'"), 2);
+	                          "a.id = o.alert_id WHERE a.text = 'second'"),
+	                 2);
 }
 
 static void stop_when_running(void *arg)

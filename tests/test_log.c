@@ -56,10 +56,9 @@ static void test_priority_prefixes(void **state)
 {
 	(void)state;
 	char *out = capture(emit_levels);
-	assert_string_equal(out,
-	                    "<3>e 1\n<4>w\n<5>n\n<6>i\n"
-	                    "<4>open x: No such file or directory\n"
-	                    "<6>two lines\n");
+	assert_string_equal(out, "<3>e 1\n<4>w\n<5>n\n<6>i\n"
+	                         "<4>open x: No such file or directory\n"
+	                         "<6>two lines\n");
 	free(out);
 }
 

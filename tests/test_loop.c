@@ -27,8 +27,14 @@ static void trace_add(struct trace *t, const char *s)
 	strncat(t->log, s, sizeof(t->log) - strlen(t->log) - 1);
 }
 
-static void on_prepare(void *arg) { trace_add(arg, "P"); }
-static void on_check(void *arg) { trace_add(arg, "C"); }
+static void on_prepare(void *arg)
+{
+	trace_add(arg, "P");
+}
+static void on_check(void *arg)
+{
+	trace_add(arg, "C");
+}
 
 static void on_fd(void *arg, int fd, short revents)
 {

@@ -29,49 +29,48 @@
 #define M INT64_C(60)
 #define DAY INT64_C(86400)
 
-static void
-set_tz(const char *tz)
+static void set_tz(const char *tz)
 {
 	setenv("TZ", tz, 1);
 	tzset();
 }
 
-static int64_t
-utc(int y, int mo, int d, int h, int mi)
+static int64_t utc(int y, int mo, int d, int h, int mi)
 {
-	struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
-	                 .tm_hour = h, .tm_min = mi };
+	struct tm tm = {
+		.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi
+	};
 
 	return (int64_t)timegm(&tm);
 }
 
-static struct units_active
-win(int sh, int eh)
+static struct units_active win(int sh, int eh)
 {
 	return (struct units_active){ .start_min = sh * 60, .end_min = eh * 60 };
 }
 
 static const struct units_active always = { .always = true };
 
-static struct config_cell
-mkcell(int64_t interval, int64_t grace, struct units_active a)
+static struct config_cell mkcell(int64_t interval, int64_t grace, struct units_active a)
 {
-	return (struct config_cell){ .id = (char *)"yh-01", .interval_s = interval,
-	                             .grace_s = grace, .repeat_s = 2 * H, .active = a };
+	return (struct config_cell){ .id = (char *)"yh-01",
+		                     .interval_s = interval,
+		                     .grace_s = grace,
+		                     .repeat_s = 2 * H,
+		                     .active = a };
 }
 
 /* A check-in: the common patrol-presence event. */
-static struct report_event
-pat(int64_t ts, const char *worker)
+static struct report_event pat(int64_t ts, const char *worker)
 {
-	return (struct report_event){ .ts = ts, .worker = worker, .type = "checkin",
-	                              .patrol = true };
+	return (struct report_event){
+		.ts = ts, .worker = worker, .type = "checkin", .patrol = true
+	};
 }
 
 static const char hour_chr[] = { 'I', 'C', 'P', 'O', 'F' };
 
-static void
-assert_hours(const struct report_cell *c, const char *want)
+static void assert_hours(const struct report_cell *c, const char *want)
 {
 	char got[25];
 
@@ -82,8 +81,7 @@ assert_hours(const struct report_cell *c, const char *want)
 	assert_string_equal(got, want);
 }
 
-static void
-assert_pct(const struct report_cell *c, double want)
+static void assert_pct(const struct report_cell *c, double want)
 {
 	assert_true(c->has_covered);
 	assert_float_equal(c->covered_pct, want, 1e-9);
@@ -92,15 +90,13 @@ assert_pct(const struct report_cell *c, double want)
 /* The Shanghai test day: 2026-11-24, and a local time on it. */
 static int64_t S, E;
 
-static void
-shanghai_day(void)
+static void shanghai_day(void)
 {
 	set_tz("Asia/Shanghai");
 	assert_int_equal(report_day_bounds("2026-11-24", &S, &E), 0);
 }
 
-static int64_t
-at(int h, int mi)
+static int64_t at(int h, int mi)
 {
 	return S + h * H + mi * M; /* no DST in Shanghai */
 }
@@ -110,17 +106,18 @@ at(int h, int mi)
 
 /* ------------------------------------------------------------------ */
 
-static void
-test_hourly_always(void **state)
+static void test_hourly_always(void **state)
 {
 	(void)state;
 	shanghai_day();
 	struct config_cell cell = mkcell(2 * H, 15 * M, always);
 	struct report_event ev[24];
-	struct report_input in = { .cell = &cell, .known_since = LONG_AGO,
-	                           .first_patrol_ever = LONG_AGO,
-	                           .last_patrol_before = at(0, 0) - 30 * M, /* 23:30 */
-	                           .events = ev, .n_events = 24 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = LONG_AGO,
+		                   .first_patrol_ever = LONG_AGO,
+		                   .last_patrol_before = at(0, 0) - 30 * M, /* 23:30 */
+		                   .events = ev,
+		                   .n_events = 24 };
 	struct report_cell c;
 
 	/* Patrols at hh:30 all day, two workers taking turns. */
@@ -151,8 +148,7 @@ test_hourly_always(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_never_patrolled(void **state)
+static void test_never_patrolled(void **state)
 {
 	(void)state;
 	shanghai_day();
@@ -180,21 +176,22 @@ test_never_patrolled(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_carry_over_midnight(void **state)
+static void test_carry_over_midnight(void **state)
 {
 	(void)state;
 	shanghai_day();
 	struct config_cell cell = mkcell(4 * H, 15 * M, always);
 	struct report_event ev[] = {
-		pat(at(5, 5), "w017"), pat(at(9, 0), "w017"), pat(at(13, 0), "w021"),
+		pat(at(5, 5), "w017"),  pat(at(9, 0), "w017"),  pat(at(13, 0), "w021"),
 		pat(at(17, 0), "w017"), pat(at(21, 0), "w021"), pat(at(23, 55), "w017"),
 	};
 	/* Yesterday's last patrol was at 23:50. */
-	struct report_input in = { .cell = &cell, .known_since = LONG_AGO,
-	                           .first_patrol_ever = LONG_AGO,
-	                           .last_patrol_before = at(0, 0) - 10 * M,
-	                           .events = ev, .n_events = 6 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = LONG_AGO,
+		                   .first_patrol_ever = LONG_AGO,
+		                   .last_patrol_before = at(0, 0) - 10 * M,
+		                   .events = ev,
+		                   .n_events = 6 };
 	struct report_cell c;
 
 	assert_int_equal(report_cell_compute(&in, S, E, E + H, &c), 0);
@@ -224,8 +221,7 @@ test_carry_over_midnight(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_window_and_always(void **state)
+static void test_window_and_always(void **state)
 {
 	(void)state;
 	shanghai_day();
@@ -234,10 +230,12 @@ test_window_and_always(void **state)
 	struct report_event ev[] = { pat(at(10, 0), "w017"), pat(at(16, 0), "w021") };
 	/* Same facts for both cells: last patrol yesterday 17:00, patrols at
 	 * 10:00 and 16:00 today. */
-	struct report_input in = { .cell = &day_cell, .known_since = LONG_AGO,
-	                           .first_patrol_ever = LONG_AGO,
-	                           .last_patrol_before = at(17, 0) - DAY,
-	                           .events = ev, .n_events = 2 };
+	struct report_input in = { .cell = &day_cell,
+		                   .known_since = LONG_AGO,
+		                   .first_patrol_ever = LONG_AGO,
+		                   .last_patrol_before = at(17, 0) - DAY,
+		                   .events = ev,
+		                   .n_events = 2 };
 	struct report_cell c;
 
 	assert_int_equal(report_cell_compute(&in, S, E, E + H, &c), 0);
@@ -269,8 +267,7 @@ test_window_and_always(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_pause_mid_day(void **state)
+static void test_pause_mid_day(void **state)
 {
 	(void)state;
 	shanghai_day();
@@ -279,10 +276,14 @@ test_pause_mid_day(void **state)
 	struct report_pause pz[] = { { at(10, 0), at(14, 0) } };
 	/* Yesterday 18:00 + 2 h active = 08:00 today, overdue 08:15: the
 	 * 07:30 patrol comes first. */
-	struct report_input in = { .cell = &cell, .known_since = LONG_AGO,
-	                           .first_patrol_ever = LONG_AGO,
-	                           .last_patrol_before = at(18, 0) - DAY,
-	                           .events = ev, .n_events = 2, .pauses = pz, .n_pauses = 1 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = LONG_AGO,
+		                   .first_patrol_ever = LONG_AGO,
+		                   .last_patrol_before = at(18, 0) - DAY,
+		                   .events = ev,
+		                   .n_events = 2,
+		                   .pauses = pz,
+		                   .n_pauses = 1 };
 	struct report_cell c;
 
 	assert_int_equal(report_cell_compute(&in, S, E, E + H, &c), 0);
@@ -334,32 +335,44 @@ test_pause_mid_day(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_late_reports(void **state)
+static void test_late_reports(void **state)
 {
 	(void)state;
 	shanghai_day();
 	struct config_cell cell = mkcell(4 * H, 15 * M, always);
 	struct report_event ev[] = {
 		/* Patrolled at 02:00 but reported at 09:00 (no signal). */
-		{ .ts = at(2, 0), .worker = "w017", .type = "checkin", .patrol = true,
+		{ .ts = at(2, 0),
+		  .worker = "w017",
+		  .type = "checkin",
+		  .patrol = true,
 		  .late = true },
 		pat(at(6, 0), "w021"),
-		{ .ts = at(6, 10), .worker = "w021", .type = "flood", .patrol = true,
-		  .has_value = true, .value = 260 },
+		{ .ts = at(6, 10),
+		  .worker = "w021",
+		  .type = "flood",
+		  .patrol = true,
+		  .has_value = true,
+		  .value = 260 },
 		pat(at(10, 0), "w017"),
 		/* A type with patrol: false, also reported late. */
-		{ .ts = at(13, 0), .worker = "w099", .type = "note", .patrol = false,
-		  .late = true },
+		{ .ts = at(13, 0), .worker = "w099", .type = "note", .patrol = false, .late = true },
 		pat(at(14, 0), "w017"),
-		{ .ts = at(18, 0), .worker = "w033", .type = "flood", .patrol = true,
-		  .has_value = true, .value = 240 },
+		{ .ts = at(18, 0),
+		  .worker = "w033",
+		  .type = "flood",
+		  .patrol = true,
+		  .has_value = true,
+		  .value = 240 },
 		pat(at(22, 0), "w021"),
 	};
-	struct report_input in = { .cell = &cell, .known_since = LONG_AGO,
-	                           .first_patrol_ever = LONG_AGO,
-	                           .last_patrol_before = at(22, 0) - DAY,
-	                           .events = ev, .n_events = 8, .alerts = 2 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = LONG_AGO,
+		                   .first_patrol_ever = LONG_AGO,
+		                   .last_patrol_before = at(22, 0) - DAY,
+		                   .events = ev,
+		                   .n_events = 8,
+		                   .alerts = 2 };
 	struct report_cell c;
 
 	assert_int_equal(report_cell_compute(&in, S, E, E + H, &c), 0);
@@ -398,16 +411,18 @@ test_late_reports(void **state)
 /* SPEC "Deadline": a patrol from before known_since is the base all the
  * same (a device uploading late); the daemon and `status` say overdue, so
  * the report must count it. */
-static void
-test_late_first_patrol(void **state)
+static void test_late_first_patrol(void **state)
 {
 	(void)state;
 	shanghai_day();
 	struct config_cell cell = mkcell(2 * H, 15 * M, always);
 	/* Added at 12:00; its only patrol, made at 08:00, arrives later. */
 	struct report_event ev[] = { pat(at(8, 0), "w017") };
-	struct report_input in = { .cell = &cell, .known_since = at(12, 0),
-	                           .first_patrol_ever = at(8, 0), .events = ev, .n_events = 1 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = at(12, 0),
+		                   .first_patrol_ever = at(8, 0),
+		                   .events = ev,
+		                   .n_events = 1 };
 	struct report_cell c;
 
 	assert_int_equal(report_cell_compute(&in, S, E, E + H, &c), 0);
@@ -429,8 +444,7 @@ test_late_first_patrol(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_no_tracked_time(void **state)
+static void test_no_tracked_time(void **state)
 {
 	(void)state;
 	shanghai_day();
@@ -478,17 +492,18 @@ test_no_tracked_time(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_today_so_far(void **state)
+static void test_today_so_far(void **state)
 {
 	(void)state;
 	shanghai_day();
 	struct config_cell cell = mkcell(4 * H, 15 * M, win(7, 19));
 	struct report_event ev[] = { pat(at(8, 0), "w017") };
-	struct report_input in = { .cell = &cell, .known_since = LONG_AGO,
-	                           .first_patrol_ever = LONG_AGO,
-	                           .last_patrol_before = at(17, 0) - DAY,
-	                           .events = ev, .n_events = 1 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = LONG_AGO,
+		                   .first_patrol_ever = LONG_AGO,
+		                   .last_patrol_before = at(17, 0) - DAY,
+		                   .events = ev,
+		                   .n_events = 1 };
 	struct report_cell c;
 
 	/* now = 13:30 */
@@ -520,8 +535,7 @@ test_today_so_far(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_dst_spring_berlin(void **state)
+static void test_dst_spring_berlin(void **state)
 {
 	(void)state;
 	int64_t s, e;
@@ -540,10 +554,12 @@ test_dst_spring_berlin(void **state)
 	for (int k = 0; k < 10; k++)
 		ev[1 + k] = pat(utc(2026, 3, 29, 3 + 2 * k, 0), "w017");
 	/* Yesterday 23:00 CET (22:00 UTC). */
-	struct report_input in = { .cell = &cell, .known_since = s - 30 * DAY,
-	                           .first_patrol_ever = s - 30 * DAY,
-	                           .last_patrol_before = utc(2026, 3, 28, 22, 0),
-	                           .events = ev, .n_events = 11 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = s - 30 * DAY,
+		                   .first_patrol_ever = s - 30 * DAY,
+		                   .last_patrol_before = utc(2026, 3, 28, 22, 0),
+		                   .events = ev,
+		                   .n_events = 11 };
 	struct report_cell c;
 
 	assert_int_equal(report_cell_compute(&in, s, e, e + H, &c), 0);
@@ -580,8 +596,7 @@ test_dst_spring_berlin(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_dst_autumn_berlin(void **state)
+static void test_dst_autumn_berlin(void **state)
 {
 	(void)state;
 	int64_t s, e;
@@ -595,10 +610,12 @@ test_dst_autumn_berlin(void **state)
 	struct config_cell cell = mkcell(30 * H, 0, always);
 	/* 02:30 CET, the second 02:30 of the night. */
 	struct report_event ev[] = { pat(utc(2026, 10, 25, 1, 30), "w017") };
-	struct report_input in = { .cell = &cell, .known_since = s - 30 * DAY,
-	                           .first_patrol_ever = s - 30 * DAY,
-	                           .last_patrol_before = utc(2026, 10, 24, 21, 0),
-	                           .events = ev, .n_events = 1 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = s - 30 * DAY,
+		                   .first_patrol_ever = s - 30 * DAY,
+		                   .last_patrol_before = utc(2026, 10, 24, 21, 0),
+		                   .events = ev,
+		                   .n_events = 1 };
 	struct report_cell c;
 
 	assert_int_equal(report_cell_compute(&in, s, e, e + H, &c), 0);
@@ -622,23 +639,31 @@ test_dst_autumn_berlin(void **state)
 }
 
 /* The worked example of docs/report.md, figure by figure. */
-static void
-test_docs_example(void **state)
+static void test_docs_example(void **state)
 {
 	(void)state;
 	shanghai_day();
 	struct config_cell cell = mkcell(4 * H, 15 * M, win(7, 19));
 	struct report_event ev[] = {
 		pat(at(10, 0), "w017"),
-		{ .ts = at(16, 0), .worker = "w021", .type = "checkin", .patrol = true,
+		{ .ts = at(16, 0),
+		  .worker = "w021",
+		  .type = "checkin",
+		  .patrol = true,
 		  .late = true },
-		{ .ts = at(16, 5), .worker = "w021", .type = "flood", .patrol = true,
-		  .has_value = true, .value = 262 },
+		{ .ts = at(16, 5),
+		  .worker = "w021",
+		  .type = "flood",
+		  .patrol = true,
+		  .has_value = true,
+		  .value = 262 },
 	};
-	struct report_input in = { .cell = &cell, .known_since = LONG_AGO,
-	                           .first_patrol_ever = LONG_AGO,
-	                           .last_patrol_before = at(17, 0) - DAY,
-	                           .events = ev, .n_events = 3 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = LONG_AGO,
+		                   .first_patrol_ever = LONG_AGO,
+		                   .last_patrol_before = at(17, 0) - DAY,
+		                   .events = ev,
+		                   .n_events = 3 };
 	struct report_cell c;
 
 	assert_int_equal(report_cell_compute(&in, S, E, E + H, &c), 0);
@@ -664,18 +689,19 @@ test_docs_example(void **state)
 	report_cell_free(&c);
 }
 
-static void
-test_unsorted_and_bad_args(void **state)
+static void test_unsorted_and_bad_args(void **state)
 {
 	(void)state;
 	shanghai_day();
 	struct config_cell cell = mkcell(4 * H, 15 * M, win(7, 19));
 	struct report_event sorted[] = { pat(at(10, 0), "w017"), pat(at(16, 0), "w021") };
 	struct report_event shuffled[] = { sorted[1], sorted[0] };
-	struct report_input in = { .cell = &cell, .known_since = LONG_AGO,
-	                           .first_patrol_ever = LONG_AGO,
-	                           .last_patrol_before = at(17, 0) - DAY,
-	                           .events = shuffled, .n_events = 2 };
+	struct report_input in = { .cell = &cell,
+		                   .known_since = LONG_AGO,
+		                   .first_patrol_ever = LONG_AGO,
+		                   .last_patrol_before = at(17, 0) - DAY,
+		                   .events = shuffled,
+		                   .n_events = 2 };
 	struct report_cell c;
 
 	/* Same figures as test_window_and_always, whatever the order. */
@@ -710,8 +736,7 @@ test_unsorted_and_bad_args(void **state)
 	report_cell_free(NULL);
 }
 
-static void
-test_day_bounds(void **state)
+static void test_day_bounds(void **state)
 {
 	(void)state;
 	int64_t s = 7, e = 7;
@@ -729,10 +754,10 @@ test_day_bounds(void **state)
 	assert_int_equal(report_day_bounds("2000-02-29", &s, &e), 0); /* 400 rule */
 
 	static const char *const bad[] = {
-		"2026-02-30", "2026-02-29", "1900-02-29", "2026-04-31", "2026-13-01",
-		"2026-00-10", "2026-01-00", "2026-1-01", "2026-01-1", "26-01-01",
-		"2026-01-01x", "2026/01/01", " 2026-01-01", "2026-01-0a", "", "0000-01-01",
-		"+026-01-01", "2026-01-01 ",
+		"2026-02-30",  "2026-02-29", "1900-02-29",  "2026-04-31", "2026-13-01",
+		"2026-00-10",  "2026-01-00", "2026-1-01",   "2026-01-1",  "26-01-01",
+		"2026-01-01x", "2026/01/01", " 2026-01-01", "2026-01-0a", "",
+		"0000-01-01",  "+026-01-01", "2026-01-01 ",
 	};
 	s = e = 7;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -753,8 +778,8 @@ struct model {
 	char hours[25];
 };
 
-static void
-model_day(const struct report_input *in, int64_t s, int64_t e, int64_t now, struct model *m)
+static void model_day(const struct report_input *in, int64_t s, int64_t e, int64_t now,
+                      struct model *m)
 {
 	const struct config_cell *cell = in->cell;
 	int64_t track = INT64_MAX, base, ov = 0, ov_base = INT64_MIN, run = 0;
@@ -820,10 +845,10 @@ model_day(const struct report_input *in, int64_t s, int64_t e, int64_t now, stru
 		bool active = deadline_is_active(&cell->active, t);
 
 		if (have && base != ov_base) {
-			ov = deadline_active_add(&cell->active,
-			                         deadline_active_add(&cell->active, base,
-			                                             cell->interval_s),
-			                         cell->grace_s);
+			ov = deadline_active_add(
+			        &cell->active,
+			        deadline_active_add(&cell->active, base, cell->interval_s),
+			        cell->grace_s);
 			ov_base = base;
 		}
 		bool overdue = have && t >= ov;
@@ -857,16 +882,18 @@ model_day(const struct report_input *in, int64_t s, int64_t e, int64_t now, stru
 				}
 			past = pos < now;
 		}
-		m->hours[h] = !past ? 'F' : slot_ov[h] ? 'O' : slot_p[h] ? 'P' :
-		              slot_cov[h] ? 'C' : 'I';
+		m->hours[h] = !past         ? 'F'
+		              : slot_ov[h]  ? 'O'
+		              : slot_p[h]   ? 'P'
+		              : slot_cov[h] ? 'C'
+		                            : 'I';
 	}
 	m->hours[24] = '\0';
 }
 
 static uint64_t rng = 88172645463325252u;
 
-static int64_t
-rnd(int64_t n)
+static int64_t rnd(int64_t n)
 {
 	rng ^= rng << 13;
 	rng ^= rng >> 7;
@@ -874,13 +901,15 @@ rnd(int64_t n)
 	return (int64_t)(rng % (uint64_t)n);
 }
 
-static void
-random_days(const char *tz, const char *date, int rounds)
+static void random_days(const char *tz, const char *date, int rounds)
 {
 	static const struct units_active wins[] = {
-		{ .always = true }, { .start_min = 420, .end_min = 1140 },
-		{ .start_min = 1200, .end_min = 360 }, { .start_min = 90, .end_min = 210 },
-		{ .start_min = 1080, .end_min = 1440 }, { .start_min = 150, .end_min = 160 },
+		{ .always = true },
+		{ .start_min = 420, .end_min = 1140 },
+		{ .start_min = 1200, .end_min = 360 },
+		{ .start_min = 90, .end_min = 210 },
+		{ .start_min = 1080, .end_min = 1440 },
+		{ .start_min = 150, .end_min = 160 },
 	};
 	static const char *const workers[] = { "w1", "w2", "w3" };
 	int64_t s, e;
@@ -889,14 +918,14 @@ random_days(const char *tz, const char *date, int rounds)
 	set_tz(tz);
 	assert_int_equal(report_day_bounds(date, &s, &e), 0);
 	for (int round = 0; round < rounds; round++) {
-		struct config_cell cell = mkcell((1 + rnd(8 * 60)) * M, rnd(60) * M,
-		                                 wins[rnd(6)]);
+		struct config_cell cell = mkcell((1 + rnd(8 * 60)) * M, rnd(60) * M, wins[rnd(6)]);
 		struct report_event ev[40];
 		struct report_pause pz[3];
 		size_t n = (size_t)rnd(40), np = (size_t)rnd(4);
 		int64_t ts = s - 2 * H;
-		struct report_input in = { .cell = &cell, .events = ev, .n_events = n,
-		                           .pauses = pz, .n_pauses = np };
+		struct report_input in = {
+			.cell = &cell, .events = ev, .n_events = n, .pauses = pz, .n_pauses = np
+		};
 		struct report_cell c;
 		struct model m;
 		char got[25];
@@ -904,9 +933,10 @@ random_days(const char *tz, const char *date, int rounds)
 
 		for (size_t i = 0; i < n; i++) {
 			ts += rnd(3 * H / M) * M;
-			ev[i] = (struct report_event){ .ts = ts, .worker = workers[rnd(3)],
-			                               .type = rnd(2) ? "checkin" : "litter",
-			                               .patrol = rnd(5) != 0 };
+			ev[i] = (struct report_event){ .ts = ts,
+				                       .worker = workers[rnd(3)],
+				                       .type = rnd(2) ? "checkin" : "litter",
+				                       .patrol = rnd(5) != 0 };
 		}
 		for (size_t i = 0; i < np; i++) {
 			int64_t a = s - H + rnd((e - s) / M) * M;
@@ -939,9 +969,9 @@ random_days(const char *tz, const char *date, int rounds)
 		    c.longest_gap_s != m.gap || strcmp(got, m.hours) != 0 ||
 		    c.has_covered != (m.tracked > 0))
 			fail_msg("%s %s round %d: tracked %lld/%lld overdue %lld/%lld "
-			         "gap %lld/%lld hours %s/%s", tz, date, round,
-			         (long long)c.tracked_active_s, (long long)m.tracked,
-			         (long long)c.overdue_s, (long long)m.overdue,
+			         "gap %lld/%lld hours %s/%s",
+			         tz, date, round, (long long)c.tracked_active_s,
+			         (long long)m.tracked, (long long)c.overdue_s, (long long)m.overdue,
 			         (long long)c.longest_gap_s, (long long)m.gap, got, m.hours);
 		mixed += c.overdue_s > 0 && c.overdue_s < c.tracked_active_s;
 		report_cell_free(&c);
@@ -952,8 +982,7 @@ random_days(const char *tz, const char *date, int rounds)
 		fail_msg("%s: only %d of %d rounds partly overdue", tz, mixed, rounds);
 }
 
-static void
-test_random_vs_model(void **state)
+static void test_random_vs_model(void **state)
 {
 	(void)state;
 	random_days("Asia/Shanghai", "2026-11-24", 150);
@@ -967,8 +996,7 @@ test_random_vs_model(void **state)
 	random_days("XST-1XDT,M3.5.0/2:15,M10.5.0/3:45", "2026-10-25", 50);
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hourly_always),

@@ -88,7 +88,8 @@ static void test_schema_wal_and_lock(void **state)
 	assert_non_null(s);
 	assert_int_equal(q_int(f->path, "PRAGMA user_version"), STORE_SCHEMA_VERSION);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name IN "
-	                                "('event','rejected','cell')"), 3);
+	                                "('event','rejected','cell')"),
+	                 3);
 
 	struct store *second = store_open(f->path, 0, err, sizeof(err));
 	assert_null(second);
@@ -160,18 +161,31 @@ static void test_rejected_payload_bounded(void **state)
 	memcpy(utf8 + 1023, "\xe6\xb0\xb4", 3);
 
 	assert_int_equal(store_begin(s), STORE_OK);
-	assert_int_equal(store_put_rejected(s, 1, "patrol/a", big, sizeof(big), "too_large", "d"), STORE_OK);
-	assert_int_equal(store_put_rejected(s, 2, "patrol/b", binary, sizeof(binary), "bad_json", "d"), STORE_OK);
-	assert_int_equal(store_put_rejected(s, 3, "patrol/c", utf8, 1026, "bad_field", "d"), STORE_OK);
+	assert_int_equal(store_put_rejected(s, 1, "patrol/a", big, sizeof(big), "too_large", "d"),
+	                 STORE_OK);
+	assert_int_equal(
+	        store_put_rejected(s, 2, "patrol/b", binary, sizeof(binary), "bad_json", "d"),
+	        STORE_OK);
+	assert_int_equal(store_put_rejected(s, 3, "patrol/c", utf8, 1026, "bad_field", "d"),
+	                 STORE_OK);
 	assert_int_equal(store_commit(s), STORE_OK);
 	store_close(s);
 
-	assert_int_equal(q_int(f->path, "SELECT length(payload) FROM rejected WHERE recv_ms=1"), 1024);
+	assert_int_equal(q_int(f->path, "SELECT length(payload) FROM rejected WHERE recv_ms=1"),
+	                 1024);
 	assert_int_equal(q_int(f->path, "SELECT payload_len FROM rejected WHERE recv_ms=1"), 5000);
-	assert_int_equal(q_int(f->path, "SELECT typeof(payload)='text' FROM rejected WHERE recv_ms=1"), 1);
-	assert_int_equal(q_int(f->path, "SELECT typeof(payload)='blob' FROM rejected WHERE recv_ms=2"), 1);
-	assert_int_equal(q_int(f->path, "SELECT length(CAST(payload AS BLOB)) FROM rejected WHERE recv_ms=2"), 4);
-	assert_int_equal(q_int(f->path, "SELECT length(CAST(payload AS BLOB)) FROM rejected WHERE recv_ms=3"), 1023);
+	assert_int_equal(
+	        q_int(f->path, "SELECT typeof(payload)='text' FROM rejected WHERE recv_ms=1"), 1);
+	assert_int_equal(
+	        q_int(f->path, "SELECT typeof(payload)='blob' FROM rejected WHERE recv_ms=2"), 1);
+	assert_int_equal(
+	        q_int(f->path,
+	              "SELECT length(CAST(payload AS BLOB)) FROM rejected WHERE recv_ms=2"),
+	        4);
+	assert_int_equal(
+	        q_int(f->path,
+	              "SELECT length(CAST(payload AS BLOB)) FROM rejected WHERE recv_ms=3"),
+	        1023);
 }
 
 static void test_size_cap_is_retryable(void **state)
@@ -307,7 +321,8 @@ static void test_wal_stays_bounded(void **state)
 			put_nth(s, b * per_batch + i);
 		assert_int_equal(store_commit(s), STORE_OK);
 		if (b % 100 == 99)
-			assert_int_equal(q_int(f->path, "SELECT count(*) FROM event"), (b + 1) * per_batch);
+			assert_int_equal(q_int(f->path, "SELECT count(*) FROM event"),
+			                 (b + 1) * per_batch);
 		off_t w = file_size(wal);
 		if (w > max_wal)
 			max_wal = w;
@@ -441,7 +456,8 @@ static void test_prune_by_age(void **state)
 		assert_int_equal(store_put_event(s, &r, &dup, NULL), STORE_OK);
 		/* recv_ms is the only time that counts for rejected */
 		assert_int_equal(store_put_rejected(s, n < 30 ? (cut - 10) * 1000 : cut * 1000 + n,
-		                                    "t", "x", 1, "bad_json", "d"), STORE_OK);
+		                                    "t", "x", 1, "bad_json", "d"),
+		                 STORE_OK);
 	}
 	/* Old alerts, delivered or without sinks: they go. */
 	put_alert(s, 1, "event", "yh-01", cut - 500, 0, NULL, "fishing");
@@ -503,11 +519,13 @@ static void test_prune_by_age(void **state)
 
 	/* What the daemon reads at start is unchanged: the open overdue alert
 	 * of yh-01 is 15 (repeat 2), not one pruned before it. */
-	assert_int_equal(q_int(f->path,
-	                       "SELECT a.id FROM alert a WHERE a.kind = 'overdue' AND a.id = "
-	                       "(SELECT max(id) FROM alert WHERE cell = a.cell AND kind = 'overdue') "
-	                       "AND NOT EXISTS (SELECT 1 FROM alert r WHERE r.cell = a.cell AND "
-	                       "r.kind = 'recovered' AND r.level IS NULL AND r.id > a.id)"), 15);
+	assert_int_equal(
+	        q_int(f->path,
+	              "SELECT a.id FROM alert a WHERE a.kind = 'overdue' AND a.id = "
+	              "(SELECT max(id) FROM alert WHERE cell = a.cell AND kind = 'overdue') "
+	              "AND NOT EXISTS (SELECT 1 FROM alert r WHERE r.cell = a.cell AND "
+	              "r.kind = 'recovered' AND r.level IS NULL AND r.id > a.id)"),
+	        15);
 
 	/* Once delivered, the pending one goes on the next run. */
 	exec_ok(s, "UPDATE delivery SET state = 'delivered' WHERE id = 4");
@@ -566,8 +584,11 @@ static void fill_prune_cycles(struct fx *f, bool fresh, off_t *sizes, int cycles
 	if (!fresh) {
 		sqlite3 *db;
 		assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE x(y);"
-		                                  "DROP TABLE x;", NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db,
+		                              "PRAGMA journal_mode=WAL; CREATE TABLE x(y);"
+		                              "DROP TABLE x;",
+		                              NULL, NULL, NULL),
+		                 SQLITE_OK);
 		sqlite3_close(db);
 	}
 	struct store *s = store_open(f->path, 0, err, sizeof(err));
@@ -584,8 +605,9 @@ static void fill_prune_cycles(struct fx *f, bool fresh, off_t *sizes, int cycles
 			assert_int_equal(store_commit(s), STORE_OK);
 		}
 		/* Keep the newest cycle only. */
-		struct store_prune_limits lim = { .by_age = true, .rows = 2000,
-		                                  .before_s = 1764000000 + cyc * per_cycle };
+		struct store_prune_limits lim = { .by_age = true,
+			                          .rows = 2000,
+			                          .before_s = 1764000000 + cyc * per_cycle };
 		struct store_prune_counts c = { 0 };
 		store_prune_restart(p);
 		prune_all(s, p, &lim, &c);
@@ -655,13 +677,13 @@ static void q_exec(const char *path, const char *sql)
 static int64_t span_int(const char *path, const char *col, const char *type)
 {
 	char sql[256];
-	snprintf(sql, sizeof(sql),
-	         "SELECT %s FROM event_span WHERE cell = 'yh-01' AND type = '%s'", col, type);
+	snprintf(sql, sizeof(sql), "SELECT %s FROM event_span WHERE cell = 'yh-01' AND type = '%s'",
+	         col, type);
 	return q_int(path, sql);
 }
 
-static void put(struct store *s, const char *worker, const char *id, const char *type,
-                int64_t ts, bool want_dup)
+static void put(struct store *s, const char *worker, const char *id, const char *type, int64_t ts,
+                bool want_dup)
 {
 	struct msg_record r;
 	bool dup;
@@ -680,8 +702,8 @@ static struct config *load_cfg(struct fx *f, const char *events)
 	snprintf(path, sizeof(path), "%s/gridpatrol.yaml", f->dir);
 	FILE *y = fopen(path, "w");
 	assert_non_null(y);
-	fprintf(y, "storage:\n  path: \"%s\"\ncells:\n  - id: yh-01\n  - id: yh-02\n%s",
-	        f->path, events);
+	fprintf(y, "storage:\n  path: \"%s\"\ncells:\n  - id: yh-01\n  - id: yh-02\n%s", f->path,
+	        events);
 	fclose(y);
 	int rc = config_load(path, &cfg, &errs);
 	for (size_t i = 0; i < errs.n; i++)
@@ -711,15 +733,16 @@ static void test_event_span_follows_events(void **state)
 	assert_int_equal(store_begin(s), STORE_OK);
 	put(s, "w017", "a1", "checkin", 1000, false);
 	put(s, "w021", "a2", "checkin", 2000, false);
-	put(s, "w030", "a3", "checkin", 500, false);   /* reported late: only the first moves */
-	put(s, "w031", "a4", "checkin", 1500, false);  /* in between: nothing moves */
-	put(s, "w017", "a1", "checkin", 9000, true);   /* a duplicate never counts */
+	put(s, "w030", "a3", "checkin", 500, false);  /* reported late: only the first moves */
+	put(s, "w031", "a4", "checkin", 1500, false); /* in between: nothing moves */
+	put(s, "w017", "a1", "checkin", 9000, true);  /* a duplicate never counts */
 	put(s, "w040", "b1", "litter", 1700, false);
 	assert_int_equal(store_commit(s), STORE_OK);
 	assert_int_equal(span_int(f->path, "first_ts", "checkin"), 500);
 	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 2000);
 	assert_int_equal(q_int(f->path, "SELECT last_worker = 'w021' FROM event_span "
-	                                "WHERE type = 'checkin'"), 1);
+	                                "WHERE type = 'checkin'"),
+	                 1);
 	assert_int_equal(span_int(f->path, "last_ts", "litter"), 1700);
 
 	/* Rolled back with its batch. */
@@ -924,12 +947,15 @@ static void test_migration_2_to_3_fills_event_span(void **state)
 	assert_int_equal(span_int(f->path, "first_ts", "checkin"), 200);
 	assert_int_equal(span_int(f->path, "last_ts", "checkin"), 3000);
 	assert_int_equal(q_int(f->path, "SELECT last_worker = 'w021' FROM event_span "
-	                                "WHERE type = 'checkin'"), 1);
+	                                "WHERE type = 'checkin'"),
+	                 1);
 	assert_int_equal(q_int(f->path, "SELECT last_worker = 'w040' FROM event_span "
-	                                "WHERE type = 'litter'"), 1);
+	                                "WHERE type = 'litter'"),
+	                 1);
 	/* The rest of 2 -> 3: held deliveries keep their id, daemon state. */
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM pragma_table_info('delivery') "
-	                                "WHERE name = 'ext_id'"), 1);
+	                                "WHERE name = 'ext_id'"),
+	                 1);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM daemon_state"), 0);
 	/* And kept up from there. */
 	assert_int_equal(store_begin(s), STORE_OK);
@@ -950,24 +976,25 @@ static void test_migration_3_to_4_resolves_history(void **state)
 	struct store *s = store_open(f->path, 0, err, sizeof(err));
 	assert_non_null(s);
 	store_close(s);
-	q_exec(f->path, "DROP TABLE claim_request; DROP INDEX alert_open; "
-	                "DROP INDEX alert_claimed; "
-	                "ALTER TABLE alert DROP COLUMN claimed_by; "
-	                "ALTER TABLE alert DROP COLUMN claimed_at; "
-	                "ALTER TABLE alert DROP COLUMN resolved_at; PRAGMA user_version = 3;"
-	                "INSERT INTO alert (id, kind, cell, at, repeat, level, text, doc) VALUES "
-	                /* yh-01: an episode of two, ended at 400 */
-	                "(1, 'overdue', 'yh-01', 100, 0, NULL, 't', '{}'),"
-	                "(2, 'overdue', 'yh-01', 200, 1, NULL, 't', '{}'),"
-	                "(3, 'recovered', 'yh-01', 400, 0, NULL, 't', '{}'),"
-	                /* a reading of type level, its type's normal at 700; a
+	q_exec(f->path,
+	       "DROP TABLE claim_request; DROP INDEX alert_open; "
+	       "DROP INDEX alert_claimed; "
+	       "ALTER TABLE alert DROP COLUMN claimed_by; "
+	       "ALTER TABLE alert DROP COLUMN claimed_at; "
+	       "ALTER TABLE alert DROP COLUMN resolved_at; PRAGMA user_version = 3;"
+	       "INSERT INTO alert (id, kind, cell, at, repeat, level, text, doc) VALUES "
+	       /* yh-01: an episode of two, ended at 400 */
+	       "(1, 'overdue', 'yh-01', 100, 0, NULL, 't', '{}'),"
+	       "(2, 'overdue', 'yh-01', 200, 1, NULL, 't', '{}'),"
+	       "(3, 'recovered', 'yh-01', 400, 0, NULL, 't', '{}'),"
+	       /* a reading of type level, its type's normal at 700; a
 	                 * normal of another type before it does not end it */
-	                "(4, 'reading', 'yh-01', 500, 0, 'warn', 't', '{\"event_type\":\"level\"}'),"
-	                "(5, 'recovered', 'yh-01', 600, 0, 'normal', 't', '{\"event_type\":\"rain\"}'),"
-	                "(6, 'recovered', 'yh-01', 700, 0, 'normal', 't', '{\"event_type\":\"level\"}'),"
-	                "(7, 'event', 'yh-01', 800, 0, NULL, 't', '{}'),"
-	                /* yh-02: still open; yh-01's recovery is not its own */
-	                "(8, 'overdue', 'yh-02', 300, 0, NULL, 't', '{}');");
+	       "(4, 'reading', 'yh-01', 500, 0, 'warn', 't', '{\"event_type\":\"level\"}'),"
+	       "(5, 'recovered', 'yh-01', 600, 0, 'normal', 't', '{\"event_type\":\"rain\"}'),"
+	       "(6, 'recovered', 'yh-01', 700, 0, 'normal', 't', '{\"event_type\":\"level\"}'),"
+	       "(7, 'event', 'yh-01', 800, 0, NULL, 't', '{}'),"
+	       /* yh-02: still open; yh-01's recovery is not its own */
+	       "(8, 'overdue', 'yh-02', 300, 0, NULL, 't', '{}');");
 
 	s = store_open(f->path, 0, err, sizeof(err));
 	assert_non_null(s);
@@ -979,28 +1006,33 @@ static void test_migration_3_to_4_resolves_history(void **state)
 	assert_int_equal(q_int(f->path, "SELECT resolved_at FROM alert WHERE id = 7"), 800);
 	assert_int_equal(q_int(f->path, "SELECT resolved_at IS NULL FROM alert WHERE id = 8"), 1);
 	/* Only kinds that are tasks have an end. */
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE resolved_at IS NULL"),
-	                 4);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE resolved_at IS NULL"), 4);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE claimed_by IS NOT NULL "
-	                                "OR claimed_at IS NOT NULL"), 0);
+	                                "OR claimed_at IS NOT NULL"),
+	                 0);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM claim_request"), 0);
 	/* The open ones are found through the partial index. */
 	sqlite3 *db;
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT id FROM alert WHERE "
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "EXPLAIN QUERY PLAN SELECT id FROM alert WHERE "
 	                                    "cell = 'yh-02' AND resolved_at IS NULL AND kind IN "
 	                                    "('overdue', 'event', 'reading') ORDER BY at DESC",
-	                                    -1, &st, NULL), SQLITE_OK);
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
 	bool uses = false;
 	while (sqlite3_step(st) == SQLITE_ROW)
 		uses |= strstr((const char *)sqlite3_column_text(st, 3), "alert_open") != NULL;
 	sqlite3_finalize(st);
 	assert_true(uses);
 	/* The workers sheet's claims, by when they were made, without a scan. */
-	assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT claimed_by FROM alert "
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "EXPLAIN QUERY PLAN SELECT claimed_by FROM alert "
 	                                    "WHERE claimed_at >= 1 AND claimed_at < 2 ORDER BY "
-	                                    "claimed_by, claimed_at", -1, &st, NULL), SQLITE_OK);
+	                                    "claimed_by, claimed_at",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
 	uses = false;
 	while (sqlite3_step(st) == SQLITE_ROW)
 		uses |= strstr((const char *)sqlite3_column_text(st, 3), "alert_claimed") != NULL;
@@ -1062,7 +1094,8 @@ int main(void)
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_prune_by_age, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_caps_rejected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_prune_file_plateau_incremental, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_file_plateau_incremental, setup,
+		                                teardown),
 		cmocka_unit_test_setup_teardown(test_prune_file_plateau_none, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,12 +17,11 @@
 #include "strmap.h"
 
 struct item {
-	char *key;   /* first member, as strmap wants it */
+	char *key; /* first member, as strmap wants it */
 	int value;
 };
 
-static void
-test_empty(void **state)
+static void test_empty(void **state)
 {
 	struct strmap m = STRMAP_INIT;
 	struct item it = { "a", 1 };
@@ -34,8 +33,7 @@ test_empty(void **state)
 	strmap_free(&m);
 }
 
-static void
-test_insert_find(void **state)
+static void test_insert_find(void **state)
 {
 	struct item v[] = { { "alpha", 0 }, { "beta", 1 }, { "", 2 }, { "alpha", 3 } };
 	struct strmap m = STRMAP_INIT;
@@ -62,8 +60,7 @@ test_insert_find(void **state)
  * array is realloc'd as it grows, so the base moves under the map. */
 #define MANY 100000
 
-static void
-test_many(void **state)
+static void test_many(void **state)
 {
 	struct strmap m = STRMAP_INIT;
 	char **keys = NULL;
@@ -119,8 +116,7 @@ test_many(void **state)
 /* Enough to make a 16-slot table grow (it holds 8 at half load). */
 #define COLLIDE 12
 
-static void
-test_collisions(void **state)
+static void test_collisions(void **state)
 {
 	struct strmap m = STRMAP_INIT;
 	char *keys[COLLIDE];
@@ -149,12 +145,11 @@ test_collisions(void **state)
 	strmap_free(&m);
 }
 
-static void
-test_chinese(void **state)
+static void test_chinese(void **state)
 {
 	struct item v[] = {
 		{ "东门网格", 0 }, { "西门网格", 1 }, { "东门网格2", 2 }, { "水井", 3 },
-		{ "张三", 4 }, { "李四", 5 }, { "网格-001", 6 }, { "网格-002", 7 },
+		{ "张三", 4 },     { "李四", 5 },     { "网格-001", 6 },  { "网格-002", 7 },
 	};
 	size_t n = sizeof(v) / sizeof(v[0]);
 	struct strmap m = STRMAP_INIT;
@@ -171,8 +166,7 @@ test_chinese(void **state)
 	strmap_free(&m);
 }
 
-static void
-test_hash(void **state)
+static void test_hash(void **state)
 {
 	(void)state;
 	/* Fixed values (FNV-1a, then the 64-bit finalising mix): the hash is
@@ -183,21 +177,16 @@ test_hash(void **state)
 	/* Keys that differ in their last character differ in the low bits
 	 * that pick the slot. */
 	assert_int_not_equal(strmap_hash("yh-000001"), strmap_hash("yh-000002"));
-	assert_int_not_equal(strmap_hash("yh-000001") & 0xFF,
-	                     strmap_hash("yh-000002") & 0xFF);
+	assert_int_not_equal(strmap_hash("yh-000001") & 0xFF, strmap_hash("yh-000002") & 0xFF);
 	assert_int_not_equal(strmap_hash("水"), strmap_hash("井"));
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_empty),
-		cmocka_unit_test(test_insert_find),
-		cmocka_unit_test(test_many),
-		cmocka_unit_test(test_collisions),
-		cmocka_unit_test(test_chinese),
-		cmocka_unit_test(test_hash),
+		cmocka_unit_test(test_empty),   cmocka_unit_test(test_insert_find),
+		cmocka_unit_test(test_many),    cmocka_unit_test(test_collisions),
+		cmocka_unit_test(test_chinese), cmocka_unit_test(test_hash),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -82,12 +82,11 @@ static void test_alignment(void **state)
 	assert_int_equal(table_rows(t), 3);
 
 	char *out = render(t);
-	const char *expect =
-		"网格   名称              巡查\n"
-		"-----------------------------\n"
-		"yh-01  云华社区 1号网格    12\n"
-		"x      River bank           3\n"
-		"水库                      100\n";
+	const char *expect = "网格   名称              巡查\n"
+	                     "-----------------------------\n"
+	                     "yh-01  云华社区 1号网格    12\n"
+	                     "x      River bank           3\n"
+	                     "水库                      100\n";
 	assert_string_equal(out, expect);
 
 	/* Every line's second column starts at the same display column, and
@@ -155,7 +154,8 @@ static void test_truncation(void **state)
 static void test_sanitize(void **state)
 {
 	(void)state;
-	char *s = table_sanitize("a\nb\tc\x1b[31m\xFF\xC2\x9B" "d");
+	char *s = table_sanitize("a\nb\tc\x1b[31m\xFF\xC2\x9B"
+	                         "d");
 	assert_non_null(s);
 	assert_string_equal(s, "a\\nb\\tc\\x1b[31m\\xff\\u009bd");
 	free(s);

@@ -17,8 +17,7 @@
 
 #define DEFAULT_TMPL "patrol/{cell}/{worker}/{event}"
 
-static void
-compile_ok(const char *tmpl, struct topic_template *t)
+static void compile_ok(const char *tmpl, struct topic_template *t)
 {
 	char err[256] = "";
 	int rc = topic_template_compile(tmpl, t, err, sizeof(err));
@@ -28,24 +27,21 @@ compile_ok(const char *tmpl, struct topic_template *t)
 }
 
 /* Compile must fail and the error must contain `want`. */
-static void
-compile_fails(const char *tmpl, const char *want)
+static void compile_fails(const char *tmpl, const char *want)
 {
 	struct topic_template t;
 	char err[256] = "";
 
 	assert_int_equal(topic_template_compile(tmpl, &t, err, sizeof(err)), -1);
 	if (strstr(err, want) == NULL)
-		fail_msg("compile \"%s\": error \"%s\" lacks \"%s\"", tmpl, err,
-		         want);
+		fail_msg("compile \"%s\": error \"%s\" lacks \"%s\"", tmpl, err, want);
 	/* A failed compile leaves nothing to free, but freeing is harmless. */
 	assert_null(t.segs);
 	assert_null(t.subscription);
 	topic_template_free(&t);
 }
 
-static void
-test_compile_default(void **state)
+static void test_compile_default(void **state)
 {
 	struct topic_template t;
 
@@ -64,8 +60,7 @@ test_compile_default(void **state)
 	topic_template_free(&t); /* idempotent */
 }
 
-static void
-test_compile_long_prefix(void **state)
+static void test_compile_long_prefix(void **state)
 {
 	struct topic_template t;
 
@@ -79,8 +74,7 @@ test_compile_long_prefix(void **state)
 	topic_template_free(&t);
 }
 
-static void
-test_compile_no_event(void **state)
+static void test_compile_no_event(void **state)
 {
 	struct topic_template t;
 
@@ -96,8 +90,7 @@ test_compile_no_event(void **state)
 
 /* Fixed levels after the first placeholder are matched but do not belong in
  * the subscription prefix. */
-static void
-test_compile_fixed_after_placeholder(void **state)
+static void test_compile_fixed_after_placeholder(void **state)
 {
 	struct topic_template t;
 	struct topic_fields f;
@@ -116,8 +109,7 @@ test_compile_fixed_after_placeholder(void **state)
 	topic_template_free(&t);
 }
 
-static void
-test_compile_errors(void **state)
+static void test_compile_errors(void **state)
 {
 	(void)state;
 	compile_fails(NULL, "empty");
@@ -128,8 +120,7 @@ test_compile_errors(void **state)
 	compile_fails("patrol/{cell}", "lacks {worker}");
 	compile_fails("patrol", "lacks {cell}");
 	compile_fails("patrol/{cell}/{worker}/{cell}", "{cell} appears more than once");
-	compile_fails("patrol/{cell}/{worker}/{event}/{event}",
-	              "{event} appears more than once");
+	compile_fails("patrol/{cell}/{worker}/{event}/{event}", "{event} appears more than once");
 	compile_fails("patrol/x{cell}/{worker}", "whole level");
 	compile_fails("patrol/{cell}x/{worker}", "whole level");
 	compile_fails("patrol/{cell}/{worker}/{ev", "whole level");
@@ -147,20 +138,17 @@ test_compile_errors(void **state)
 }
 
 /* Match `topic` against `tmpl`: expect failure with `want` in the error. */
-static void
-match_fails(const struct topic_template *t, const char *topic, const char *want)
+static void match_fails(const struct topic_template *t, const char *topic, const char *want)
 {
 	struct topic_fields f;
 	char err[256] = "";
 
 	assert_int_equal(topic_match(t, topic, &f, err, sizeof(err)), -1);
 	if (strstr(err, want) == NULL)
-		fail_msg("match \"%s\": error \"%s\" lacks \"%s\"", topic, err,
-		         want);
+		fail_msg("match \"%s\": error \"%s\" lacks \"%s\"", topic, err, want);
 }
 
-static void
-test_match_ok(void **state)
+static void test_match_ok(void **state)
 {
 	struct topic_template t;
 	struct topic_fields f;
@@ -169,14 +157,12 @@ test_match_ok(void **state)
 
 	(void)state;
 	compile_ok(DEFAULT_TMPL, &t);
-	assert_int_equal(topic_match(&t, "patrol/yh-01/w017/checkin", &f, err,
-	                             sizeof(err)), 0);
+	assert_int_equal(topic_match(&t, "patrol/yh-01/w017/checkin", &f, err, sizeof(err)), 0);
 	assert_string_equal(f.cell, "yh-01");
 	assert_string_equal(f.worker, "w017");
 	assert_string_equal(f.event, "checkin");
 
-	assert_int_equal(topic_match(&t, "patrol/A.b_C-9/._-/x", &f, err,
-	                             sizeof(err)), 0);
+	assert_int_equal(topic_match(&t, "patrol/A.b_C-9/._-/x", &f, err, sizeof(err)), 0);
 	assert_string_equal(f.cell, "A.b_C-9");
 	assert_string_equal(f.worker, "._-");
 	assert_string_equal(f.event, "x");
@@ -191,16 +177,14 @@ test_match_ok(void **state)
 	topic_template_free(&t);
 }
 
-static void
-test_match_levels(void **state)
+static void test_match_levels(void **state)
 {
 	struct topic_template t;
 
 	(void)state;
 	compile_ok(DEFAULT_TMPL, &t);
 	match_fails(&t, "patrol/yh-01/w017", "topic has 3 levels, template has 4");
-	match_fails(&t, "patrol/yh-01/w017/checkin/extra",
-	            "topic has 5 levels, template has 4");
+	match_fails(&t, "patrol/yh-01/w017/checkin/extra", "topic has 5 levels, template has 4");
 	match_fails(&t, "patrol", "topic has 1 levels, template has 4");
 	match_fails(&t, "patrol/yh-01/w017/checkin/", "ends with '/'");
 	match_fails(&t, "/patrol/yh-01/w017", "starts with '/'");
@@ -214,8 +198,7 @@ test_match_levels(void **state)
 	topic_template_free(&t);
 }
 
-static void
-test_match_bad_segments(void **state)
+static void test_match_bad_segments(void **state)
 {
 	struct topic_template t;
 	char seg65[66], topic[256];
@@ -244,8 +227,7 @@ test_match_bad_segments(void **state)
 
 /* The error text must never carry the device's bytes: it is logged and
  * stored, and must stay valid UTF-8. */
-static void
-test_match_error_no_echo(void **state)
+static void test_match_error_no_echo(void **state)
 {
 	struct topic_template t;
 	struct topic_fields f;
@@ -253,16 +235,14 @@ test_match_error_no_echo(void **state)
 
 	(void)state;
 	compile_ok(DEFAULT_TMPL, &t);
-	assert_int_equal(topic_match(&t, "\xfe\xff/yh-01/w017/checkin", &f, err,
-	                             sizeof(err)), -1);
+	assert_int_equal(topic_match(&t, "\xfe\xff/yh-01/w017/checkin", &f, err, sizeof(err)), -1);
 	assert_null(strchr(err, '\xfe'));
 	assert_null(strchr(err, '\xff'));
 	topic_template_free(&t);
 }
 
 /* Huge topics (the broker allows 64 KiB) and short error buffers. */
-static void
-test_match_huge_and_small_err(void **state)
+static void test_match_huge_and_small_err(void **state)
 {
 	struct topic_template t;
 	struct topic_fields f;
@@ -288,8 +268,7 @@ test_match_huge_and_small_err(void **state)
 	topic_template_free(&t);
 }
 
-static void
-test_match_no_event_template(void **state)
+static void test_match_no_event_template(void **state)
 {
 	struct topic_template t;
 	struct topic_fields f;
@@ -305,8 +284,7 @@ test_match_no_event_template(void **state)
 	topic_template_free(&t);
 }
 
-static void
-test_segment_valid(void **state)
+static void test_segment_valid(void **state)
 {
 	(void)state;
 	assert_true(topic_segment_valid("a", 1));
@@ -318,13 +296,12 @@ test_segment_valid(void **state)
 	assert_false(topic_segment_valid("a/b", 3));
 	assert_false(topic_segment_valid("ä", strlen("ä")));
 	assert_true(topic_segment_valid(
-	    "0123456789012345678901234567890123456789012345678901234567890123", 64));
+	        "0123456789012345678901234567890123456789012345678901234567890123", 64));
 	assert_false(topic_segment_valid(
-	    "01234567890123456789012345678901234567890123456789012345678901234", 65));
+	        "01234567890123456789012345678901234567890123456789012345678901234", 65));
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_compile_default),

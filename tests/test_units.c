@@ -13,8 +13,7 @@
 
 #include "units.h"
 
-static void
-dur_ok(const char *s, int64_t want)
+static void dur_ok(const char *s, int64_t want)
 {
 	int64_t v = -1;
 
@@ -23,8 +22,7 @@ dur_ok(const char *s, int64_t want)
 	assert_int_equal(v, want);
 }
 
-static void
-dur_bad(const char *s)
+static void dur_bad(const char *s)
 {
 	int64_t v = 12345;
 
@@ -33,8 +31,7 @@ dur_bad(const char *s)
 	assert_int_equal(v, 12345);
 }
 
-static void
-test_duration_valid(void **state)
+static void test_duration_valid(void **state)
 {
 	(void)state;
 	dur_ok("0s", 0);
@@ -52,26 +49,25 @@ test_duration_valid(void **state)
 	dur_ok("106751991167300d", INT64_C(106751991167300) * 86400);
 }
 
-static void
-test_duration_invalid(void **state)
+static void test_duration_invalid(void **state)
 {
 	(void)state;
 	dur_bad("");
-	dur_bad("5");           /* missing unit */
+	dur_bad("5"); /* missing unit */
 	dur_bad("s");
-	dur_bad("-5m");         /* negative */
+	dur_bad("-5m"); /* negative */
 	dur_bad("+5m");
-	dur_bad("5 m");         /* spaces */
+	dur_bad("5 m"); /* spaces */
 	dur_bad(" 5m");
 	dur_bad("5m ");
 	dur_bad("1h 30m");
-	dur_bad("5M");          /* units are lower case */
+	dur_bad("5M"); /* units are lower case */
 	dur_bad("5ms");
 	dur_bad("5min");
 	dur_bad("1.5h");
-	dur_bad("1m1h");        /* ascending */
-	dur_bad("1h1h");        /* repeated */
-	dur_bad("1h30");        /* trailing digits */
+	dur_bad("1m1h"); /* ascending */
+	dur_bad("1h1h"); /* repeated */
+	dur_bad("1h30"); /* trailing digits */
 	dur_bad("1w");
 	dur_bad("0x10s");
 	dur_bad("9223372036854775808s"); /* overflow in digits */
@@ -82,8 +78,7 @@ test_duration_invalid(void **state)
 	assert_int_equal(units_duration(NULL, NULL), -1);
 }
 
-static void
-size_ok(const char *s, int64_t want)
+static void size_ok(const char *s, int64_t want)
 {
 	int64_t v = -1;
 
@@ -92,8 +87,7 @@ size_ok(const char *s, int64_t want)
 	assert_int_equal(v, want);
 }
 
-static void
-size_bad(const char *s)
+static void size_bad(const char *s)
 {
 	int64_t v = 777;
 
@@ -102,8 +96,7 @@ size_bad(const char *s)
 	assert_int_equal(v, 777);
 }
 
-static void
-test_size(void **state)
+static void test_size(void **state)
 {
 	(void)state;
 	size_ok("0", 0);
@@ -131,8 +124,7 @@ test_size(void **state)
 	assert_int_equal(units_size(NULL, NULL), -1);
 }
 
-static void
-test_clock(void **state)
+static void test_clock(void **state)
 {
 	int m = -1;
 
@@ -162,8 +154,7 @@ test_clock(void **state)
 	assert_int_equal(m, -7);
 }
 
-static void
-test_active(void **state)
+static void test_active(void **state)
 {
 	struct units_active a = { false, -1, -1 };
 	struct units_active keep = { false, 11, 22 };
@@ -200,14 +191,11 @@ test_active(void **state)
 	assert_int_equal(a.end_min, 22);
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_duration_valid),
-		cmocka_unit_test(test_duration_invalid),
-		cmocka_unit_test(test_size),
-		cmocka_unit_test(test_clock),
+		cmocka_unit_test(test_duration_valid), cmocka_unit_test(test_duration_invalid),
+		cmocka_unit_test(test_size),           cmocka_unit_test(test_clock),
 		cmocka_unit_test(test_active),
 	};
 

@@ -15,15 +15,13 @@
 #include "utf8.h"
 
 /* Decodes s (NUL-terminated, or n bytes when n > 0) as one sequence. */
-static size_t
-dec(const char *s, size_t n, uint32_t *cp)
+static size_t dec(const char *s, size_t n, uint32_t *cp)
 {
 	*cp = 0xFFFFFFFF;
 	return utf8_decode((const unsigned char *)s, n ? n : strlen(s), cp);
 }
 
-static void
-ok(const char *s, size_t want_len, uint32_t want_cp)
+static void ok(const char *s, size_t want_len, uint32_t want_cp)
 {
 	uint32_t cp;
 
@@ -31,8 +29,7 @@ ok(const char *s, size_t want_len, uint32_t want_cp)
 	assert_int_equal(cp, want_cp);
 }
 
-static void
-bad(const char *s, size_t n)
+static void bad(const char *s, size_t n)
 {
 	uint32_t cp;
 
@@ -40,8 +37,7 @@ bad(const char *s, size_t n)
 	assert_int_equal(cp, 0xFFFFFFFF); /* untouched */
 }
 
-static void
-test_boundaries(void **state)
+static void test_boundaries(void **state)
 {
 	(void)state;
 	ok("\x00", 1, 0x00);
@@ -58,13 +54,12 @@ test_boundaries(void **state)
 	ok("\xF4\x8F\xBF\xBF", 4, 0x10FFFF);
 }
 
-static void
-test_past_ceiling(void **state)
+static void test_past_ceiling(void **state)
 {
 	(void)state;
-	bad("\xF4\x90\x80\x80", 4);  /* U+110000 */
+	bad("\xF4\x90\x80\x80", 4); /* U+110000 */
 	bad("\xF4\xBF\xBF\xBF", 4);
-	bad("\xF5\x80\x80\x80", 4);  /* leads F5..FF never start a sequence */
+	bad("\xF5\x80\x80\x80", 4); /* leads F5..FF never start a sequence */
 	bad("\xF7\xBF\xBF\xBF", 4);
 	bad("\xF8\x88\x80\x80\x80", 5);
 	bad("\xFC\x84\x80\x80\x80\x80", 6);
@@ -72,39 +67,36 @@ test_past_ceiling(void **state)
 	bad("\xFF", 1);
 }
 
-static void
-test_overlong(void **state)
+static void test_overlong(void **state)
 {
 	(void)state;
-	bad("\xC0\x80", 2);          /* U+0000 in two bytes */
-	bad("\xC0\xAF", 2);          /* '/' */
-	bad("\xC1\xBF", 2);          /* U+007F */
+	bad("\xC0\x80", 2); /* U+0000 in two bytes */
+	bad("\xC0\xAF", 2); /* '/' */
+	bad("\xC1\xBF", 2); /* U+007F */
 	bad("\xE0\x80\x80", 3);
-	bad("\xE0\x9F\xBF", 3);      /* U+07FF in three bytes */
+	bad("\xE0\x9F\xBF", 3); /* U+07FF in three bytes */
 	bad("\xF0\x80\x80\x80", 4);
-	bad("\xF0\x8F\xBF\xBF", 4);  /* U+FFFF in four bytes */
+	bad("\xF0\x8F\xBF\xBF", 4); /* U+FFFF in four bytes */
 }
 
-static void
-test_surrogates(void **state)
+static void test_surrogates(void **state)
 {
 	(void)state;
-	bad("\xED\xA0\x80", 3);      /* U+D800 */
-	bad("\xED\xAD\xBF", 3);      /* U+DB7F */
-	bad("\xED\xB0\x80", 3);      /* U+DC00 */
-	bad("\xED\xBF\xBF", 3);      /* U+DFFF */
+	bad("\xED\xA0\x80", 3);             /* U+D800 */
+	bad("\xED\xAD\xBF", 3);             /* U+DB7F */
+	bad("\xED\xB0\x80", 3);             /* U+DC00 */
+	bad("\xED\xBF\xBF", 3);             /* U+DFFF */
 	bad("\xED\xA0\x80\xED\xB0\x80", 6); /* a CESU-8 pair */
 }
 
-static void
-test_broken(void **state)
+static void test_broken(void **state)
 {
 	uint32_t cp;
 
 	(void)state;
-	bad("\x80", 1);              /* lone continuation bytes */
+	bad("\x80", 1); /* lone continuation bytes */
 	bad("\xBF", 1);
-	bad("\xC2\x41", 2);          /* lead without its continuation */
+	bad("\xC2\x41", 2); /* lead without its continuation */
 	bad("\xE6\xB0\x41", 3);
 	bad("\xF0\x90\x80\x41", 4);
 	/* Truncated: the length given ends inside the sequence. */
@@ -117,24 +109,25 @@ test_broken(void **state)
 	assert_int_equal(utf8_decode((const unsigned char *)"\xE6\xB0", 4, &cp), 0);
 }
 
-static void
-test_check(void **state)
+static void test_check(void **state)
 {
 	(void)state;
 	assert_int_equal(utf8_check("", 0), 0);
 	assert_int_equal(utf8_check("abc", 3), 3);
 	assert_int_equal(utf8_check("a水b", 5), 5);
-	assert_int_equal(utf8_check("a\xFF" "b", 3), 1);
-	assert_int_equal(utf8_check("ab\xE6\xB0", 4), 2);      /* truncated */
-	assert_int_equal(utf8_check("ab\xED\xA0\x80", 5), 2);  /* surrogate */
-	assert_int_equal(utf8_check("ab\xC0\x80", 4), 2);      /* overlong NUL */
-	assert_int_equal(utf8_check("ab\0c", 4), 2);           /* NUL byte */
+	assert_int_equal(utf8_check("a\xFF"
+	                            "b",
+	                            3),
+	                 1);
+	assert_int_equal(utf8_check("ab\xE6\xB0", 4), 2);     /* truncated */
+	assert_int_equal(utf8_check("ab\xED\xA0\x80", 5), 2); /* surrogate */
+	assert_int_equal(utf8_check("ab\xC0\x80", 4), 2);     /* overlong NUL */
+	assert_int_equal(utf8_check("ab\0c", 4), 2);          /* NUL byte */
 	assert_int_equal(utf8_check("\xF4\x8F\xBF\xBF", 4), 4);
 	assert_int_equal(utf8_check("\xF4\x90\x80\x80", 4), 0);
 }
 
-static void
-test_line_col(void **state)
+static void test_line_col(void **state)
 {
 	const char *s = "ab\n水c\n\xFF";
 	int line, col;
@@ -146,7 +139,7 @@ test_line_col(void **state)
 	utf8_line_col(s, strlen(s), 2, &line, &col);
 	assert_int_equal(line, 1);
 	assert_int_equal(col, 3);
-	utf8_line_col(s, strlen(s), 6, &line, &col);  /* the 'c': after 水 */
+	utf8_line_col(s, strlen(s), 6, &line, &col); /* the 'c': after 水 */
 	assert_int_equal(line, 2);
 	assert_int_equal(col, 2);
 	utf8_line_col(s, strlen(s), utf8_check(s, strlen(s)), &line, &col);
@@ -157,8 +150,7 @@ test_line_col(void **state)
 	assert_int_equal(col, 2);
 }
 
-static void
-test_prefix(void **state)
+static void test_prefix(void **state)
 {
 	const char *s = "a水\xF0\x90\x80\x80z"; /* 1 + 3 + 4 + 1 bytes */
 	static const size_t want[] = { 0, 1, 1, 1, 4, 4, 4, 4, 8, 9, 9, 9 };
@@ -173,14 +165,16 @@ test_prefix(void **state)
 	}
 	assert_int_equal(utf8_prefix("", 0, 10), 0);
 	/* Stops before damage, whatever max allows. */
-	assert_int_equal(utf8_prefix("ab\xFF" "cd", 5, 5), 2);
+	assert_int_equal(utf8_prefix("ab\xFF"
+	                             "cd",
+	                             5, 5),
+	                 2);
 	assert_int_equal(utf8_prefix("ab\xED\xA0\x80", 5, 5), 2);
 	assert_int_equal(utf8_prefix("ab\xE6\xB0", 4, 100), 2);
 }
 
 /* Every cut of a long mixed string is valid text and the longest one. */
-static void
-test_prefix_all_cuts(void **state)
+static void test_prefix_all_cuts(void **state)
 {
 	char buf[400];
 	size_t len = 0;
@@ -205,8 +199,7 @@ test_prefix_all_cuts(void **state)
 	}
 }
 
-static void
-test_count(void **state)
+static void test_count(void **state)
 {
 	(void)state;
 	assert_int_equal(utf8_count("", 0), 0);
@@ -215,20 +208,14 @@ test_count(void **state)
 	assert_int_equal(utf8_count("a\xF0\x9F\x98\x80", 5), 2);
 }
 
-int
-main(void)
+int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_boundaries),
-		cmocka_unit_test(test_past_ceiling),
-		cmocka_unit_test(test_overlong),
-		cmocka_unit_test(test_surrogates),
-		cmocka_unit_test(test_broken),
-		cmocka_unit_test(test_check),
-		cmocka_unit_test(test_line_col),
-		cmocka_unit_test(test_prefix),
-		cmocka_unit_test(test_prefix_all_cuts),
-		cmocka_unit_test(test_count),
+		cmocka_unit_test(test_boundaries),      cmocka_unit_test(test_past_ceiling),
+		cmocka_unit_test(test_overlong),        cmocka_unit_test(test_surrogates),
+		cmocka_unit_test(test_broken),          cmocka_unit_test(test_check),
+		cmocka_unit_test(test_line_col),        cmocka_unit_test(test_prefix),
+		cmocka_unit_test(test_prefix_all_cuts), cmocka_unit_test(test_count),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -85,10 +85,12 @@ static void load_cfg(struct fx *f)
 	snprintf(path, sizeof(path), "%s/gridpatrol.yaml", f->dir);
 	FILE *y = fopen(path, "w");
 	assert_non_null(y);
-	fprintf(y, "storage:\n  path: \"%s\"\n"
+	fprintf(y,
+	        "storage:\n  path: \"%s\"\n"
 	        "defaults: { interval: 1h, grace: 0s, repeat: 0s, active: always }\n"
 	        "cells:\n  - id: yh-01\n  - id: yh-02\n"
-	        "events:\n  checkin: {}\n  litter: { patrol: false }\n", f->path);
+	        "events:\n  checkin: {}\n  litter: { patrol: false }\n",
+	        f->path);
 	fclose(y);
 	int rc = config_load(path, &f->cfg, &errs);
 	for (size_t i = 0; i < errs.n; i++)
@@ -153,7 +155,8 @@ static bool fx_event(struct fx *f, const char *cell, const char *worker, const c
 	snprintf(payload, sizeof(payload), "{\"id\":\"m%d\",\"ts\":%lld}", ++f->n_msg,
 	         (long long)ts);
 	assert_int_equal(msg_parse(f->cfg, topic, payload, strlen(payload), now * 1000, &rec,
-	                           detail, sizeof(detail)), MSG_OK);
+	                           detail, sizeof(detail)),
+	                 MSG_OK);
 	assert_int_equal(rec.ts, ts);
 	assert_int_equal(store_begin(f->s), STORE_OK);
 	assert_int_equal(store_put_event(f->s, &rec, &dup, &rowid), STORE_OK);
@@ -215,7 +218,8 @@ static void test_rebuild_from_file(void **state)
 	assert_false(deadline_alerted(dl, 0));
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert"), 1);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE kind = 'overdue' "
-	                                "AND cell = 'yh-02' AND repeat = 0"), 1);
+	                                "AND cell = 'yh-02' AND repeat = 0"),
+	                 1);
 	/* Nothing more is due until yh-01's deadline. */
 	queued = false;
 	assert_int_equal(watch_tick(f->w, T0 + 60, &queued), STORE_OK);
@@ -253,7 +257,8 @@ static void test_events_move_due_times(void **state)
 	assert_false(deadline_alerted(dl, 1));
 	assert_int_equal(deadline_due(dl, 1), T0 + 800 + HOUR);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE kind = 'recovered' "
-	                                "AND cell = 'yh-02' AND worker = 'w021'"), 1);
+	                                "AND cell = 'yh-02' AND worker = 'w021'"),
+	                 1);
 
 	/* A rebuild from the file now reads the same due times. */
 	assert_int_equal(watch_rebuild(f->w, f->cfg, T0 + 900), STORE_OK);
@@ -356,7 +361,8 @@ static void test_open_overdue_restored(void **state)
 	assert_true(deadline_alerted(dl, 1));
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE kind = 'overdue'"), 2);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM alert WHERE kind = 'recovered' "
-	                                "AND cell = 'yh-01'"), 1);
+	                                "AND cell = 'yh-01'"),
+	                 1);
 }
 
 int main(void)

@@ -34,7 +34,8 @@ static void sim_on_connect(struct mosquitto *m, void *obj, int rc)
 	if (rc == 0)
 		atomic_store(&sim_connected, 1);
 	else
-		fprintf(stderr, "gridpatrol-sim: connect refused: %s\n", mosquitto_connack_string(rc));
+		fprintf(stderr, "gridpatrol-sim: connect refused: %s\n",
+		        mosquitto_connack_string(rc));
 }
 
 static void sim_on_signal(int sig)
@@ -98,7 +99,9 @@ static int sim_demo(struct mosquitto *m, const char *prefix, char **cells, int n
                     char **workers, int nworkers, double interval)
 {
 	static const char *litter_notes[] = {
-		"岸边发现塑料袋和饮料瓶，已清理", "库湾漂浮白色垃圾约2平方米", "路边垃圾桶满溢",
+		"岸边发现塑料袋和饮料瓶，已清理",
+		"库湾漂浮白色垃圾约2平方米",
+		"路边垃圾桶满溢",
 	};
 	double level = 220.0;
 	char topic[256], payload[1024];
@@ -109,22 +112,28 @@ static int sim_demo(struct mosquitto *m, const char *prefix, char **cells, int n
 		const char *cell = cells[rand_r(&seed) % (unsigned)ncells];
 		const char *worker = workers[rand_r(&seed) % (unsigned)nworkers];
 		int r = rand_r(&seed) % 100;
-		const char *event = r < 70 ? "checkin" : r < 85 ? "litter" : r < 90 ? "fishing" : "flood";
+		const char *event = r < 70   ? "checkin"
+		                    : r < 85 ? "litter"
+		                    : r < 90 ? "fishing"
+		                             : "flood";
 		double lat = 30.99 + (rand_r(&seed) % 1000) / 100000.0;
 		double lon = 103.57 + (rand_r(&seed) % 1000) / 100000.0;
 		long now = (long)sim_now();
 		int n = snprintf(payload, sizeof(payload),
-		                 "{\"id\":\"sim-%ld-%u\",\"ts\":%ld,\"lat\":%.5f,\"lon\":%.5f",
-		                 now, seq++, now, lat, lon);
+		                 "{\"id\":\"sim-%ld-%u\",\"ts\":%ld,\"lat\":%.5f,\"lon\":%.5f", now,
+		                 seq++, now, lat, lon);
 		if (!strcmp(event, "litter"))
 			n += snprintf(payload + n, sizeof(payload) - (size_t)n, ",\"note\":\"%s\"",
 			              litter_notes[rand_r(&seed) % 3]);
 		else if (!strcmp(event, "fishing"))
-			n += snprintf(payload + n, sizeof(payload) - (size_t)n,
-			              ",\"note\":\"水库一级保护区有人垂钓\",\"photo\":\"img/%ld.jpg\"", now);
+			n += snprintf(
+			        payload + n, sizeof(payload) - (size_t)n,
+			        ",\"note\":\"水库一级保护区有人垂钓\",\"photo\":\"img/%ld.jpg\"",
+			        now);
 		else if (!strcmp(event, "flood")) {
 			level += (rand_r(&seed) % 41 - 20) / 2.0;
-			n += snprintf(payload + n, sizeof(payload) - (size_t)n, ",\"value\":%.1f", level);
+			n += snprintf(payload + n, sizeof(payload) - (size_t)n, ",\"value\":%.1f",
+			              level);
 		}
 		snprintf(payload + n, sizeof(payload) - (size_t)n, "}");
 		snprintf(topic, sizeof(topic), "%s/%s/%s/%s", prefix, cell, worker, event);
@@ -170,23 +179,57 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h:p:", opts, NULL)) != -1) {
 		switch (c) {
-		case 'h': host = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 'P': prefix = optarg; break;
-		case 'D': demo = 1; break;
-		case 'C': cells_list = optarg; break;
-		case 'W': workers_list = optarg; break;
-		case 'i': interval = atof(optarg); break;
-		case 'n': count = atol(optarg); break;
-		case 'c': ncells = atol(optarg); break;
-		case 'w': nworkers = atol(optarg); break;
-		case 'f': cell_prefix = optarg; break;
-		case 'd': cell_width = atoi(optarg); break;
-		case 'r': rate = atof(optarg); break;
-		case 's': start = atol(optarg); break;
-		case 'I': id_prefix = optarg; break;
-		case 'F': inflight = atoi(optarg); break;
-		default: usage(); return 2;
+		case 'h':
+			host = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'P':
+			prefix = optarg;
+			break;
+		case 'D':
+			demo = 1;
+			break;
+		case 'C':
+			cells_list = optarg;
+			break;
+		case 'W':
+			workers_list = optarg;
+			break;
+		case 'i':
+			interval = atof(optarg);
+			break;
+		case 'n':
+			count = atol(optarg);
+			break;
+		case 'c':
+			ncells = atol(optarg);
+			break;
+		case 'w':
+			nworkers = atol(optarg);
+			break;
+		case 'f':
+			cell_prefix = optarg;
+			break;
+		case 'd':
+			cell_width = atoi(optarg);
+			break;
+		case 'r':
+			rate = atof(optarg);
+			break;
+		case 's':
+			start = atol(optarg);
+			break;
+		case 'I':
+			id_prefix = optarg;
+			break;
+		case 'F':
+			inflight = atoi(optarg);
+			break;
+		default:
+			usage();
+			return 2;
 		}
 	}
 	if (demo == (count >= 0) || ncells < 1 || nworkers < 1) {
@@ -242,8 +285,10 @@ int main(int argc, char **argv)
 				sim_sleep(due - sim_now());
 			}
 			double now = sim_now();
-			snprintf(cell, sizeof(cell), "%s%0*ld", cell_prefix, cell_width, i % ncells);
-			snprintf(topic, sizeof(topic), "%s/%s/w%03ld/checkin", prefix, cell, i % nworkers);
+			snprintf(cell, sizeof(cell), "%s%0*ld", cell_prefix, cell_width,
+			         i % ncells);
+			snprintf(topic, sizeof(topic), "%s/%s/w%03ld/checkin", prefix, cell,
+			         i % nworkers);
 			snprintf(payload, sizeof(payload),
 			         "{\"id\":\"%s-%ld\",\"ts\":%ld,\"sent_ms\":%lld}", id_prefix, i,
 			         (long)now, (long long)(now * 1000));
@@ -261,15 +306,18 @@ int main(int argc, char **argv)
 				last = a;
 				last_progress = sim_now();
 			} else if (sim_now() - last_progress > 60) {
-				fprintf(stderr, "gridpatrol-sim: stalled at %ld/%ld acks\n", a, count);
+				fprintf(stderr, "gridpatrol-sim: stalled at %ld/%ld acks\n", a,
+				        count);
 				status = 1;
 				break;
 			}
 			sim_sleep(0.01);
 		}
 		double dt = sim_now() - t0;
-		fprintf(stderr, "gridpatrol-sim: %ld messages acknowledged in %.3f s (%.0f msg/s)\n",
-		        (long)atomic_load(&sim_acked), dt, dt > 0 ? (double)atomic_load(&sim_acked) / dt : 0.0);
+		fprintf(stderr,
+		        "gridpatrol-sim: %ld messages acknowledged in %.3f s (%.0f msg/s)\n",
+		        (long)atomic_load(&sim_acked), dt,
+		        dt > 0 ? (double)atomic_load(&sim_acked) / dt : 0.0);
 		if (sim_stop)
 			status = 1;
 	}

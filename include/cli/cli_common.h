@@ -30,30 +30,35 @@
  * for a checkpoint holding the WAL index (readers). */
 #define CLI_BUSY_TIMEOUT_MS 5000
 
-enum cli_format { CLI_FORMAT_TEXT, CLI_FORMAT_JSON, CLI_FORMAT_CSV, CLI_FORMAT_HTML };
+enum cli_format {
+	CLI_FORMAT_TEXT,
+	CLI_FORMAT_JSON,
+	CLI_FORMAT_CSV,
+	CLI_FORMAT_HTML
+};
 
 struct cli {
 	/* From the command line (strings are argv's). */
 	const char *config_path;
-	const char *db_opt;          /* --db (the last one given), or NULL */
-	const char **dbs;            /* every --db in order ([SITE=]PATH); room for argc */
+	const char *db_opt; /* --db (the last one given), or NULL */
+	const char **dbs;   /* every --db in order ([SITE=]PATH); room for argc */
 	int n_dbs;
 	const char *command;
-	char **args;                 /* positional arguments after the command */
+	char **args; /* positional arguments after the command */
 	int n_args;
 	enum cli_format format;
-	const char *format_opt;      /* as given, for error messages */
-	const char *out_path;        /* -o, or NULL for stdout */
+	const char *format_opt; /* as given, for error messages */
+	const char *out_path;   /* -o, or NULL for stdout */
 	const char *cell, *worker, *type, *since, *until, *reason, *date, *limit;
-	const char *by;              /* claim --by */
-	const char *from, *to;       /* workers --from, --to */
+	const char *by;        /* claim --by */
+	const char *from, *to; /* workers --from, --to */
 	bool pending;
 
 	/* Set up before the command runs. */
 	struct config *cfg;
-	const char *db_path;         /* --db or storage.path */
+	const char *db_path; /* --db or storage.path */
 	enum timefmt_lang lang;
-	int64_t now;                 /* read once: every figure of a run agrees */
+	int64_t now; /* read once: every figure of a run agrees */
 	sqlite3 *db;
 };
 
@@ -69,8 +74,7 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_parse_time(const struct cli *c, const char *opt, const char *s, int64_t *out);
 /* A report day: YYYY-MM-DD, today or yesterday → "YYYY-MM-DD" and its
  * local bounds. Returns 0, or -1 after printing an error. */
-int cli_parse_day(const struct cli *c, const char *s, char date[16], int64_t *start,
-                  int64_t *end);
+int cli_parse_day(const struct cli *c, const char *s, char date[16], int64_t *start, int64_t *end);
 
 /* --- database --- */
 
@@ -120,21 +124,27 @@ enum cli_col_flags {
 };
 
 struct cli_col {
-	const char *key;            /* JSON key and CSV header */
-	const char *zh, *en;        /* text-table headers */
+	const char *key;     /* JSON key and CSV header */
+	const char *zh, *en; /* text-table headers */
 	unsigned flags;
-	unsigned max_width;         /* text truncation, 0: none */
+	unsigned max_width; /* text truncation, 0: none */
 };
 
-enum cli_vkind { CLI_V_NULL, CLI_V_STR, CLI_V_INT, CLI_V_REAL, CLI_V_TIME };
+enum cli_vkind {
+	CLI_V_NULL,
+	CLI_V_STR,
+	CLI_V_INT,
+	CLI_V_REAL,
+	CLI_V_TIME
+};
 
 struct cli_val {
 	enum cli_vkind kind;
 	const char *s;
-	int64_t i;                  /* CLI_V_INT, CLI_V_TIME (Unix seconds) */
+	int64_t i; /* CLI_V_INT, CLI_V_TIME (Unix seconds) */
 	double d;
-	json_t *json;               /* JSON form (reference taken), or NULL */
-	const char *text;           /* text-table form, or NULL */
+	json_t *json;     /* JSON form (reference taken), or NULL */
+	const char *text; /* text-table form, or NULL */
 };
 
 struct cli_list;

@@ -37,7 +37,7 @@ int cli_db_each_known(struct cli *c, cli_db_known_cb *cb, void *arg);
 struct cli_db_pause {
 	const char *cell;
 	int64_t since;
-	bool open_ended;        /* until resumed: until is 0 */
+	bool open_ended; /* until resumed: until is 0 */
 	int64_t until;
 };
 typedef int cli_db_pause_cb(void *arg, const struct cli_db_pause *row);
@@ -65,8 +65,8 @@ struct cli_db_alert_count {
 	int count;
 };
 typedef int cli_db_alert_count_cb(void *arg, const struct cli_db_alert_count *row);
-int cli_db_each_alert_count(struct cli *c, int64_t from, int64_t to,
-                            cli_db_alert_count_cb *cb, void *arg);
+int cli_db_each_alert_count(struct cli *c, int64_t from, int64_t to, cli_db_alert_count_cb *cb,
+                            void *arg);
 
 /* The tasks (SPEC, Claims) raised in [from, to), by time: event and reading
  * alerts, and overdue episodes begun then (repeat 0) with the claim of any
@@ -76,9 +76,9 @@ int cli_db_each_alert_count(struct cli *c, int64_t from, int64_t to,
 struct cli_db_day_task {
 	int64_t at;
 	const char *cell, *kind;
-	const char *claimed_by;        /* NULL: not claimed */
-	int64_t claimed_at;            /* when claimed_by */
-	int64_t resolved_at;           /* 0: still open */
+	const char *claimed_by; /* NULL: not claimed */
+	int64_t claimed_at;     /* when claimed_by */
+	int64_t resolved_at;    /* 0: still open */
 };
 typedef int cli_db_day_task_cb(void *arg, const struct cli_db_day_task *row);
 int cli_db_each_day_task(struct cli *c, int64_t from, int64_t to, cli_db_day_task_cb *cb,
@@ -91,12 +91,11 @@ struct cli_db_event {
 	const char *worker, *type;
 	bool has_value;
 	double value;
-	const char *flags;      /* "late,clock_skew" */
-	const char *note;       /* NULL: none */
+	const char *flags; /* "late,clock_skew" */
+	const char *note;  /* NULL: none */
 };
 typedef int cli_db_event_cb(void *arg, const struct cli_db_event *row);
-int cli_db_each_day_event(struct cli *c, int64_t from, int64_t to, cli_db_event_cb *cb,
-                          void *arg);
+int cli_db_each_day_event(struct cli *c, int64_t from, int64_t to, cli_db_event_cb *cb, void *arg);
 
 /* --- listings: a cursor, read row by row while the listing prints --- */
 
@@ -107,7 +106,7 @@ void cli_db_cursor_close(struct cli_db_cursor *q);
  * `limit` otherwise). Rows in patrol-time order. */
 struct cli_db_events_filter {
 	const char *cell, *worker, *type;
-	int64_t since, until;   /* since <= ts < until */
+	int64_t since, until; /* since <= ts < until */
 	int64_t limit;
 };
 struct cli_db_event_row {
@@ -115,7 +114,7 @@ struct cli_db_event_row {
 	const char *cell, *worker, *type;
 	bool has_value, has_lat, has_lon;
 	double value, lat, lon;
-	const char *note, *photo, *msg_id;  /* NULL: none */
+	const char *note, *photo, *msg_id; /* NULL: none */
 	const char *flags;
 	int64_t recv_ms;
 };
@@ -130,25 +129,25 @@ int cli_db_events_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_eve
 struct cli_db_rejected_row {
 	int64_t id, recv_ms;
 	const char *reason, *topic, *detail;
-	bool payload_blob;      /* not UTF-8: stored as bytes */
-	const void *payload;    /* blob: its bytes; else text, NULL when NULL */
-	size_t payload_bytes;   /* blob only */
-	int64_t payload_len;    /* as received */
+	bool payload_blob;    /* not UTF-8: stored as bytes */
+	const void *payload;  /* blob: its bytes; else text, NULL when NULL */
+	size_t payload_bytes; /* blob only */
+	int64_t payload_len;  /* as received */
 };
 int cli_db_rejected_open(struct cli *c, int64_t since_ms, const char *reason,
                          struct cli_db_cursor **out);
-int cli_db_rejected_next(struct cli *c, struct cli_db_cursor *q,
-                         struct cli_db_rejected_row *row, bool *more);
+int cli_db_rejected_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_rejected_row *row,
+                         bool *more);
 
 /* `alerts`: at >= since (with pending, only those with a delivery not yet
  * delivered); one row per alert and sink, by alert id, then sink. */
 struct cli_db_alert_row {
 	int64_t id, at, repeat;
 	const char *kind, *text;
-	const char *cell;       /* NULL: digest, system */
-	const char *sink;       /* NULL: no sink wanted the alert (the rest unset) */
-	int64_t delivery;       /* delivery row id */
-	const char *state;      /* NULL: no delivery row */
+	const char *cell;  /* NULL: digest, system */
+	const char *sink;  /* NULL: no sink wanted the alert (the rest unset) */
+	int64_t delivery;  /* delivery row id */
+	const char *state; /* NULL: no delivery row */
 	int64_t tries;
 	const char *last_error; /* NULL: none */
 	bool has_done;
@@ -169,8 +168,7 @@ struct cli_db_worker_event {
 	int64_t ts;
 	bool late;
 };
-int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to,
-                              struct cli_db_cursor **out);
+int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to, struct cli_db_cursor **out);
 int cli_db_worker_events_next(struct cli *c, struct cli_db_cursor *q,
                               struct cli_db_worker_event *row, bool *more);
 /* Alerts claimed with from <= claimed_at < to, by claimer. */
@@ -180,8 +178,7 @@ struct cli_db_worker_claim {
 	bool resolved;
 	int64_t to_resolve_s;
 };
-int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to,
-                              struct cli_db_cursor **out);
+int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to, struct cli_db_cursor **out);
 int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
                               struct cli_db_worker_claim *row, bool *more);
 
@@ -189,8 +186,8 @@ int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
 
 /* The cell's pause row, replacing any: from since, until `until` when
  * has_until (else until resumed), with reason unless NULL. */
-int cli_db_pause_put(struct cli *c, const char *cell, int64_t since, bool has_until,
-                     int64_t until, const char *reason);
+int cli_db_pause_put(struct cli *c, const char *cell, int64_t since, bool has_until, int64_t until,
+                     const char *reason);
 /* Ends the cell's running pause at `at`, keeping the row; *was: there was
  * one. */
 int cli_db_pause_end(struct cli *c, const char *cell, int64_t at, bool *was);
@@ -210,8 +207,7 @@ int cli_db_task_by_id(struct cli *c, int64_t id, struct cli_db_task *t, bool *fo
 int cli_db_task_latest(struct cli *c, const char *cell, int64_t at_most, struct cli_db_task *t,
                        bool *found);
 /* A row of claim_request for the daemon to carry out. */
-int cli_db_claim_put(struct cli *c, int64_t at, const char *by, const char *cell,
-                     int64_t alert_id);
+int cli_db_claim_put(struct cli *c, int64_t at, const char *by, const char *cell, int64_t alert_id);
 /* VACUUM INTO path (an existing empty file), outside any transaction. */
 int cli_db_vacuum_into(struct cli *c, const char *path);
 

@@ -22,15 +22,15 @@
 
 struct render_cell {
 	const struct config_cell *cell;
-	const char *site;              /* county report: the cell's site; else NULL */
-	const char *id;                /* "site/cell" where ids collide; NULL: cell->id */
+	const char *site; /* county report: the cell's site; else NULL */
+	const char *id;   /* "site/cell" where ids collide; NULL: cell->id */
 	struct report_cell rc;
 };
 
 /* A county report's site: its cells are cells[first .. first + n). */
 struct render_site {
 	const char *name;
-	const char *db;                /* the database file, as given */
+	const char *db; /* the database file, as given */
 	size_t first, n;
 	long tasks_claimed, tasks_unclaimed; /* the site's share of the report's */
 };
@@ -38,17 +38,21 @@ struct render_site {
 /* A task alert of the day (SPEC, Claims) for the HTML page's claims table. */
 struct render_task {
 	int64_t at;
-	const char *cell;              /* the id as stored (the cell may be gone from config) */
-	const char *kind;              /* overdue, event, reading */
-	const char *claimed_by;        /* NULL: not claimed */
+	const char *cell;       /* the id as stored (the cell may be gone from config) */
+	const char *kind;       /* overdue, event, reading */
+	const char *claimed_by; /* NULL: not claimed */
 	int64_t claimed_at;
-	int64_t resolved_at;           /* 0: still open */
-	const char *site;              /* county report: the alert's site; else NULL */
+	int64_t resolved_at; /* 0: still open */
+	const char *site;    /* county report: the alert's site; else NULL */
 };
 
 /* An "event of note" for the HTML page: an immediate-alert type (fishing
  * at the reservoir) or a reading at or over its warn threshold. */
-enum render_note_why { RENDER_NOTE_EVENT, RENDER_NOTE_WARN, RENDER_NOTE_ALARM };
+enum render_note_why {
+	RENDER_NOTE_EVENT,
+	RENDER_NOTE_WARN,
+	RENDER_NOTE_ALARM
+};
 
 struct render_note {
 	int64_t ts;
@@ -58,16 +62,16 @@ struct render_note {
 	const struct config_event *ev; /* NULL for a type no longer configured */
 	bool has_value;
 	double value;
-	const char *note;              /* may be NULL */
-	const char *site;              /* county report: the event's site; else NULL */
+	const char *note; /* may be NULL */
+	const char *site; /* county report: the event's site; else NULL */
 	enum render_note_why why;
 };
 
 struct render_report {
 	const struct config *cfg;
-	char date[16];                 /* YYYY-MM-DD */
+	char date[16]; /* YYYY-MM-DD */
 	int64_t day_start, day_end;
-	int64_t now;                   /* a day still running is shown "so far" */
+	int64_t now; /* a day still running is shown "so far" */
 	enum timefmt_lang lang;
 	const struct render_cell *cells;
 	size_t n_cells;
@@ -77,7 +81,7 @@ struct render_report {
 	size_t n_sites;
 	const struct render_note *notes; /* ordered by time */
 	size_t n_notes;
-	size_t notes_omitted;          /* beyond what the caller kept */
+	size_t notes_omitted; /* beyond what the caller kept */
 	/* The day's task alerts: counted in full, listed up to what the
 	 * caller kept (ordered by time). */
 	long tasks_claimed, tasks_unclaimed;
@@ -89,7 +93,7 @@ struct render_report {
 struct render_summary {
 	long cells, covered, never_patrolled, overdue;
 	long long events;
-	long claimed, unclaimed;       /* task alerts raised that day */
+	long claimed, unclaimed; /* task alerts raised that day */
 };
 
 /* Over every cell of the report. */

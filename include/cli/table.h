@@ -17,7 +17,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum table_align { TABLE_LEFT, TABLE_RIGHT };
+enum table_align {
+	TABLE_LEFT,
+	TABLE_RIGHT
+};
 
 struct table;
 

@@ -37,7 +37,7 @@ enum config_kind {
 
 struct config_cell {
 	char *id;
-	char *name;            /* defaults to id */
+	char *name; /* defaults to id */
 	int64_t interval_s;
 	int64_t grace_s;
 	int64_t repeat_s;
@@ -49,79 +49,82 @@ struct config_cell {
 };
 
 struct config_event {
-	char *name;            /* the type as it appears in topics/payloads */
-	char *label;           /* defaults to name */
-	bool alert_immediate;  /* alert: immediate */
-	bool patrol;           /* counts as patrol presence (default true) */
-	bool claim;            /* claim: true — its messages claim an open alert */
-	bool has_value;        /* value: {...} declared: messages must carry one */
-	char *unit;            /* may be NULL */
+	char *name;           /* the type as it appears in topics/payloads */
+	char *label;          /* defaults to name */
+	bool alert_immediate; /* alert: immediate */
+	bool patrol;          /* counts as patrol presence (default true) */
+	bool claim;           /* claim: true — its messages claim an open alert */
+	bool has_value;       /* value: {...} declared: messages must carry one */
+	char *unit;           /* may be NULL */
 	bool has_warn, has_alarm;
 	double warn, alarm;
 };
 
-enum config_sink_type { CONFIG_SINK_EXEC, CONFIG_SINK_MQTT };
+enum config_sink_type {
+	CONFIG_SINK_EXEC,
+	CONFIG_SINK_MQTT
+};
 
 struct config_sink {
 	char *name;
 	enum config_sink_type type;
-	char **argv;           /* exec: NULL-terminated, argc >= 1 */
+	char **argv; /* exec: NULL-terminated, argc >= 1 */
 	size_t argc;
-	char *topic;           /* mqtt: template with {cell} and {kind} */
-	int64_t timeout_s;     /* exec, default 30 */
-	int64_t group_window_s;/* default 0 */
-	unsigned kinds;        /* mask of config_kind, default CONFIG_KIND_ALL */
+	char *topic;            /* mqtt: template with {cell} and {kind} */
+	int64_t timeout_s;      /* exec, default 30 */
+	int64_t group_window_s; /* default 0 */
+	unsigned kinds;         /* mask of config_kind, default CONFIG_KIND_ALL */
 };
 
 struct config_index; /* private: hash tables for lookups */
 
 struct config {
-	char *path;            /* as given */
+	char *path; /* as given */
 
 	struct {
-		char *host;            /* default 127.0.0.1 */
-		int port;              /* default 1883 (8883 is not implied by tls) */
-		char *client_id;       /* default "gridpatrold" */
-		char *topic;           /* default "patrol/{cell}/{worker}/{event}" */
+		char *host;                 /* default 127.0.0.1 */
+		int port;                   /* default 1883 (8883 is not implied by tls) */
+		char *client_id;            /* default "gridpatrold" */
+		char *topic;                /* default "patrol/{cell}/{worker}/{event}" */
 		struct topic_template tmpl; /* compiled `topic` */
-		int protocol;          /* 4 (MQTT 3.1.1, default) or 5 */
-		int keepalive_s;       /* default 60 */
-		int64_t session_expiry_s; /* MQTT 5 only; default 0xFFFFFFFF = never */
-		char *username;        /* may be NULL */
-		char *password_file;   /* may be NULL */
-		char *password_credential; /* systemd credential name, may be NULL */
-		bool tls;              /* true when the tls section is present */
+		int protocol;               /* 4 (MQTT 3.1.1, default) or 5 */
+		int keepalive_s;            /* default 60 */
+		int64_t session_expiry_s;   /* MQTT 5 only; default 0xFFFFFFFF = never */
+		char *username;             /* may be NULL */
+		char *password_file;        /* may be NULL */
+		char *password_credential;  /* systemd credential name, may be NULL */
+		bool tls;                   /* true when the tls section is present */
 		char *ca_file, *ca_path, *cert_file, *key_file; /* may be NULL */
-		bool tls_insecure;     /* skip hostname verification; default false */
+		bool tls_insecure; /* skip hostname verification; default false */
 	} mqtt;
 
 	struct {
-		char *path;            /* default /var/lib/gridpatrol/patrol.db */
-		int64_t retention_s;   /* default 400d; 0 keeps forever */
-		int64_t max_size;      /* bytes, 0 = unlimited (default) */
-		int64_t max_rejected;  /* rows kept in `rejected`, default 100000; 0 = no cap */
-		bool sync_full;        /* sync: full (default) fsyncs every batch before
+		char *path;           /* default /var/lib/gridpatrol/patrol.db */
+		int64_t retention_s;  /* default 400d; 0 keeps forever */
+		int64_t max_size;     /* bytes, 0 = unlimited (default) */
+		int64_t max_rejected; /* rows kept in `rejected`, default 100000; 0 = no cap */
+		bool sync_full;       /* sync: full (default) fsyncs every batch before
 		                        * its acks; normal does not (not power-cut safe) */
 	} storage;
 
-	char *timezone;            /* IANA name, default Asia/Shanghai */
+	char *timezone; /* IANA name, default Asia/Shanghai */
 
 	struct {
-		int64_t interval_s;    /* 4h */
-		int64_t grace_s;       /* 15m */
-		int64_t repeat_s;      /* 2h */
+		int64_t interval_s;         /* 4h */
+		int64_t grace_s;            /* 15m */
+		int64_t repeat_s;           /* 2h */
 		struct units_active active; /* 07:00-19:00 */
 	} defaults;
 
 	struct config_cell *cells; /* YAML cells first, then cells_file rows */
 	size_t n_cells;
-	char *cells_file;          /* resolved path, or NULL */
+	char *cells_file; /* resolved path, or NULL */
 
 	struct {
-		int64_t max_payload;     /* 8 KiB */
-		int64_t max_clock_skew_s;/* 5m */
-		int64_t max_backfill_s;  /* 7d */
-		int64_t late_after_s;    /* 10m */
+		int64_t max_payload;      /* 8 KiB */
+		int64_t max_clock_skew_s; /* 5m */
+		int64_t max_backfill_s;   /* 7d */
+		int64_t late_after_s;     /* 10m */
 	} limits;
 
 	struct config_event *events;
@@ -130,7 +133,7 @@ struct config {
 	struct {
 		struct config_sink *sinks;
 		size_t n_sinks;
-		int escalate_after;      /* 0 = never */
+		int escalate_after; /* 0 = never */
 		char **escalate_to;
 		size_t n_escalate_to;
 		int daily_digest_min;    /* minutes of day, -1 = no digest (default 20:00) */
@@ -147,7 +150,7 @@ struct config {
 };
 
 struct config_errors {
-	char **v;  /* each "FILE:LINE:COLUMN: message" */
+	char **v; /* each "FILE:LINE:COLUMN: message" */
 	size_t n;
 };
 

@@ -32,7 +32,7 @@
 struct deadline_params {
 	int64_t interval_s;
 	int64_t grace_s;
-	int64_t repeat_s;      /* 0: no repeats */
+	int64_t repeat_s; /* 0: no repeats */
 	struct units_active active;
 };
 
@@ -68,27 +68,27 @@ struct deadline;
 
 struct deadline_fire {
 	uint32_t cell;
-	int64_t base;          /* what the deadline counted from */
-	int64_t last_patrol;   /* latest patrol time seen, or 0 if none */
-	int64_t due;           /* deadline (before grace) */
-	int64_t overdue_at;    /* due + grace, in active time */
-	int repeat;            /* 0 for the first overdue alert, then 1, 2, ... */
+	int64_t base;        /* what the deadline counted from */
+	int64_t last_patrol; /* latest patrol time seen, or 0 if none */
+	int64_t due;         /* deadline (before grace) */
+	int64_t overdue_at;  /* due + grace, in active time */
+	int repeat;          /* 0 for the first overdue alert, then 1, 2, ... */
 };
 
 struct deadline_patrol_result {
-	bool recovered;        /* the cell was overdue-alerted and now is not */
-	bool moved;            /* ts was newer than the last patrol */
+	bool recovered; /* the cell was overdue-alerted and now is not */
+	bool moved;     /* ts was newer than the last patrol */
 	int64_t prev_last_patrol;
-	int64_t prev_due;      /* recovered only: the deadline that had passed */
-	int repeats;           /* how many overdue alerts had been raised (1 + repeats) */
+	int64_t prev_due; /* recovered only: the deadline that had passed */
+	int repeats;      /* how many overdue alerts had been raised (1 + repeats) */
 };
 
 enum deadline_state {
 	DEADLINE_OK,
-	DEADLINE_DUE_SOON,     /* due within 30 min, or past due but within grace */
-	DEADLINE_OVERDUE,      /* past due + grace (even outside active hours) */
+	DEADLINE_DUE_SOON, /* due within 30 min, or past due but within grace */
+	DEADLINE_OVERDUE,  /* past due + grace (even outside active hours) */
 	DEADLINE_PAUSED,
-	DEADLINE_INACTIVE,     /* outside active hours and not overdue */
+	DEADLINE_INACTIVE, /* outside active hours and not overdue */
 };
 
 struct deadline *deadline_new(void);

@@ -32,7 +32,7 @@ enum msg_flag {
 	MSG_FLAG_CLOCK_SKEW = 1 << 1,
 };
 
-#define MSG_ID_MAX_BYTES 512   /* 128 characters of up to 4 UTF-8 bytes */
+#define MSG_ID_MAX_BYTES 512 /* 128 characters of up to 4 UTF-8 bytes */
 #define MSG_NOTE_MAX 1000
 #define MSG_PHOTO_MAX 512
 #define MSG_DETAIL_MAX 256
@@ -45,21 +45,21 @@ struct msg_record {
 	 * digits of SHA-256(topic "\n" payload) when there is no id but a ts.
 	 * Empty string: not deduplicated (stored as NULL). */
 	char msg_id[MSG_ID_MAX_BYTES + 1];
-	int64_t ts;             /* patrol time, Unix seconds */
+	int64_t ts; /* patrol time, Unix seconds */
 	bool has_device_ts;
-	int64_t device_ts;      /* the device's own ts, before skew correction */
+	int64_t device_ts; /* the device's own ts, before skew correction */
 	int64_t recv_ms;
 	bool has_pos;
 	double lat, lon;
 	bool has_value;
 	double value;
-	bool has_alert_id;      /* claim types only: the alert it names */
+	bool has_alert_id; /* claim types only: the alert it names */
 	int64_t alert_id;
 	bool has_note, has_photo;
 	char note[MSG_NOTE_MAX + 1];
 	char photo[MSG_PHOTO_MAX + 1];
-	unsigned flags;         /* enum msg_flag bits */
-	const void *raw;        /* the payload as received (caller's memory) */
+	unsigned flags;  /* enum msg_flag bits */
+	const void *raw; /* the payload as received (caller's memory) */
 	size_t raw_len;
 	const struct config_cell *cell_cfg;
 	const struct config_event *event_cfg;
@@ -70,9 +70,9 @@ struct msg_record {
  * bytes, valid UTF-8) and *out is unspecified. Check order: too_large,
  * bad_topic, unknown_cell, unknown_event (topic), bad_json, bad_field,
  * unknown_event (payload), too_old. */
-enum msg_reason msg_parse(const struct config *cfg, const char *topic,
-                          const void *payload, size_t len, int64_t recv_ms,
-                          struct msg_record *out, char *detail, size_t detail_len);
+enum msg_reason msg_parse(const struct config *cfg, const char *topic, const void *payload,
+                          size_t len, int64_t recv_ms, struct msg_record *out, char *detail,
+                          size_t detail_len);
 
 /* "bad_json", "bad_field", ...; "ok" for MSG_OK. */
 const char *msg_reason_name(enum msg_reason r);

@@ -19,11 +19,11 @@
 
 /* One accepted event of the day (any type), sorted by ts ascending. */
 struct report_event {
-	int64_t ts;             /* patrol time */
+	int64_t ts; /* patrol time */
 	const char *worker;
 	const char *type;
-	bool patrol;            /* the type counts as patrol presence */
-	bool late;              /* flagged late */
+	bool patrol; /* the type counts as patrol presence */
+	bool late;   /* flagged late */
 	bool has_value;
 	double value;
 };
@@ -43,25 +43,25 @@ struct report_input {
 	size_t n_events;
 	const struct report_pause *pauses;
 	size_t n_pauses;
-	int alerts;                 /* alerts raised that day for the cell */
+	int alerts; /* alerts raised that day for the cell */
 };
 
 struct report_type_count {
-	const char *type;           /* points into the input events */
+	const char *type; /* points into the input events */
 	int count;
 };
 
 struct report_cell {
-	int patrols;                /* patrol-presence events */
-	const char **workers;       /* distinct workers of those patrols, sorted (malloc) */
+	int patrols;          /* patrol-presence events */
+	const char **workers; /* distinct workers of those patrols, sorted (malloc) */
 	size_t n_workers;
 	bool has_patrol;
-	int64_t first, last;        /* first and last patrol of the day */
-	int64_t longest_gap_s;      /* longest stretch without patrol, active time */
-	bool has_covered;           /* false: no tracked active time that day */
-	double covered_pct;         /* 0..100, rounded to one decimal */
-	int64_t overdue_s;          /* tracked active seconds spent overdue */
-	int64_t tracked_active_s;   /* the denominator of covered_pct */
+	int64_t first, last;             /* first and last patrol of the day */
+	int64_t longest_gap_s;           /* longest stretch without patrol, active time */
+	bool has_covered;                /* false: no tracked active time that day */
+	double covered_pct;              /* 0..100, rounded to one decimal */
+	int64_t overdue_s;               /* tracked active seconds spent overdue */
+	int64_t tracked_active_s;        /* the denominator of covered_pct */
 	struct report_type_count *types; /* every type seen, sorted by type (malloc) */
 	size_t n_types;
 	bool has_value;
@@ -70,11 +70,11 @@ struct report_cell {
 	int late;
 	/* Per local hour of the day (0..23): what the chart shows. */
 	enum report_hour {
-		REPORT_HOUR_INACTIVE,   /* outside active hours, paused or untracked */
-		REPORT_HOUR_COVERED,    /* tracked active, never overdue in that hour */
-		REPORT_HOUR_PATROLLED,  /* a patrol happened in that hour */
-		REPORT_HOUR_OVERDUE,    /* overdue at some point in that hour */
-		REPORT_HOUR_FUTURE,     /* after `now` */
+		REPORT_HOUR_INACTIVE,  /* outside active hours, paused or untracked */
+		REPORT_HOUR_COVERED,   /* tracked active, never overdue in that hour */
+		REPORT_HOUR_PATROLLED, /* a patrol happened in that hour */
+		REPORT_HOUR_OVERDUE,   /* overdue at some point in that hour */
+		REPORT_HOUR_FUTURE,    /* after `now` */
 	} hours[24];
 };
 

@@ -22,28 +22,29 @@
 
 struct strmap {
 	struct strmap_slot {
-		uint32_t idx1;  /* index + 1; 0 marks an empty slot */
-		uint32_t hash;  /* low bits of the hash, to skip most strcmps */
-	} *slot;
-	size_t mask;        /* capacity - 1, when slot is not NULL */
+		uint32_t idx1; /* index + 1; 0 marks an empty slot */
+		uint32_t hash; /* low bits of the hash, to skip most strcmps */
+	} * slot;
+	size_t mask; /* capacity - 1, when slot is not NULL */
 	size_t n;
 };
 
 /* A zeroed struct strmap is an empty map; STRMAP_INIT spells it. */
-#define STRMAP_INIT { NULL, 0, 0 }
+#define STRMAP_INIT        \
+	{                  \
+		NULL, 0, 0 \
+	}
 
 /* FNV-1a with a finalising mix (see strmap.c). */
 uint32_t strmap_hash(const char *s);
 
 /* Index of the entry whose key equals key, or -1 (also for key NULL). */
-int64_t strmap_find(const struct strmap *m, const void *base, size_t stride,
-                    const char *key);
+int64_t strmap_find(const struct strmap *m, const void *base, size_t stride, const char *key);
 
 /* Indexes entry idx of base under its key. Returns the index already
  * holding that key (and inserts nothing), -1 after inserting, -2 when out
  * of memory (the map is unchanged). */
-int64_t strmap_insert(struct strmap *m, const void *base, size_t stride,
-                      uint32_t idx);
+int64_t strmap_insert(struct strmap *m, const void *base, size_t stride, uint32_t idx);
 
 /* Frees the slots (not the array) and leaves an empty map. */
 void strmap_free(struct strmap *m);

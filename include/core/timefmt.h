@@ -10,7 +10,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum timefmt_lang { TIMEFMT_ZH, TIMEFMT_EN };
+enum timefmt_lang {
+	TIMEFMT_ZH,
+	TIMEFMT_EN
+};
 
 #define TIMEFMT_MAX 64
 

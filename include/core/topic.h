@@ -13,7 +13,7 @@
 #define TOPIC_SEGMENT_MAX 64
 
 struct topic_template {
-	char **segs;        /* fixed text, or NULL for a placeholder level */
+	char **segs; /* fixed text, or NULL for a placeholder level */
 	size_t n_segs;
 	int cell_idx;       /* level index of {cell}; always present */
 	int worker_idx;     /* level index of {worker}; always present */
@@ -31,8 +31,7 @@ struct topic_fields {
  * placeholders {cell} and {worker} are required, {event} optional, each a
  * whole level and at most once; fixed levels may not contain '+', '#', '{'
  * or '}'. Returns 0, or -1 with a reason in err. */
-int topic_template_compile(const char *tmpl, struct topic_template *out,
-                           char *err, size_t errlen);
+int topic_template_compile(const char *tmpl, struct topic_template *out, char *err, size_t errlen);
 void topic_template_free(struct topic_template *t);
 
 /* 1..64 characters of A-Z a-z 0-9 _ . - */
@@ -40,7 +39,7 @@ bool topic_segment_valid(const char *s, size_t len);
 
 /* Split `topic` by the template. Returns 0, or -1 with a reason in err
  * (wrong number of levels, fixed level mismatch, invalid segment value). */
-int topic_match(const struct topic_template *t, const char *topic,
-                struct topic_fields *out, char *err, size_t errlen);
+int topic_match(const struct topic_template *t, const char *topic, struct topic_fields *out,
+                char *err, size_t errlen);
 
 #endif

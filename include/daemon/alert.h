@@ -22,8 +22,8 @@
 
 struct alert;
 
-struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox *o,
-                        char *err, size_t errlen);
+struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox *o, char *err,
+                        size_t errlen);
 void alert_free(struct alert *a);
 /* After a reload; reading levels are read again from the alert table
  * before the next reading is judged (new cells and threshold types). */
@@ -38,12 +38,12 @@ enum store_status alert_restore(struct alert *a);
 enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
                                 const struct deadline_fire *f, int64_t now);
 enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
-                                  const struct deadline_patrol_result *r,
-                                  const char *worker, int64_t patrol_ts, int64_t now);
+                                  const struct deadline_patrol_result *r, const char *worker,
+                                  int64_t patrol_ts, int64_t now);
 /* For an accepted, newly stored event: `event` alert for alert: immediate
  * types, `reading`/`recovered` for values crossing warn/alarm. */
-enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
-                                 int64_t event_id, int64_t now, bool *queued);
+enum store_status alert_on_event(struct alert *a, const struct msg_record *rec, int64_t event_id,
+                                 int64_t now, bool *queued);
 /* Claims (SPEC, Claims). A claim by `by` at `at` (the message's patrol
  * time, or the office's clock) of alert_id, or with 0 of the cell's latest
  * open task (overdue, event or reading alert) raised at or before `at`. */
@@ -54,15 +54,15 @@ struct alert_claim {
 	int64_t at;
 };
 struct alert_claim_result {
-	bool claimed;           /* a `claimed` alert was written */
-	bool overdue;           /* it was an overdue alert: reminders wait */
+	bool claimed; /* a `claimed` alert was written */
+	bool overdue; /* it was an overdue alert: reminders wait */
 	int64_t hold_until;
 };
 /* Before a claim naming alert_id is stored: *bad (with a detail for the
  * bad_field rejection) when no such alert exists, it is not a task, or it
  * belongs to another cell. */
-enum store_status alert_claim_check(struct alert *a, const struct config_cell *c,
-                                    int64_t alert_id, bool *bad, char *detail, size_t len);
+enum store_status alert_claim_check(struct alert *a, const struct config_cell *c, int64_t alert_id,
+                                    bool *bad, char *detail, size_t len);
 /* Record the claim and raise `claimed` — unless there is nothing open to
  * claim, the alert is claimed already, ended, or newer than the claim:
  * then nothing happens (res->claimed false). */
@@ -70,11 +70,10 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
                               struct alert_claim_result *res);
 /* Until when the claim of the cell's open overdue episode holds its
  * reminders; 0 when none does or its "ran out" reminder was raised. */
-enum store_status alert_claim_holds(struct alert *a, const struct config_cell *c,
-                                    int64_t *until);
+enum store_status alert_claim_holds(struct alert *a, const struct config_cell *c, int64_t *until);
 /* A patrol at patrol_ts ends the cell's open event alerts raised before. */
-enum store_status alert_event_done(struct alert *a, const struct config_cell *c,
-                                   int64_t patrol_ts, int64_t now);
+enum store_status alert_event_done(struct alert *a, const struct config_cell *c, int64_t patrol_ts,
+                                   int64_t now);
 /* The day's coverage so far, for the day containing now. */
 enum store_status alert_digest(struct alert *a, int64_t now);
 /* The daemon's own trouble (`condition`: "broker", "storage", "dropped"),
@@ -85,8 +84,7 @@ enum store_status alert_system(struct alert *a, const char *condition, bool reco
 /* The same alert's text and JSON document (malloc'd) without writing
  * anything, for delivery from memory when the database cannot be written.
  * Returns -1 when out of memory. */
-int alert_system_render(struct alert *a, const char *condition, bool recovered,
-                        const char *what_zh, const char *what_en, int64_t now,
-                        char **text, char **doc);
+int alert_system_render(struct alert *a, const char *condition, bool recovered, const char *what_zh,
+                        const char *what_en, int64_t now, char **text, char **doc);
 
 #endif

@@ -91,7 +91,7 @@ bool dbstate_take_held_write(struct dbstate *s);
  */
 struct dbstate_pause {
 	bool paused;
-	int tries;              /* retries since a write last got through */
+	int tries; /* retries since a write last got through */
 };
 
 /* A write failed. Returns the wait before the retry when this pauses, or

@@ -57,8 +57,8 @@ void deliver_shutdown(struct deliver *d, int timeout_ms);
  * deliver_held_committed(false): the caller means to write it at once
  * and it then goes out through the outbox like any alert. Returns -1 when
  * out of memory. */
-int deliver_hold(struct deliver *d, unsigned kind, int64_t at, const char *text,
-                 const char *doc, bool try_now);
+int deliver_hold(struct deliver *d, unsigned kind, int64_t at, const char *text, const char *doc,
+                 bool try_now);
 size_t deliver_held_count(const struct deliver *d);
 /* Write the held alerts whose tries are not running into the open batch
  * (alert, delivery and outbox rows in the state memory reached), then

@@ -25,14 +25,14 @@
 void log_init(int max_priority);
 void log_set_priority(int max_priority);
 
-void log_err(const char *fmt, ...) LOG_PRINTF(1, 2);       /* appends strerror(errno) */
+void log_err(const char *fmt, ...) LOG_PRINTF(1, 2); /* appends strerror(errno) */
 void log_errx(const char *fmt, ...) LOG_PRINTF(1, 2);
-void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2);      /* appends strerror(errno) */
+void log_warn(const char *fmt, ...) LOG_PRINTF(1, 2); /* appends strerror(errno) */
 void log_warnx(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_notice(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_info(const char *fmt, ...) LOG_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) LOG_PRINTF(1, 2);
-void fatal(const char *fmt, ...) LOG_PRINTF(1, 2) LOG_NORETURN;  /* strerror, exit 1 */
+void fatal(const char *fmt, ...) LOG_PRINTF(1, 2) LOG_NORETURN; /* strerror, exit 1 */
 void fatalx(const char *fmt, ...) LOG_PRINTF(1, 2) LOG_NORETURN;
 
 /* Emit pending "repeated N times" summaries whose window has ended. Called

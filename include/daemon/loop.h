@@ -20,11 +20,11 @@ typedef void loop_fd_cb(void *arg, int fd, short revents);
 typedef void loop_cb(void *arg);
 
 struct loop_timer {
-	int64_t due_ms;     /* monotonic */
+	int64_t due_ms; /* monotonic */
 	loop_cb *cb;
 	void *arg;
 	bool armed;
-	int slot;           /* private */
+	int slot; /* private */
 };
 
 struct loop *loop_new(void);

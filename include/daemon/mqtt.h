@@ -22,7 +22,7 @@ struct mqtt;
 struct mqtt_handlers {
 	/* One incoming PUBLISH; its ack is queued, not sent. */
 	void (*message)(void *arg, const char *topic, const void *payload, size_t len);
-	void (*connected)(void *arg);     /* CONNACK accepted, subscribed */
+	void (*connected)(void *arg); /* CONNACK accepted, subscribed */
 	void (*disconnected)(void *arg);
 	/* A connect attempt failed (not called for the loss of a connection
 	 * that was up: that is `disconnected`). */
@@ -37,9 +37,8 @@ struct mqtt_handlers {
 
 /* Builds the client from cfg->mqtt (credentials, TLS, protocol, will).
  * Returns NULL with a message in err. cfg must outlive the client. */
-struct mqtt *mqtt_new(const struct config *cfg, struct loop *l,
-                      const struct mqtt_handlers *h, void *arg,
-                      char *err, size_t errlen);
+struct mqtt *mqtt_new(const struct config *cfg, struct loop *l, const struct mqtt_handlers *h,
+                      void *arg, char *err, size_t errlen);
 void mqtt_free(struct mqtt *m);
 
 void mqtt_start(struct mqtt *m);
@@ -56,8 +55,8 @@ void mqtt_shutdown(struct mqtt *m, int timeout_ms);
 bool mqtt_connected(const struct mqtt *m);
 /* Queue a publish (sent at the next flush). *mid (may be NULL) receives
  * the message id that `published` reports. Returns 0 or -1. */
-int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
-                 int qos, bool retain, int *mid);
+int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                 bool retain, int *mid);
 /* "gridpatrol/status/<client_id>" */
 const char *mqtt_status_topic(const struct mqtt *m);
 

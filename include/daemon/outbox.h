@@ -30,32 +30,32 @@ struct outbox;
 
 /* What the alert module hands over. Strings may be NULL where optional. */
 struct outbox_alert {
-	unsigned kind;          /* one config_kind bit */
-	const char *cell;       /* NULL for digest/system */
-	int64_t at;             /* Unix seconds */
+	unsigned kind;    /* one config_kind bit */
+	const char *cell; /* NULL for digest/system */
+	int64_t at;       /* Unix seconds */
 	bool has_due;
 	int64_t due;
 	int repeat;
 	const char *worker;
-	int64_t event_id;       /* 0: none */
-	const char *level;      /* reading: "warn", "alarm", "normal" */
+	int64_t event_id;  /* 0: none */
+	const char *level; /* reading: "warn", "alarm", "normal" */
 	bool has_value;
 	double value;
-	const char *text;       /* rendered, configured language */
-	const char *doc;        /* JSON object text, without "alert_id" */
+	const char *text; /* rendered, configured language */
+	const char *doc;  /* JSON object text, without "alert_id" */
 };
 
 struct outbox_delivery {
 	int64_t id;
 	char sink[TOPIC_SEGMENT_MAX + 1];
 	char delivery_id[TOPIC_SEGMENT_MAX + 16];
-	char first_kind[16];    /* the first alert's kind */
-	int tries;              /* failed tries so far */
+	char first_kind[16]; /* the first alert's kind */
+	int tries;           /* failed tries so far */
 	int64_t created_ms;
 	size_t n_alerts;
-	char *doc;              /* the delivery JSON (malloc), as SPEC "Delivery JSON" */
-	char *text;             /* equal to the doc's "text" (malloc) */
-	char *cell;             /* the first alert's cell, or NULL (malloc); mqtt topic */
+	char *doc;  /* the delivery JSON (malloc), as SPEC "Delivery JSON" */
+	char *text; /* equal to the doc's "text" (malloc) */
+	char *cell; /* the first alert's cell, or NULL (malloc); mqtt topic */
 };
 
 struct outbox *outbox_new(struct store *s, char *err, size_t errlen);
@@ -71,19 +71,22 @@ enum store_status outbox_recover(struct outbox *o);
  * opens one whose first try waits out the window; with 0 it gets its own
  * delivery due now. *alert_id receives the new row id. */
 enum store_status outbox_add(struct outbox *o, const struct config *cfg,
-                             const struct outbox_alert *a, int64_t now_ms,
-                             int64_t *alert_id);
+                             const struct outbox_alert *a, int64_t now_ms, int64_t *alert_id);
 
 /* What a sink made of an alert delivered from memory while the database
  * could not be written (deliver's held alerts). */
-enum outbox_held_state { OUTBOX_HELD_PENDING, OUTBOX_HELD_DELIVERED, OUTBOX_HELD_EXPIRED };
+enum outbox_held_state {
+	OUTBOX_HELD_PENDING,
+	OUTBOX_HELD_DELIVERED,
+	OUTBOX_HELD_EXPIRED
+};
 struct outbox_held {
 	const char *sink;
 	enum outbox_held_state state;
-	int tries;              /* failed tries so far */
-	int64_t next_ms;        /* pending: the next try */
-	int64_t done_ms;        /* delivered/expired: when */
-	const char *last_error; /* NULL: none */
+	int tries;               /* failed tries so far */
+	int64_t next_ms;         /* pending: the next try */
+	int64_t done_ms;         /* delivered/expired: when */
+	const char *last_error;  /* NULL: none */
 	const char *delivery_id; /* the id its tries from memory used; NULL: none */
 };
 
@@ -93,8 +96,7 @@ struct outbox_held {
  * their tries and backoff — the other sinks get a delivery as usual. */
 enum store_status outbox_add_held(struct outbox *o, const struct config *cfg,
                                   const struct outbox_alert *a, int64_t now_ms,
-                                  const struct outbox_held *held, size_t n_held,
-                                  int64_t *alert_id);
+                                  const struct outbox_held *held, size_t n_held, int64_t *alert_id);
 
 /* The next pending delivery of `sink` whose next_ms <= now_ms (oldest
  * first), fully assembled. *found false when none. Free with
@@ -118,20 +120,19 @@ enum store_status outbox_next_time(struct outbox *o, const char *sink, int64_t *
 enum store_status outbox_first_overdue_at(struct outbox *o, const char *cell, int64_t *at,
                                           bool *found);
 /* How many overdue alerts, first ones and reminders, have from <= at < to. */
-enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t to,
-                                       int64_t *out);
+enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t to, int64_t *out);
 
 /* Tasks raised with from <= at < to — event and reading alerts, and
  * overdue episodes begun then — and how many of them were claimed. */
-enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to,
-                                     int64_t *tasks, int64_t *claimed);
+enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to, int64_t *tasks,
+                                     int64_t *claimed);
 /* Claims (SPEC, Claims): the alerts that are tasks (overdue, event,
  * reading), who claimed them, and when their episode ended. */
 struct outbox_task {
 	int64_t id;
 	char kind[16];
 	char cell[TOPIC_SEGMENT_MAX + 1];
-	int64_t at;             /* raised, Unix seconds */
+	int64_t at; /* raised, Unix seconds */
 	bool claimed;
 	char claimed_by[TOPIC_SEGMENT_MAX + 1];
 	bool resolved;
@@ -152,8 +153,8 @@ enum store_status outbox_claim(struct outbox *o, int64_t id, const char *by, int
  * reminder was raised since it ran out (hold_from + claim_for). */
 struct outbox_claim {
 	char by[TOPIC_SEGMENT_MAX + 1];
-	int64_t at;             /* the claim's own time */
-	int64_t hold_from;      /* max(at, when the daemon announced it) */
+	int64_t at;        /* the claim's own time */
+	int64_t hold_from; /* max(at, when the daemon announced it) */
 	bool reminded_after;
 };
 enum store_status outbox_episode_claim(struct outbox *o, const char *cell, int64_t claim_for,

@@ -25,8 +25,8 @@
 
 enum store_status {
 	STORE_OK = 0,
-	STORE_RETRY,  /* disk full, I/O error, busy: try again later */
-	STORE_FATAL,  /* corrupt, not a database, or a bug */
+	STORE_RETRY, /* disk full, I/O error, busy: try again later */
+	STORE_FATAL, /* corrupt, not a database, or a bug */
 };
 
 struct store;
@@ -52,7 +52,7 @@ enum store_status store_set_max_size(struct store *s, int64_t max_size);
  * to full also fdatasyncs the WAL at once, for batches committed before. */
 enum store_status store_set_sync(struct store *s, bool full);
 
-enum store_status store_begin(struct store *s);  /* no-op if already open */
+enum store_status store_begin(struct store *s); /* no-op if already open */
 bool store_in_batch(const struct store *s);
 /* *dup is set when (worker, msg_id) was already stored; otherwise *rowid
  * (may be NULL) receives the new row's id, and the (cell, type) row of
@@ -62,9 +62,9 @@ enum store_status store_put_event(struct store *s, const struct msg_record *r, b
 /* Whether store_put_event would find r a duplicate (it has a msg_id). */
 enum store_status store_event_seen(struct store *s, const struct msg_record *r, bool *seen);
 enum store_status store_put_rejected(struct store *s, int64_t recv_ms, const char *topic,
-                                     const void *payload, size_t len,
-                                     const char *reason, const char *detail);
-enum store_status store_commit(struct store *s);  /* no-op without a batch */
+                                     const void *payload, size_t len, const char *reason,
+                                     const char *detail);
+enum store_status store_commit(struct store *s); /* no-op without a batch */
 void store_rollback(struct store *s);
 /* After a failed batch, rolled back: checkpoint and empty the WAL so its
  * disk space can hold the retry. Fails harmlessly (BUSY, FULL) when it
@@ -85,7 +85,7 @@ enum store_status store_sync_cells(struct store *s, const struct config *cfg, in
 /* A row of `cell`: when the daemon first saw the cell configured. */
 struct store_known_cell {
 	const char *cell;
-	int64_t known_since;    /* Unix seconds */
+	int64_t known_since; /* Unix seconds */
 };
 typedef int store_known_cb(void *arg, const struct store_known_cell *row);
 enum store_status store_each_known(struct store *s, store_known_cb *cb, void *arg);
@@ -94,8 +94,8 @@ enum store_status store_each_known(struct store *s, store_known_cb *cb, void *ar
  * after it. */
 struct store_open_overdue {
 	const char *cell;
-	int64_t at;             /* when it was raised, Unix seconds */
-	int repeat;             /* 0 first alert, 1.. its reminders */
+	int64_t at; /* when it was raised, Unix seconds */
+	int repeat; /* 0 first alert, 1.. its reminders */
 };
 typedef int store_open_overdue_cb(void *arg, const struct store_open_overdue *row);
 /* A few index probes per configured cell. */
@@ -106,20 +106,20 @@ enum store_status store_each_open_overdue(struct store *s, const struct config *
 struct store_level {
 	const char *cell;
 	const char *type;
-	int level;              /* what its newest warn/alarm/normal alert left:
+	int level; /* what its newest warn/alarm/normal alert left:
 	                         * 0 normal, 1 warn, 2 alarm */
 };
 typedef int store_level_cb(void *arg, const struct store_level *row);
 /* A few index probes per (cell, threshold type) pair. */
-enum store_status store_each_level(struct store *s, const struct config *cfg,
-                                   store_level_cb *cb, void *arg);
+enum store_status store_each_level(struct store *s, const struct config *cfg, store_level_cb *cb,
+                                   void *arg);
 
 /* A row of `pause` (gridpatrol pause/resume write them). */
 struct store_pause {
 	const char *cell;
-	int64_t since;          /* Unix seconds */
-	bool open_ended;        /* paused until resumed: until is 0 */
-	int64_t until;          /* Unix seconds; may be past (ended) */
+	int64_t since;   /* Unix seconds */
+	bool open_ended; /* paused until resumed: until is 0 */
+	int64_t until;   /* Unix seconds; may be past (ended) */
 };
 typedef int store_pause_cb(void *arg, const struct store_pause *row);
 enum store_status store_each_pause(struct store *s, store_pause_cb *cb, void *arg);
@@ -146,7 +146,7 @@ enum store_status store_each_day_type_count(struct store *s, int64_t from, int64
  * carries it out and deletes it (done: joins or opens the batch). */
 struct store_claim_request {
 	int64_t id;
-	int64_t at;             /* Unix seconds */
+	int64_t at; /* Unix seconds */
 	char by[TOPIC_SEGMENT_MAX + 1];
 	char cell[TOPIC_SEGMENT_MAX + 1];
 	int64_t alert_id;
@@ -160,8 +160,7 @@ enum store_status store_data_version(struct store *s, int64_t *out);
 
 /* daemon_state: small integers that must outlive a restart. get does not
  * need a batch; put joins (or opens) the batch, committed with it. */
-enum store_status store_state_get(struct store *s, const char *key, int64_t *value,
-                                  bool *found);
+enum store_status store_state_get(struct store *s, const char *key, int64_t *value, bool *found);
 enum store_status store_state_put(struct store *s, const char *key, int64_t value);
 
 /* Rows in `event`: a full count, for tests only (the daemon's status
@@ -175,14 +174,14 @@ enum store_status store_count_events(struct store *s, int64_t *out);
  * incremental vacuum take, which the caller measures and tunes. */
 struct store_prune;
 struct store_prune_limits {
-	bool by_age;           /* false: keep history of any age */
-	int64_t before_s;      /* with by_age: rows older than this (Unix s) go */
-	int64_t max_rejected;  /* keep at most this many `rejected`; 0: no cap */
-	int rows;              /* deletions per step (> 0) */
+	bool by_age;          /* false: keep history of any age */
+	int64_t before_s;     /* with by_age: rows older than this (Unix s) go */
+	int64_t max_rejected; /* keep at most this many `rejected`; 0: no cap */
+	int rows;             /* deletions per step (> 0) */
 };
 struct store_prune_counts {
 	int64_t events, rejected, alerts, deliveries; /* rows deleted */
-	int64_t pages;         /* pages given back to the file system */
+	int64_t pages;                                /* pages given back to the file system */
 };
 struct store_prune *store_prune_new(struct store *s, char *err, size_t errlen);
 void store_prune_free(struct store_prune *p);

@@ -31,8 +31,8 @@ enum store_status watch_rebuild(struct watch *w, const struct config *cfg, int64
 /* A newly stored event (not a duplicate): move the cell's deadline, raise
  * recovered / event / reading alerts. *queued set when an alert was
  * written. */
-enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
-                                 int64_t event_id, int64_t now, bool *queued);
+enum store_status watch_on_event(struct watch *w, const struct msg_record *rec, int64_t event_id,
+                                 int64_t now, bool *queued);
 
 /* A claim (from a claim-type event or the office): record it, raise
  * `claimed`, and hold the claimed overdue episode's reminders. */
@@ -48,7 +48,7 @@ enum store_status watch_claim(struct watch *w, const struct alert_claim *cl, int
 enum store_status watch_claim_check(struct watch *w, const struct msg_record *rec, bool *bad,
                                     char *detail, size_t len);
 enum store_status watch_office_claims(struct watch *w, int64_t now, bool *queued, int *done,
-                                     bool *more);
+                                      bool *more);
 
 /* Raise the overdue alerts due by now (and their repeats). */
 enum store_status watch_tick(struct watch *w, int64_t now, bool *queued);

@@ -24,8 +24,8 @@
 
 struct span_patrol {
 	bool found;
-	int64_t ts;                           /* the event's ts, Unix seconds */
-	char worker[TOPIC_SEGMENT_MAX + 1];   /* who reported it */
+	int64_t ts;                         /* the event's ts, Unix seconds */
+	char worker[TOPIC_SEGMENT_MAX + 1]; /* who reported it */
 };
 
 /* Prepares the per-cell probe on db (finalize it with sqlite3_finalize).

@@ -50,8 +50,8 @@ struct command {
 	const char *name;
 	int (*run)(struct cli *);
 	unsigned opts;
-	int n_args;           /* positional arguments it needs */
-	bool html;            /* --format html allowed */
+	int n_args; /* positional arguments it needs */
+	bool html;  /* --format html allowed */
 	const char *usage;
 };
 
@@ -60,8 +60,9 @@ static const struct command commands[] = {
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] status [--format text|json|csv] [-o FILE]\n"
 	  "Every configured cell now: ok, due_soon, overdue, paused or inactive, with the\n"
 	  "last patrol and the time it is due.\n" },
-	{ "events", cli_cmd_events, OPT_LISTING | OPT_CELL | OPT_WORKER | OPT_TYPE | OPT_SINCE |
-	  OPT_UNTIL | OPT_LIMIT, 0, false,
+	{ "events", cli_cmd_events,
+	  OPT_LISTING | OPT_CELL | OPT_WORKER | OPT_TYPE | OPT_SINCE | OPT_UNTIL | OPT_LIMIT, 0,
+	  false,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] events [--cell C] [--worker W] [--type T]\n"
 	  "         [--since T] [--until T] [--limit N] [--format text|json|csv] [-o FILE]\n"
 	  "Accepted events in patrol-time order; --limit N keeps the N most recent.\n"
@@ -151,29 +152,49 @@ static const struct command *find_command(const char *name)
 static const char *opt_name(unsigned bit)
 {
 	switch (bit) {
-	case OPT_FORMAT: return "--format";
-	case OPT_OUTPUT: return "-o/--output";
-	case OPT_CELL: return "--cell";
-	case OPT_WORKER: return "--worker";
-	case OPT_TYPE: return "--type";
-	case OPT_SINCE: return "--since";
-	case OPT_UNTIL: return "--until";
-	case OPT_LIMIT: return "--limit";
-	case OPT_REASON: return "--reason";
-	case OPT_PENDING: return "--pending";
-	case OPT_DATE: return "--date";
-	case OPT_BY: return "--by";
-	case OPT_FROM: return "--from";
-	case OPT_TO: return "--to";
-	default: return "?";
+	case OPT_FORMAT:
+		return "--format";
+	case OPT_OUTPUT:
+		return "-o/--output";
+	case OPT_CELL:
+		return "--cell";
+	case OPT_WORKER:
+		return "--worker";
+	case OPT_TYPE:
+		return "--type";
+	case OPT_SINCE:
+		return "--since";
+	case OPT_UNTIL:
+		return "--until";
+	case OPT_LIMIT:
+		return "--limit";
+	case OPT_REASON:
+		return "--reason";
+	case OPT_PENDING:
+		return "--pending";
+	case OPT_DATE:
+		return "--date";
+	case OPT_BY:
+		return "--by";
+	case OPT_FROM:
+		return "--from";
+	case OPT_TO:
+		return "--to";
+	default:
+		return "?";
 	}
 }
 
 static int parse_format(struct cli *c, const struct command *cmd)
 {
-	static const struct { const char *name; enum cli_format f; } formats[] = {
-		{ "text", CLI_FORMAT_TEXT }, { "json", CLI_FORMAT_JSON },
-		{ "csv", CLI_FORMAT_CSV }, { "html", CLI_FORMAT_HTML },
+	static const struct {
+		const char *name;
+		enum cli_format f;
+	} formats[] = {
+		{ "text", CLI_FORMAT_TEXT },
+		{ "json", CLI_FORMAT_JSON },
+		{ "csv", CLI_FORMAT_CSV },
+		{ "html", CLI_FORMAT_HTML },
 	};
 	if (!c->format_opt)
 		return 0;
@@ -191,8 +212,8 @@ static int parse_format(struct cli *c, const struct command *cmd)
 
 /* Parse everything in one getopt pass: the first operand is the command,
  * the rest are its arguments. Returns -1 to go on, else an exit code. */
-static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen,
-                      char ***operands, int *n_operands)
+static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen, char ***operands,
+                      int *n_operands)
 {
 	static const struct option longopts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -221,29 +242,78 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen,
 	*seen = 0;
 	while ((ch = getopt_long(argc, argv, ":c:o:h", longopts, NULL)) != -1) {
 		switch (ch) {
-		case 'c': c->config_path = optarg; *seen |= OPT_CONFIG; break;
+		case 'c':
+			c->config_path = optarg;
+			*seen |= OPT_CONFIG;
+			break;
 		case 'D':
 			/* Repeatable for a county report; c->dbs has room for argc. */
 			c->dbs[c->n_dbs++] = optarg;
 			c->db_opt = optarg;
 			*seen |= OPT_DB;
 			break;
-		case 'h': *seen |= OPT_HELP; break;
-		case 'V': *seen |= OPT_VERSION; break;
-		case 'F': c->format_opt = optarg; *seen |= OPT_FORMAT; break;
-		case 'o': c->out_path = optarg; *seen |= OPT_OUTPUT; break;
-		case 'C': c->cell = optarg; *seen |= OPT_CELL; break;
-		case 'W': c->worker = optarg; *seen |= OPT_WORKER; break;
-		case 'T': c->type = optarg; *seen |= OPT_TYPE; break;
-		case 'S': c->since = optarg; *seen |= OPT_SINCE; break;
-		case 'U': c->until = optarg; *seen |= OPT_UNTIL; break;
-		case 'L': c->limit = optarg; *seen |= OPT_LIMIT; break;
-		case 'R': c->reason = optarg; *seen |= OPT_REASON; break;
-		case 'P': c->pending = true; *seen |= OPT_PENDING; break;
-		case 'd': c->date = optarg; *seen |= OPT_DATE; break;
-		case 'B': c->by = optarg; *seen |= OPT_BY; break;
-		case 'f': c->from = optarg; *seen |= OPT_FROM; break;
-		case 't': c->to = optarg; *seen |= OPT_TO; break;
+		case 'h':
+			*seen |= OPT_HELP;
+			break;
+		case 'V':
+			*seen |= OPT_VERSION;
+			break;
+		case 'F':
+			c->format_opt = optarg;
+			*seen |= OPT_FORMAT;
+			break;
+		case 'o':
+			c->out_path = optarg;
+			*seen |= OPT_OUTPUT;
+			break;
+		case 'C':
+			c->cell = optarg;
+			*seen |= OPT_CELL;
+			break;
+		case 'W':
+			c->worker = optarg;
+			*seen |= OPT_WORKER;
+			break;
+		case 'T':
+			c->type = optarg;
+			*seen |= OPT_TYPE;
+			break;
+		case 'S':
+			c->since = optarg;
+			*seen |= OPT_SINCE;
+			break;
+		case 'U':
+			c->until = optarg;
+			*seen |= OPT_UNTIL;
+			break;
+		case 'L':
+			c->limit = optarg;
+			*seen |= OPT_LIMIT;
+			break;
+		case 'R':
+			c->reason = optarg;
+			*seen |= OPT_REASON;
+			break;
+		case 'P':
+			c->pending = true;
+			*seen |= OPT_PENDING;
+			break;
+		case 'd':
+			c->date = optarg;
+			*seen |= OPT_DATE;
+			break;
+		case 'B':
+			c->by = optarg;
+			*seen |= OPT_BY;
+			break;
+		case 'f':
+			c->from = optarg;
+			*seen |= OPT_FROM;
+			break;
+		case 't':
+			c->to = optarg;
+			*seen |= OPT_TO;
+			break;
 		case ':':
 			cli_error("option '%s' needs a value", argv[optind - 1]);
 			return CLI_EXIT_USAGE;
@@ -251,7 +321,8 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen,
 			if (optopt)
 				cli_error("unknown option '-%c' (see gridpatrol --help)", optopt);
 			else
-				cli_error("unknown option '%s' (see gridpatrol --help)", argv[optind - 1]);
+				cli_error("unknown option '%s' (see gridpatrol --help)",
+				          argv[optind - 1]);
 			return CLI_EXIT_USAGE;
 		}
 	}
@@ -267,8 +338,8 @@ static int load_config(struct cli *c)
 		/* The errors already name file, line and column; the first one
 		 * says what to fix and --check-config lists them all. */
 		if (errs.n > 1)
-			cli_error("%s (and %zu more; run gridpatrold --check-config -c %s)", errs.v[0],
-			          errs.n - 1, c->config_path);
+			cli_error("%s (and %zu more; run gridpatrold --check-config -c %s)",
+			          errs.v[0], errs.n - 1, c->config_path);
 		else
 			cli_error("%s", errs.n ? errs.v[0] : "cannot load the configuration");
 		config_errors_free(&errs);
@@ -323,8 +394,9 @@ static int run(struct cli *cp, unsigned seen, char **operands, int n_operands)
 	if (n_operands - 1 != cmd->n_args) {
 		if (n_operands - 1 < cmd->n_args)
 			cli_error("%s needs %s (see gridpatrol %s --help)", cmd->name,
-			          strcmp(cmd->name, "backup") == 0 ? "a FILE"
-			          : strcmp(cmd->name, "claim") == 0 ? "a CELL or ALERT_ID" : "a CELL",
+			          strcmp(cmd->name, "backup") == 0  ? "a FILE"
+			          : strcmp(cmd->name, "claim") == 0 ? "a CELL or ALERT_ID"
+			                                            : "a CELL",
 			          cmd->name);
 		else
 			cli_error("unexpected argument '%s' (see gridpatrol %s --help)",

@@ -64,8 +64,8 @@ int cli_cmd_pause(struct cli *c)
 		printf("已暂停 %s（%s），%s%s。\n", cc->id, cc->name, c->until ? "至 " : "直到恢复",
 		       c->until ? when : "");
 	else
-		printf("paused %s (%s) %s%s\n", cc->id, cc->name, c->until ? "until " : "until resumed",
-		       c->until ? when : "");
+		printf("paused %s (%s) %s%s\n", cc->id, cc->name,
+		       c->until ? "until " : "until resumed", c->until ? when : "");
 	if (fflush(stdout) == EOF)
 		code = CLI_EXIT_FAIL;
 done:
@@ -90,11 +90,12 @@ int cli_cmd_resume(struct cli *c)
 	if ((code = cli_db_pause_end(c, cc->id, c->now, &was)) != CLI_EXIT_OK)
 		goto done;
 	if (c->lang == TIMEFMT_ZH)
-		printf(was ? "已恢复 %s（%s），从现在起计算巡查期限。\n" : "%s（%s）没有暂停。\n", cc->id,
-		       cc->name);
+		printf(was ? "已恢复 %s（%s），从现在起计算巡查期限。\n" : "%s（%s）没有暂停。\n",
+		       cc->id, cc->name);
 	else
 		printf(was ? "resumed %s (%s); its deadline counts from now\n"
-		           : "%s (%s) was not paused\n", cc->id, cc->name);
+		           : "%s (%s) was not paused\n",
+		       cc->id, cc->name);
 	if (fflush(stdout) == EOF)
 		code = CLI_EXIT_FAIL;
 done:
@@ -166,7 +167,8 @@ int cli_cmd_claim(struct cli *c)
 	}
 	if (!claim_task_kind(t.kind)) {
 		cli_error("alert %lld is a %s alert; only overdue, event and reading alerts can be "
-		          "claimed", (long long)t.id, t.kind);
+		          "claimed",
+		          (long long)t.id, t.kind);
 		code = CLI_EXIT_USAGE;
 		goto done;
 	}
@@ -177,8 +179,8 @@ int cli_cmd_claim(struct cli *c)
 		goto done;
 	}
 	if (t.resolved) {
-		claim_say(c, "提醒 %lld 已结束，无需认领。\n", "alert %lld has ended; nothing to claim\n",
-		          (long long)t.id);
+		claim_say(c, "提醒 %lld 已结束，无需认领。\n",
+		          "alert %lld has ended; nothing to claim\n", (long long)t.id);
 		goto done;
 	}
 	if (t.claimed) {
@@ -192,10 +194,13 @@ int cli_cmd_claim(struct cli *c)
 	/* Same argument order in both languages. */
 	claim_say(c, "%s 认领 %s（%s）的%s提醒 %lld；运行中的守护进程会在几秒内通知群里。\n",
 	          "%s claims %s (%s): %s alert %lld; the running daemon tells the group within "
-	          "seconds\n", c->by, cc->id, cc->name,
+	          "seconds\n",
+	          c->by, cc->id, cc->name,
 	          c->lang == TIMEFMT_ZH ? (!strcmp(t.kind, "overdue") ? "巡查"
-	                                   : !strcmp(t.kind, "event") ? "事件" : "读数")
-	                                : t.kind, (long long)t.id);
+	                                   : !strcmp(t.kind, "event") ? "事件"
+	                                                              : "读数")
+	                                : t.kind,
+	          (long long)t.id);
 done:
 	if (code == CLI_EXIT_OK && fflush(stdout) == EOF)
 		code = CLI_EXIT_FAIL;

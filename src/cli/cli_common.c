@@ -56,8 +56,7 @@ static bool is_date(const char *s)
 	return true;
 }
 
-int cli_parse_day(const struct cli *c, const char *s, char date[16], int64_t *start,
-                  int64_t *end)
+int cli_parse_day(const struct cli *c, const char *s, char date[16], int64_t *start, int64_t *end)
 {
 	if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
 		int64_t t = timefmt_day_start(c->now);
@@ -96,8 +95,8 @@ int cli_parse_time(const struct cli *c, const char *opt, const char *s, int64_t 
 	if (s[0] == '+') {
 		int64_t d;
 		if (units_duration(s + 1, &d) < 0 || d > INT64_MAX - c->now) {
-			cli_error("bad time for %s: '%s' (a duration is written +90m, +4h, +2d)", opt,
-			          s);
+			cli_error("bad time for %s: '%s' (a duration is written +90m, +4h, +2d)",
+			          opt, s);
 			return -1;
 		}
 		*out = c->now + d;
@@ -114,7 +113,8 @@ int cli_parse_time(const struct cli *c, const char *opt, const char *s, int64_t 
 		return 0;
 	}
 	cli_error("bad time for %s: '%s' (use RFC 3339 like 2026-11-24T08:00:00+08:00, "
-	          "YYYY-MM-DD, today, yesterday or +DURATION)", opt, s);
+	          "YYYY-MM-DD, today, yesterday or +DURATION)",
+	          opt, s);
 	return -1;
 }
 
@@ -204,7 +204,8 @@ static int cli_db_open(struct cli *c, int flags)
 	}
 	if (version < CLI_MIN_SCHEMA) {
 		cli_error("%s is not a gridpatrol database (schema version %d; start gridpatrold "
-		          "once to create or upgrade it)", path, version);
+		          "once to create or upgrade it)",
+		          path, version);
 		return CLI_EXIT_USAGE;
 	}
 	return CLI_EXIT_OK;
@@ -329,7 +330,7 @@ struct cli_list {
 	const char *name;
 	const struct cli_col *cols;
 	size_t ncols;
-	struct table *table;        /* text only */
+	struct table *table; /* text only */
 	size_t rows;
 	bool bad;
 };
@@ -391,7 +392,8 @@ struct cli_list *cli_list_begin(const struct cli *c, FILE *f, const char *name,
 		for (size_t i = 0; i < ncols; i++) {
 			if (cols[i].flags & CLI_COL_JSON_ONLY)
 				continue;
-			l->bad |= (!first && render_csv_sep(f) < 0) || render_csv_field(f, cols[i].key) < 0;
+			l->bad |= (!first && render_csv_sep(f) < 0) ||
+			          render_csv_field(f, cols[i].key) < 0;
 			first = false;
 		}
 		l->bad |= render_csv_eol(f) < 0;
@@ -410,10 +412,16 @@ static const char *val_flat(const struct cli_list *l, const struct cli_val *v, c
                             size_t len)
 {
 	switch (v->kind) {
-	case CLI_V_NULL: return "";
-	case CLI_V_STR: return v->s ? v->s : "";
-	case CLI_V_INT: snprintf(buf, len, "%lld", (long long)v->i); return buf;
-	case CLI_V_REAL: snprintf(buf, len, "%.15g", v->d); return buf;
+	case CLI_V_NULL:
+		return "";
+	case CLI_V_STR:
+		return v->s ? v->s : "";
+	case CLI_V_INT:
+		snprintf(buf, len, "%lld", (long long)v->i);
+		return buf;
+	case CLI_V_REAL:
+		snprintf(buf, len, "%.15g", v->d);
+		return buf;
 	case CLI_V_TIME:
 		if (l->c->format == CLI_FORMAT_TEXT) {
 			time_t t = (time_t)v->i;
@@ -433,11 +441,17 @@ static json_t *val_json(const struct cli_val *v)
 {
 	char buf[TIMEFMT_MAX];
 	switch (v->kind) {
-	case CLI_V_NULL: return json_null();
-	case CLI_V_STR: return v->s ? json_string(v->s) : json_null();
-	case CLI_V_INT: return json_integer(v->i);
-	case CLI_V_REAL: return json_real(v->d);
-	case CLI_V_TIME: timefmt_rfc3339(v->i, buf, sizeof(buf)); return json_string(buf);
+	case CLI_V_NULL:
+		return json_null();
+	case CLI_V_STR:
+		return v->s ? json_string(v->s) : json_null();
+	case CLI_V_INT:
+		return json_integer(v->i);
+	case CLI_V_REAL:
+		return json_real(v->d);
+	case CLI_V_TIME:
+		timefmt_rfc3339(v->i, buf, sizeof(buf));
+		return json_string(buf);
 	}
 	return json_null();
 }
@@ -471,8 +485,9 @@ int cli_list_row(struct cli_list *l, struct cli_val *vals)
 				continue;
 			const char *s = val_flat(l, &vals[i], bufs[i], sizeof(bufs[i]));
 			l->bad |= (!first && render_csv_sep(l->f) < 0) ||
-			          ((l->cols[i].flags & CLI_COL_DEVICE) ? render_csv_text(l->f, s)
-			                                                : render_csv_field(l->f, s)) < 0;
+			          ((l->cols[i].flags & CLI_COL_DEVICE)
+			                   ? render_csv_text(l->f, s)
+			                   : render_csv_field(l->f, s)) < 0;
 			first = false;
 		}
 		l->bad |= render_csv_eol(l->f) < 0;
@@ -521,7 +536,8 @@ int cli_list_end(struct cli_list *l, bool ok)
 		switch (l->c->format) {
 		case CLI_FORMAT_TEXT:
 			l->bad |= table_write(l->table, l->f) < 0;
-			l->bad |= fprintf(l->f, l->c->lang == TIMEFMT_ZH ? "共 %zu 条\n" : "%zu rows\n",
+			l->bad |= fprintf(l->f,
+			                  l->c->lang == TIMEFMT_ZH ? "共 %zu 条\n" : "%zu rows\n",
 			                  l->rows) < 0;
 			break;
 		case CLI_FORMAT_CSV:

@@ -57,7 +57,7 @@ static int cli_db_prepare(struct cli *c, const char *sql, int n, const int64_t *
 static int cli_db_known_row(sqlite3_stmt *st, const struct cli_db_ctx *x)
 {
 	struct cli_db_known r = { .cell = cli_col_text(st, 0),
-	                          .known_since = sqlite3_column_int64(st, 1) };
+		                  .known_since = sqlite3_column_int64(st, 1) };
 	return x->cb.known(x->arg, &r);
 }
 
@@ -94,8 +94,10 @@ int cli_db_each_pause(struct cli *c, int64_t before, cli_db_pause_cb *cb, void *
 static int cli_db_span_row(sqlite3_stmt *st, const struct cli_db_ctx *x)
 {
 	struct cli_db_span r = {
-		.cell = cli_col_text(st, 0), .type = cli_col_text(st, 1),
-		.first_ts = sqlite3_column_int64(st, 2), .last_ts = sqlite3_column_int64(st, 3),
+		.cell = cli_col_text(st, 0),
+		.type = cli_col_text(st, 1),
+		.first_ts = sqlite3_column_int64(st, 2),
+		.last_ts = sqlite3_column_int64(st, 3),
 	};
 	return x->cb.span(x->arg, &r);
 }
@@ -112,7 +114,7 @@ int cli_db_each_span(struct cli *c, cli_db_span_cb *cb, void *arg)
 
 struct cli_db_before {
 	sqlite3_stmt *st;
-	char *non_patrol;       /* bound as ?2; must outlive st's bindings */
+	char *non_patrol; /* bound as ?2; must outlive st's bindings */
 };
 
 /* The configured types that do NOT count as patrol presence, as a JSON
@@ -147,8 +149,9 @@ int cli_db_before_open(struct cli *c, int64_t before, struct cli_db_before **out
 		cli_error("out of memory");
 		return CLI_EXIT_FAIL;
 	}
-	if (cli_prepare(c, "SELECT ts FROM event WHERE cell = ?1 AND ts < ?3 AND type NOT IN "
-	                   "(SELECT value FROM json_each(?2)) ORDER BY ts DESC LIMIT 1",
+	if (cli_prepare(c,
+	                "SELECT ts FROM event WHERE cell = ?1 AND ts < ?3 AND type NOT IN "
+	                "(SELECT value FROM json_each(?2)) ORDER BY ts DESC LIMIT 1",
 	                &b->st) != CLI_EXIT_OK) {
 		cli_db_before_close(b);
 		return CLI_EXIT_FAIL;
@@ -188,17 +191,19 @@ void cli_db_before_close(struct cli_db_before *b)
 static int cli_db_alert_count_row(sqlite3_stmt *st, const struct cli_db_ctx *x)
 {
 	struct cli_db_alert_count r = { .cell = cli_col_text(st, 0),
-	                                .count = sqlite3_column_int(st, 1) };
+		                        .count = sqlite3_column_int(st, 1) };
 	return x->cb.alert_count(x->arg, &r);
 }
 
-int cli_db_each_alert_count(struct cli *c, int64_t from, int64_t to,
-                            cli_db_alert_count_cb *cb, void *arg)
+int cli_db_each_alert_count(struct cli *c, int64_t from, int64_t to, cli_db_alert_count_cb *cb,
+                            void *arg)
 {
 	sqlite3_stmt *st;
 	int64_t v[2] = { from, to };
-	if (cli_db_prepare(c, "SELECT cell, count(*) FROM alert WHERE at >= ?1 AND at < ?2 "
-	                      "AND cell IS NOT NULL GROUP BY cell", 2, v, &st) != CLI_EXIT_OK)
+	if (cli_db_prepare(c,
+	                   "SELECT cell, count(*) FROM alert WHERE at >= ?1 AND at < ?2 "
+	                   "AND cell IS NOT NULL GROUP BY cell",
+	                   2, v, &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
 	return cli_db_walk(c, st, "reading alerts", cli_db_alert_count_row,
 	                   &(struct cli_db_ctx){ .cb.alert_count = cb, .arg = arg });
@@ -217,8 +222,7 @@ static int cli_db_day_task_row(sqlite3_stmt *st, const struct cli_db_ctx *x)
 	return x->cb.day_task(x->arg, &r);
 }
 
-int cli_db_each_day_task(struct cli *c, int64_t from, int64_t to, cli_db_day_task_cb *cb,
-                         void *arg)
+int cli_db_each_day_task(struct cli *c, int64_t from, int64_t to, cli_db_day_task_cb *cb, void *arg)
 {
 	sqlite3_stmt *st;
 	int64_t v[2] = { from, to };
@@ -227,15 +231,16 @@ int cli_db_each_day_task(struct cli *c, int64_t from, int64_t to, cli_db_day_tas
 	 * lands on the episode's newest alert, a repeat). An ended episode's
 	 * alerts lie between its start and resolved_at: the alert_cell range
 	 * stays within it however old the day. */
-	if (cli_db_prepare(c, "SELECT a.at, a.cell, a.kind, k.claimed_by, k.claimed_at, "
-	                      "a.resolved_at FROM alert a LEFT JOIN alert k ON k.id = "
-	                      "CASE WHEN a.kind = 'overdue' THEN (SELECT b.id FROM alert b "
-	                      "WHERE b.cell = a.cell AND b.kind = 'overdue' AND b.at >= a.at "
-	                      "AND b.at <= coalesce(a.resolved_at, 9223372036854775807) "
-	                      "AND b.resolved_at IS a.resolved_at AND b.claimed_by IS NOT NULL "
-	                      "ORDER BY b.claimed_at, b.id LIMIT 1) ELSE a.id END "
-	                      "WHERE a.at >= ?1 AND a.at < ?2 AND (a.kind IN ('event', 'reading') "
-	                      "OR (a.kind = 'overdue' AND a.repeat = 0)) ORDER BY a.at, a.id",
+	if (cli_db_prepare(c,
+	                   "SELECT a.at, a.cell, a.kind, k.claimed_by, k.claimed_at, "
+	                   "a.resolved_at FROM alert a LEFT JOIN alert k ON k.id = "
+	                   "CASE WHEN a.kind = 'overdue' THEN (SELECT b.id FROM alert b "
+	                   "WHERE b.cell = a.cell AND b.kind = 'overdue' AND b.at >= a.at "
+	                   "AND b.at <= coalesce(a.resolved_at, 9223372036854775807) "
+	                   "AND b.resolved_at IS a.resolved_at AND b.claimed_by IS NOT NULL "
+	                   "ORDER BY b.claimed_at, b.id LIMIT 1) ELSE a.id END "
+	                   "WHERE a.at >= ?1 AND a.at < ?2 AND (a.kind IN ('event', 'reading') "
+	                   "OR (a.kind = 'overdue' AND a.repeat = 0)) ORDER BY a.at, a.id",
 	                   2, v, &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
 	return cli_db_walk(c, st, "reading alerts", cli_db_day_task_row,
@@ -257,16 +262,16 @@ static int cli_db_event_row(sqlite3_stmt *st, const struct cli_db_ctx *x)
 	return x->cb.event(x->arg, &r);
 }
 
-int cli_db_each_day_event(struct cli *c, int64_t from, int64_t to, cli_db_event_cb *cb,
-                          void *arg)
+int cli_db_each_day_event(struct cli *c, int64_t from, int64_t to, cli_db_event_cb *cb, void *arg)
 {
 	sqlite3_stmt *st;
 	int64_t v[2] = { from, to };
 	/* The ts range is what narrows a year to a day: the event_ts index
 	 * serves it and SQLite sorts the day's rows, instead of walking the
 	 * (cell, ts) index over the whole history to avoid that sort. */
-	if (cli_db_prepare(c, "SELECT cell, ts, worker, type, value, flags, note FROM event "
-	                      "INDEXED BY event_ts WHERE ts >= ?1 AND ts < ?2 ORDER BY cell, ts",
+	if (cli_db_prepare(c,
+	                   "SELECT cell, ts, worker, type, value, flags, note FROM event "
+	                   "INDEXED BY event_ts WHERE ts >= ?1 AND ts < ?2 ORDER BY cell, ts",
 	                   2, v, &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
 	return cli_db_walk(c, st, "reading the day's events", cli_db_event_row,
@@ -277,7 +282,7 @@ int cli_db_each_day_event(struct cli *c, int64_t from, int64_t to, cli_db_event_
 
 struct cli_db_cursor {
 	sqlite3_stmt *st;
-	const char *what;       /* for a failed step */
+	const char *what; /* for a failed step */
 };
 
 void cli_db_cursor_close(struct cli_db_cursor *q)
@@ -342,8 +347,9 @@ static const char *cli_db_text_or_null(sqlite3_stmt *st, int i)
 int cli_db_events_open(struct cli *c, const struct cli_db_events_filter *f,
                        struct cli_db_cursor **out)
 {
-	char sql[1024] = "SELECT * FROM (SELECT id, ts, cell, worker, type, value, lat, lon, "
-	                 "note, photo, flags, msg_id, recv_ms FROM event WHERE ts >= ?4 AND ts < ?5";
+	char sql[1024] =
+	        "SELECT * FROM (SELECT id, ts, cell, worker, type, value, lat, lon, "
+	        "note, photo, flags, msg_id, recv_ms FROM event WHERE ts >= ?4 AND ts < ?5";
 	struct cli_db_cursor *q;
 	int code;
 
@@ -432,8 +438,8 @@ int cli_db_rejected_open(struct cli *c, int64_t since_ms, const char *reason,
 	return CLI_EXIT_OK;
 }
 
-int cli_db_rejected_next(struct cli *c, struct cli_db_cursor *q,
-                         struct cli_db_rejected_row *row, bool *more)
+int cli_db_rejected_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_rejected_row *row,
+                         bool *more)
 {
 	sqlite3_stmt *st = q->st;
 	if (cli_db_cursor_step(c, q, more) != CLI_EXIT_OK)
@@ -464,20 +470,19 @@ int cli_db_rejected_next(struct cli *c, struct cli_db_cursor *q,
 int cli_db_alerts_open(struct cli *c, int64_t since, bool pending, struct cli_db_cursor **out)
 {
 	char sql[1024] =
-		"SELECT a.id, a.at, a.kind, a.cell, a.repeat, a.text, o.sink, o.delivery_id, "
-		"d.state, d.tries, d.last_error, d.done_ms, d.ext_id, a.claimed_by, a.claimed_at, "
-		"a.resolved_at FROM alert a "
-		"LEFT JOIN outbox o ON o.alert_id = a.id "
-		"LEFT JOIN delivery d ON d.id = o.delivery_id WHERE a.at >= ?1";
+	        "SELECT a.id, a.at, a.kind, a.cell, a.repeat, a.text, o.sink, o.delivery_id, "
+	        "d.state, d.tries, d.last_error, d.done_ms, d.ext_id, a.claimed_by, a.claimed_at, "
+	        "a.resolved_at FROM alert a "
+	        "LEFT JOIN outbox o ON o.alert_id = a.id "
+	        "LEFT JOIN delivery d ON d.id = o.delivery_id WHERE a.at >= ?1";
 	struct cli_db_cursor *q;
 	int code;
 
 	*out = NULL;
-	if ((pending &&
-	     sql_add(sql, sizeof(sql),
-	             " AND EXISTS (SELECT 1 FROM outbox o2 JOIN delivery d2 ON "
-	             "d2.id = o2.delivery_id WHERE o2.alert_id = a.id AND "
-	             "d2.state <> 'delivered')") < 0) ||
+	if ((pending && sql_add(sql, sizeof(sql),
+	                        " AND EXISTS (SELECT 1 FROM outbox o2 JOIN delivery d2 ON "
+	                        "d2.id = o2.delivery_id WHERE o2.alert_id = a.id AND "
+	                        "d2.state <> 'delivered')") < 0) ||
 	    sql_add(sql, sizeof(sql), " ORDER BY a.id, o.sink") < 0) {
 		cli_error("query too long");
 		return CLI_EXIT_FAIL;
@@ -527,17 +532,18 @@ int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_ale
 
 /* ------------------------------------------------------------ workers */
 
-int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to,
-                              struct cli_db_cursor **out)
+int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to, struct cli_db_cursor **out)
 {
 	struct cli_db_cursor *q;
 	/* From 60 s before the range: a check-in's previous one may be just
 	 * before it (rapid). Ordered so that each worker's cells come
 	 * together, each in patrol-time order. */
-	int code = cli_db_cursor_new(c, "SELECT worker, cell, type, ts, "
+	int code = cli_db_cursor_new(c,
+	                             "SELECT worker, cell, type, ts, "
 	                             "instr(',' || flags || ',', ',late,') > 0 FROM event "
 	                             "WHERE ts >= ?1 - 60 AND ts < ?2 "
-	                             "ORDER BY worker, cell, ts, id", "reading events", &q);
+	                             "ORDER BY worker, cell, ts, id",
+	                             "reading events", &q);
 	*out = NULL;
 	if (code != CLI_EXIT_OK)
 		return code;
@@ -558,20 +564,23 @@ int cli_db_worker_events_next(struct cli *c, struct cli_db_cursor *q,
 		return CLI_EXIT_FAIL;
 	if (*more)
 		*row = (struct cli_db_worker_event){
-			.worker = cli_col_text(q->st, 0), .cell = cli_col_text(q->st, 1),
-			.type = cli_col_text(q->st, 2), .ts = sqlite3_column_int64(q->st, 3),
+			.worker = cli_col_text(q->st, 0),
+			.cell = cli_col_text(q->st, 1),
+			.type = cli_col_text(q->st, 2),
+			.ts = sqlite3_column_int64(q->st, 3),
 			.late = sqlite3_column_int(q->st, 4) != 0,
 		};
 	return CLI_EXIT_OK;
 }
 
-int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to,
-                              struct cli_db_cursor **out)
+int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to, struct cli_db_cursor **out)
 {
 	struct cli_db_cursor *q;
-	int code = cli_db_cursor_new(c, "SELECT claimed_by, claimed_at - at, resolved_at - at "
+	int code = cli_db_cursor_new(c,
+	                             "SELECT claimed_by, claimed_at - at, resolved_at - at "
 	                             "FROM alert WHERE claimed_at >= ?1 AND claimed_at < ?2 "
-	                             "ORDER BY claimed_by, claimed_at", "reading claims", &q);
+	                             "ORDER BY claimed_by, claimed_at",
+	                             "reading claims", &q);
 	*out = NULL;
 	if (code != CLI_EXIT_OK)
 		return code;
@@ -592,7 +601,8 @@ int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
 		return CLI_EXIT_FAIL;
 	if (*more)
 		*row = (struct cli_db_worker_claim){
-			.by = cli_col_text(q->st, 0), .to_claim_s = sqlite3_column_int64(q->st, 1),
+			.by = cli_col_text(q->st, 0),
+			.to_claim_s = sqlite3_column_int64(q->st, 1),
 			.resolved = sqlite3_column_type(q->st, 2) != SQLITE_NULL,
 			.to_resolve_s = sqlite3_column_int64(q->st, 2),
 		};
@@ -601,17 +611,20 @@ int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
 
 /* ------------------------------------------------------------ admin */
 
-int cli_db_pause_put(struct cli *c, const char *cell, int64_t since, bool has_until,
-                     int64_t until, const char *reason)
+int cli_db_pause_put(struct cli *c, const char *cell, int64_t since, bool has_until, int64_t until,
+                     const char *reason)
 {
 	sqlite3_stmt *st;
 	int code = CLI_EXIT_OK;
-	if (cli_prepare(c, "INSERT OR REPLACE INTO pause (cell, since, until, reason) "
-	                   "VALUES (?1, ?2, ?3, ?4)", &st) != CLI_EXIT_OK)
+	if (cli_prepare(c,
+	                "INSERT OR REPLACE INTO pause (cell, since, until, reason) "
+	                "VALUES (?1, ?2, ?3, ?4)",
+	                &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
 	if (sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, since) != SQLITE_OK ||
-	    (has_until ? sqlite3_bind_int64(st, 3, until) : sqlite3_bind_null(st, 3)) != SQLITE_OK ||
+	    (has_until ? sqlite3_bind_int64(st, 3, until) : sqlite3_bind_null(st, 3)) !=
+	            SQLITE_OK ||
 	    (reason ? sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC)
 	            : sqlite3_bind_null(st, 4)) != SQLITE_OK)
 		code = cli_db_fail(c, "binding");
@@ -626,8 +639,10 @@ int cli_db_pause_end(struct cli *c, const char *cell, int64_t at, bool *was)
 	sqlite3_stmt *st;
 	int code = CLI_EXIT_OK;
 	*was = false;
-	if (cli_prepare(c, "UPDATE pause SET until = ?2 WHERE cell = ?1 "
-	                   "AND (until IS NULL OR until > ?2)", &st) != CLI_EXIT_OK)
+	if (cli_prepare(c,
+	                "UPDATE pause SET until = ?2 WHERE cell = ?1 "
+	                "AND (until IS NULL OR until > ?2)",
+	                &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
 	if (sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, at) != SQLITE_OK)
@@ -684,8 +699,10 @@ int cli_db_task_by_id(struct cli *c, int64_t id, struct cli_db_task *t, bool *fo
 {
 	sqlite3_stmt *st;
 	*found = false;
-	if (cli_prepare(c, "SELECT id, kind, cell, at, claimed_by, resolved_at IS NOT NULL "
-	                   "FROM alert WHERE id = ?1", &st) != CLI_EXIT_OK)
+	if (cli_prepare(c,
+	                "SELECT id, kind, cell, at, claimed_by, resolved_at IS NOT NULL "
+	                "FROM alert WHERE id = ?1",
+	                &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
 		sqlite3_finalize(st);
@@ -701,9 +718,11 @@ int cli_db_task_latest(struct cli *c, const char *cell, int64_t at_most, struct 
 	*found = false;
 	/* The daemon's own choice (outbox.c): the newest open task raised
 	 * at or before the claim. */
-	if (cli_prepare(c, "SELECT id, kind, cell, at, claimed_by, 0 FROM alert WHERE cell = ?1 "
-	                   "AND resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') "
-	                   "AND at <= ?2 ORDER BY at DESC, id DESC LIMIT 1", &st) != CLI_EXIT_OK)
+	if (cli_prepare(c,
+	                "SELECT id, kind, cell, at, claimed_by, 0 FROM alert WHERE cell = ?1 "
+	                "AND resolved_at IS NULL AND kind IN ('overdue', 'event', 'reading') "
+	                "AND at <= ?2 ORDER BY at DESC, id DESC LIMIT 1",
+	                &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
 	if (sqlite3_bind_text(st, 1, cell, -1, SQLITE_STATIC) != SQLITE_OK ||
 	    sqlite3_bind_int64(st, 2, at_most) != SQLITE_OK) {
@@ -713,13 +732,14 @@ int cli_db_task_latest(struct cli *c, const char *cell, int64_t at_most, struct 
 	return cli_db_task_row(c, st, t, found);
 }
 
-int cli_db_claim_put(struct cli *c, int64_t at, const char *by, const char *cell,
-                     int64_t alert_id)
+int cli_db_claim_put(struct cli *c, int64_t at, const char *by, const char *cell, int64_t alert_id)
 {
 	sqlite3_stmt *st;
 	int code = CLI_EXIT_OK;
-	if (cli_prepare(c, "INSERT INTO claim_request (at, by, cell, alert_id) "
-	                   "VALUES (?1, ?2, ?3, ?4)", &st) != CLI_EXIT_OK)
+	if (cli_prepare(c,
+	                "INSERT INTO claim_request (at, by, cell, alert_id) "
+	                "VALUES (?1, ?2, ?3, ?4)",
+	                &st) != CLI_EXIT_OK)
 		return CLI_EXIT_FAIL;
 	if (sqlite3_bind_int64(st, 1, at) != SQLITE_OK ||
 	    sqlite3_bind_text(st, 2, by, -1, SQLITE_STATIC) != SQLITE_OK ||

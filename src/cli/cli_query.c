@@ -25,11 +25,16 @@
 static const char *state_word(enum deadline_state s)
 {
 	switch (s) {
-	case DEADLINE_OK: return "ok";
-	case DEADLINE_DUE_SOON: return "due_soon";
-	case DEADLINE_OVERDUE: return "overdue";
-	case DEADLINE_PAUSED: return "paused";
-	case DEADLINE_INACTIVE: return "inactive";
+	case DEADLINE_OK:
+		return "ok";
+	case DEADLINE_DUE_SOON:
+		return "due_soon";
+	case DEADLINE_OVERDUE:
+		return "overdue";
+	case DEADLINE_PAUSED:
+		return "paused";
+	case DEADLINE_INACTIVE:
+		return "inactive";
 	}
 	return "ok";
 }
@@ -43,11 +48,11 @@ static const char *state_label(enum deadline_state s, enum timefmt_lang lang)
 }
 
 struct status_cell {
-	int64_t known;          /* known_since, or now when the daemon has not seen it yet */
-	int64_t last;           /* last patrol, 0: never */
-	char *worker;           /* of the last patrol */
+	int64_t known; /* known_since, or now when the daemon has not seen it yet */
+	int64_t last;  /* last patrol, 0: never */
+	char *worker;  /* of the last patrol */
 	bool has_pause;
-	int64_t pause_until;    /* DEADLINE_NEVER: until resumed */
+	int64_t pause_until; /* DEADLINE_NEVER: until resumed */
 };
 
 struct status_read {
@@ -164,9 +169,9 @@ int cli_cmd_status(struct cli *c)
 		const struct config_cell *cc = &cfg->cells[i];
 		struct status_cell *s = &cells[i];
 		params[i] = (struct deadline_params){ .interval_s = cc->interval_s,
-		                                      .grace_s = cc->grace_s,
-		                                      .repeat_s = cc->repeat_s,
-		                                      .active = cc->active };
+			                              .grace_s = cc->grace_s,
+			                              .repeat_s = cc->repeat_s,
+			                              .active = cc->active };
 		/* A pause that has ended restarted the count when it ended, as
 		 * the daemon did when it saw the end pass. */
 		int64_t ended = s->has_pause && s->pause_until <= c->now ? s->pause_until : 0;
@@ -204,11 +209,13 @@ int cli_cmd_status(struct cli *c)
 		struct cli_val v[] = {
 			{ .kind = CLI_V_STR, .s = cc->id },
 			{ .kind = CLI_V_STR, .s = cc->name },
-			{ .kind = CLI_V_STR, .s = state_word(state),
+			{ .kind = CLI_V_STR,
+			  .s = state_word(state),
 			  .text = state_label(state, c->lang) },
 			{ .kind = CLI_V_NULL, .json = lp },
 			{ .kind = cells[i].last > 0 ? CLI_V_TIME : CLI_V_NULL, .i = cells[i].last },
-			{ .kind = cells[i].last > 0 ? CLI_V_STR : CLI_V_NULL, .s = cells[i].worker },
+			{ .kind = cells[i].last > 0 ? CLI_V_STR : CLI_V_NULL,
+			  .s = cells[i].worker },
 			/* A paused cell has no due time: its count restarts on resume. */
 			{ .kind = state == DEADLINE_PAUSED || due == DEADLINE_NEVER ? CLI_V_NULL
 			                                                            : CLI_V_TIME,
@@ -281,8 +288,12 @@ static struct cli_val val_real(bool has, double d)
 int cli_cmd_events(struct cli *c)
 {
 	struct cli_db_events_filter flt = {
-		.cell = c->cell, .worker = c->worker, .type = c->type,
-		.since = INT64_MIN, .until = INT64_MAX, .limit = -1,
+		.cell = c->cell,
+		.worker = c->worker,
+		.type = c->type,
+		.since = INT64_MIN,
+		.until = INT64_MAX,
+		.limit = -1,
 	};
 	struct cli_db_cursor *q = NULL;
 	struct cli_out out = { 0 };
@@ -504,11 +515,15 @@ static int acc_emit(struct cli_list *l, struct alert_acc *a)
 		{ .kind = CLI_V_STR, .s = a->text },
 		{ .kind = a->claimed_by ? CLI_V_STR : CLI_V_NULL, .s = a->claimed_by },
 		{ .kind = a->has_claimed_at ? CLI_V_TIME : CLI_V_NULL, .i = a->claimed_at },
-		{ .kind = a->has_claimed_at ? CLI_V_INT : CLI_V_NULL, .i = a->claimed_at - a->at,
+		{ .kind = a->has_claimed_at ? CLI_V_INT : CLI_V_NULL,
+		  .i = a->claimed_at - a->at,
 		  .text = a->to_claim },
-		{ .kind = a->has_resolved_at ? CLI_V_INT : CLI_V_NULL, .i = a->resolved_at - a->at,
+		{ .kind = a->has_resolved_at ? CLI_V_INT : CLI_V_NULL,
+		  .i = a->resolved_at - a->at,
 		  .text = a->to_resolve },
-		{ .kind = CLI_V_STR, .s = a->flat, .json = a->deliveries,
+		{ .kind = CLI_V_STR,
+		  .s = a->flat,
+		  .json = a->deliveries,
 		  .text = a->label[0] ? a->label : "—" },
 	};
 	a->deliveries = NULL; /* the row takes it */

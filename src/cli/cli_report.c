@@ -87,19 +87,19 @@ static void intern_free(struct intern *in)
 struct gather {
 	struct cli *c;
 	int64_t day_start, day_end;
-	size_t n;                          /* configured cells */
-	struct report_input *in;           /* per cell */
-	bool *listed;                      /* per cell: in the database's cell table */
-	size_t *ev_off;                    /* per cell: first index in events */
+	size_t n;                /* configured cells */
+	struct report_input *in; /* per cell */
+	bool *listed;            /* per cell: in the database's cell table */
+	size_t *ev_off;          /* per cell: first index in events */
 	struct report_event *events;
 	size_t n_events, cap_events;
-	struct report_pause *pauses;       /* per cell: at most one row (pause has one per cell) */
+	struct report_pause *pauses; /* per cell: at most one row (pause has one per cell) */
 	struct render_note *notes;
 	size_t n_notes, notes_omitted;
 	char **note_texts;
-	struct render_task *tasks;         /* the first REPORT_MAX_NOTES, by time */
+	struct render_task *tasks; /* the first REPORT_MAX_NOTES, by time */
 	size_t n_tasks, cap_tasks, tasks_omitted;
-	long claimed, unclaimed;           /* all of the day's tasks */
+	long claimed, unclaimed; /* all of the day's tasks */
 	struct intern strings;
 };
 
@@ -130,7 +130,7 @@ static int gather_known(struct gather *g)
 
 struct gather_span {
 	struct gather *g;
-	int64_t *newest;   /* per cell */
+	int64_t *newest; /* per cell */
 };
 
 static int gather_row_span(void *arg, const struct cli_db_span *row)
@@ -248,8 +248,9 @@ static int gather_row_task(void *arg, const struct cli_db_day_task *row)
 		g->cap_tasks = cap;
 	}
 	struct render_task *t = &g->tasks[g->n_tasks];
-	*t = (struct render_task){ .at = row->at, .claimed_at = row->claimed_at,
-	                           .resolved_at = row->resolved_at };
+	*t = (struct render_task){ .at = row->at,
+		                   .claimed_at = row->claimed_at,
+		                   .resolved_at = row->resolved_at };
 	if (!(t->cell = intern(&g->strings, row->cell)) ||
 	    !(t->kind = intern(&g->strings, row->kind)) ||
 	    (row->claimed_by && !(t->claimed_by = intern(&g->strings, row->claimed_by))))
@@ -280,8 +281,15 @@ static int add_note(struct gather *g, const struct config_cell *cc, const struct
 			return -1;
 	}
 	g->notes[g->n_notes++] = (struct render_note){
-		.ts = e->ts, .cell = cc, .worker = e->worker, .type = e->type, .ev = ev,
-		.has_value = e->has_value, .value = e->value, .note = note, .why = why,
+		.ts = e->ts,
+		.cell = cc,
+		.worker = e->worker,
+		.type = e->type,
+		.ev = ev,
+		.has_value = e->has_value,
+		.value = e->value,
+		.note = note,
+		.why = why,
 	};
 	return 0;
 }
@@ -446,8 +454,8 @@ static int gather_db(struct gather *g)
 
 /* One database of the report: the only one, or a county's site. */
 struct site {
-	const char *name;       /* county: the site's name (in the names block); else NULL */
-	const char *name_at;    /* where --db names it, name_len bytes */
+	const char *name;    /* county: the site's name (in the names block); else NULL */
+	const char *name_at; /* where --db names it, name_len bytes */
 	size_t name_len;
 	const char *path;
 	struct gather g;
@@ -490,7 +498,8 @@ static int site_parse(const char *arg, struct site *s)
 	}
 	if (!site_name_ok(name, (size_t)(end - name))) {
 		cli_error("--db %s: cannot name a site after it (name it: --db SITE=PATH; a site "
-		          "name has 1 to 64 bytes and no '/', '=' or control characters)", arg);
+		          "name has 1 to 64 bytes and no '/', '=' or control characters)",
+		          arg);
 		return CLI_EXIT_USAGE;
 	}
 	s->name_at = name;
@@ -521,8 +530,8 @@ static int sites_parse(struct cli *c, struct site *sites, size_t n, char **names
 		for (size_t j = 0; j < k; j++) {
 			if (strcmp(sites[j].name, sites[k].name) == 0) {
 				cli_error("two databases for site '%s' (%s and %s; name them: "
-				          "--db SITE=PATH)", sites[k].name, sites[j].path,
-				          sites[k].path);
+				          "--db SITE=PATH)",
+				          sites[k].name, sites[j].path, sites[k].path);
 				return CLI_EXIT_USAGE;
 			}
 		}
@@ -615,10 +624,12 @@ int cli_cmd_report(struct cli *c)
 			code = CLI_EXIT_USAGE;
 			goto done;
 		}
-		rsites[s] = (struct render_site){ .name = sites[s].name, .db = sites[s].path,
-		                                  .first = n, .n = mine,
-		                                  .tasks_claimed = sites[s].g.claimed,
-		                                  .tasks_unclaimed = sites[s].g.unclaimed };
+		rsites[s] = (struct render_site){ .name = sites[s].name,
+			                          .db = sites[s].path,
+			                          .first = n,
+			                          .n = mine,
+			                          .tasks_claimed = sites[s].g.claimed,
+			                          .tasks_unclaimed = sites[s].g.unclaimed };
 		n += mine;
 		n_notes += sites[s].g.n_notes;
 		n_tasks += sites[s].g.n_tasks;
@@ -689,10 +700,18 @@ int cli_cmd_report(struct cli *c)
 		goto done;
 	int w;
 	switch (c->format) {
-	case CLI_FORMAT_JSON: w = render_report_json(out.f, &r); break;
-	case CLI_FORMAT_CSV: w = render_report_csv(out.f, &r); break;
-	case CLI_FORMAT_HTML: w = render_report_html(out.f, &r); break;
-	default: w = render_report_text(out.f, &r); break;
+	case CLI_FORMAT_JSON:
+		w = render_report_json(out.f, &r);
+		break;
+	case CLI_FORMAT_CSV:
+		w = render_report_csv(out.f, &r);
+		break;
+	case CLI_FORMAT_HTML:
+		w = render_report_html(out.f, &r);
+		break;
+	default:
+		w = render_report_text(out.f, &r);
+		break;
 	}
 	if (w < 0)
 		cli_error(ferror(out.f) ? "cannot write the report" : "out of memory");

@@ -225,8 +225,8 @@ static int emit(struct cli *c, struct cli_list *l, struct wsheet *w)
 		snprintf(flat + n, sizeof(flat) - n, "%s%s:%lld", n ? ";" : "", w->types[t].type,
 		         (long long)w->types[t].n);
 		snprintf(label + m, sizeof(label) - m, "%s%s %lld",
-		         m ? (c->lang == TIMEFMT_ZH ? "，" : ", ") : "", ev ? ev->label : w->types[t].type,
-		         (long long)w->types[t].n);
+		         m ? (c->lang == TIMEFMT_ZH ? "，" : ", ") : "",
+		         ev ? ev->label : w->types[t].type, (long long)w->types[t].n);
 		if (json_object_set_new(types, w->types[t].type, json_integer(w->types[t].n)) < 0) {
 			json_decref(types);
 			return -1;

@@ -77,12 +77,23 @@ int render_html_escaped(FILE *f, const char *s)
 	for (const char *p = s; *p; p++) {
 		const char *e = NULL;
 		switch (*p) {
-		case '&': e = "&amp;"; break;
-		case '<': e = "&lt;"; break;
-		case '>': e = "&gt;"; break;
-		case '"': e = "&quot;"; break;
-		case '\'': e = "&#39;"; break;
-		default: break;
+		case '&':
+			e = "&amp;";
+			break;
+		case '<':
+			e = "&lt;";
+			break;
+		case '>':
+			e = "&gt;";
+			break;
+		case '"':
+			e = "&quot;";
+			break;
+		case '\'':
+			e = "&#39;";
+			break;
+		default:
+			break;
 		}
 		if (e ? fputs(e, f) == EOF : putc(*p, f) == EOF)
 			return -1;
@@ -295,8 +306,8 @@ static void fmt_asof(const struct render_report *r, char *buf, size_t len)
 /* The claims sentence, worded as the digest's; "" on a day without task
  * alerts (the digest leaves it out then too, and older reports stay as
  * they were). */
-static void fmt_claims(const struct render_report *r, const struct render_summary *s,
-                       char *buf, size_t len)
+static void fmt_claims(const struct render_report *r, const struct render_summary *s, char *buf,
+                       size_t len)
 {
 	long tasks = s->claimed + s->unclaimed;
 	if (tasks == 0)
@@ -314,7 +325,8 @@ static void fmt_summary_line(const struct render_report *r, const struct render_
 {
 	if (r->lang == TIMEFMT_ZH)
 		snprintf(buf, len,
-		         "网格 %ld 个：全天覆盖 %ld 个，当天未巡查 %ld 个，曾超时 %ld 个；事件共 %lld 条。",
+		         "网格 %ld 个：全天覆盖 %ld 个，当天未巡查 %ld 个，曾超时 %ld 个；事件共 "
+		         "%lld 条。",
 		         s->cells, s->covered, s->never_patrolled, s->overdue, s->events);
 	else
 		snprintf(buf, len,
@@ -333,16 +345,30 @@ static void fmt_summary_line(const struct render_report *r, const struct render_
 /* Text                                                                */
 /* ------------------------------------------------------------------ */
 
-enum { COL_ID, COL_NAME, COL_PATROLS, COL_WORKERS, COL_FIRST, COL_LAST, COL_GAP, COL_PCT,
-       COL_OVERDUE, COL_EVENTS, COL_READINGS, COL_ALERTS, COL_LATE, N_COLS };
+enum {
+	COL_ID,
+	COL_NAME,
+	COL_PATROLS,
+	COL_WORKERS,
+	COL_FIRST,
+	COL_LAST,
+	COL_GAP,
+	COL_PCT,
+	COL_OVERDUE,
+	COL_EVENTS,
+	COL_READINGS,
+	COL_ALERTS,
+	COL_LATE,
+	N_COLS
+};
 
 static const char *const headers_zh[N_COLS] = {
-	"网格", "名称", "巡查", "巡查人", "首次", "末次", "最长间隔", "覆盖率", "超时",
-	"事件", "读数", "告警", "补报",
+	"网格",   "名称", "巡查", "巡查人", "首次", "末次", "最长间隔",
+	"覆盖率", "超时", "事件", "读数",   "告警", "补报",
 };
 static const char *const headers_en[N_COLS] = {
-	"Cell", "Name", "Patrols", "Workers", "First", "Last", "Longest gap", "Covered",
-	"Overdue", "Events", "Readings", "Alerts", "Late",
+	"Cell",    "Name",    "Patrols", "Workers",  "First",  "Last", "Longest gap",
+	"Covered", "Overdue", "Events",  "Readings", "Alerts", "Late",
 };
 
 /* A county report's text and HTML tables lead with the site. */
@@ -354,7 +380,7 @@ static const char *site_header(bool zh)
 int render_report_text(FILE *f, const struct render_report *r)
 {
 	const bool zh = r->lang == TIMEFMT_ZH;
-	const size_t off = r->n_sites ? 1 : 0;    /* the site column */
+	const size_t off = r->n_sites ? 1 : 0; /* the site column */
 	const char *hd[N_COLS + 1];
 	struct str workers = { 0 }, types = { 0 };
 	const char *unit = reading_unit(r->cfg);
@@ -367,8 +393,8 @@ int render_report_text(FILE *f, const struct render_report *r)
 	struct table *t = table_new(N_COLS + off, hd);
 	if (!t)
 		return -1;
-	static const int right[] = { COL_PATROLS, COL_GAP, COL_PCT, COL_OVERDUE, COL_READINGS,
-	                             COL_ALERTS, COL_LATE };
+	static const int right[] = { COL_PATROLS,  COL_GAP,    COL_PCT, COL_OVERDUE,
+		                     COL_READINGS, COL_ALERTS, COL_LATE };
 	for (size_t i = 0; i < sizeof(right) / sizeof(right[0]); i++)
 		table_set_align(t, (size_t)right[i] + off, TABLE_RIGHT);
 	table_set_max_width(t, COL_NAME + off, 28);
@@ -379,8 +405,8 @@ int render_report_text(FILE *f, const struct render_report *r)
 
 	for (size_t i = 0; i < r->n_cells; i++) {
 		const struct report_cell *c = &r->cells[i].rc;
-		char patrols[16], first[32], last[32], gap[TIMEFMT_MAX], pct[16],
-		     over[TIMEFMT_MAX], readings[96], alerts[16], late[16];
+		char patrols[16], first[32], last[32], gap[TIMEFMT_MAX], pct[16], over[TIMEFMT_MAX],
+		        readings[96], alerts[16], late[16];
 		snprintf(patrols, sizeof(patrols), "%d", c->patrols);
 		fmt_when(c->has_patrol, c->first, r->day_start, first, sizeof(first));
 		fmt_when(c->has_patrol, c->last, r->day_start, last, sizeof(last));
@@ -396,8 +422,20 @@ int render_report_text(FILE *f, const struct render_report *r)
 		if (!w || !ty)
 			goto out;
 		const char *row[N_COLS + 1] = {
-			r->cells[i].site, render_cell_id(&r->cells[i]), r->cells[i].cell->name,
-			patrols, w, first, last, gap, pct, over, ty, readings, alerts, late,
+			r->cells[i].site,
+			render_cell_id(&r->cells[i]),
+			r->cells[i].cell->name,
+			patrols,
+			w,
+			first,
+			last,
+			gap,
+			pct,
+			over,
+			ty,
+			readings,
+			alerts,
+			late,
 		};
 		if (table_add_row(t, row + (off ? 0 : 1)) < 0)
 			goto out;
@@ -560,8 +598,9 @@ int render_report_json(FILE *f, const struct render_report *r)
 int render_report_csv(FILE *f, const struct render_report *r)
 {
 	static const char *const head[] = {
-		"date", "id", "name", "patrols", "workers", "first", "last", "longest_gap_s",
-		"covered_pct", "overdue_s", "events", "value_min", "value_max", "alerts", "late",
+		"date",   "id",        "name",          "patrols",     "workers",
+		"first",  "last",      "longest_gap_s", "covered_pct", "overdue_s",
+		"events", "value_min", "value_max",     "alerts",      "late",
 	};
 	struct str workers = { 0 }, types = { 0 };
 	int bad = render_csv_bom(f);
@@ -601,9 +640,22 @@ int render_report_csv(FILE *f, const struct render_report *r)
 			bad = 1;
 			break;
 		}
-		const char *row[] = { r->date, r->cells[i].site, render_cell_id(&r->cells[i]),
-		                      r->cells[i].cell->name, n[0], w, first, last, n[1], n[2],
-		                      n[3], ty, n[4], n[5], n[6], n[7] };
+		const char *row[] = { r->date,
+			              r->cells[i].site,
+			              render_cell_id(&r->cells[i]),
+			              r->cells[i].cell->name,
+			              n[0],
+			              w,
+			              first,
+			              last,
+			              n[1],
+			              n[2],
+			              n[3],
+			              ty,
+			              n[4],
+			              n[5],
+			              n[6],
+			              n[7] };
 		for (size_t k = 0; k < sizeof(row) / sizeof(row[0]); k++) {
 			if (k == 1 && !r->n_sites)
 				continue;
@@ -632,87 +684,97 @@ int render_report_csv(FILE *f, const struct render_report *r)
 #define CH_ROWS_PER_SVG 40
 
 static const char html_css[] =
-	"@page{size:A4;margin:14mm 12mm 16mm 12mm}"
-	"*{box-sizing:border-box}"
-	"html{-webkit-print-color-adjust:exact;print-color-adjust:exact}"
-	"body{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"WenQuanYi Micro Hei\","
-	"\"Microsoft YaHei\",\"PingFang SC\",\"Heiti SC\",SimHei,sans-serif;color:#1a1a1a;"
-	"background:#fff;font-size:10.5pt;line-height:1.45;margin:0 auto;max-width:190mm;"
-	"padding:10mm 6mm}"
-	"h1{font-size:20pt;margin:0 0 1.5mm;letter-spacing:.1em;text-align:center}"
-	".meta{text-align:center;color:#555;font-size:9.5pt;margin:0 0 5mm}"
-	"h2{font-size:12.5pt;border-left:4px solid #1b5e20;padding-left:2.5mm;margin:7mm 0 3mm;"
-	"break-after:avoid;page-break-after:avoid}"
-	".kpis{display:flex;gap:3mm;margin:0 0 3mm}"
-	".kpi{flex:1;border:1px solid #9e9e9e;border-radius:1.5mm;padding:2mm 2mm 1.5mm;"
-	"text-align:center}"
-	".kpi b{display:block;font-size:19pt;line-height:1.2}"
-	".kpi span{font-size:9pt;color:#444}"
-	".kpi.warn b{color:#b71c1c}"
-	".lead{margin:2mm 0 0;font-size:11pt}"
-	".legend{display:block;margin:0 0 2mm;width:100%;height:auto}"
-	".chart{display:block;width:100%;height:auto;margin:0 0 1mm;break-inside:avoid;"
-	"page-break-inside:avoid}"
-	".chart text{font-size:11.5px;fill:#222}"
-	".chart .h{font-size:10px;fill:#555;text-anchor:middle}"
-	".chart .p{text-anchor:end;font-size:10.5px}"
-	"table{width:100%;border-collapse:collapse;font-size:8.8pt}"
-	"th,td{border:1px solid #8a8a8a;padding:1mm 1.3mm;vertical-align:top}"
-	"th{background:#e3ece3;font-weight:bold;text-align:center;white-space:nowrap}"
-	"thead{display:table-header-group}"
-	"tr{break-inside:avoid;page-break-inside:avoid}"
-	"tbody tr:nth-child(even) td{background:#f7f7f7}"
-	"td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"
-	"td.t{white-space:nowrap}"
-	"td.id{white-space:nowrap;font-family:\"DejaVu Sans Mono\",Consolas,monospace;font-size:8.3pt}"
-	"td.bad{color:#b71c1c;font-weight:bold}"
-	".none{color:#555;font-style:italic}"
-	".note{color:#555;font-size:8.8pt;margin:1.5mm 0 0}"
-	".sign{margin-top:12mm;display:flex;justify-content:space-between;font-size:10.5pt}"
-	".sign span{display:inline-block;min-width:32mm;border-bottom:1px solid #333}"
-	"footer{margin-top:8mm;font-size:8pt;color:#777;text-align:center}"
-	"@media print{body{padding:0;max-width:none}}";
+        "@page{size:A4;margin:14mm 12mm 16mm 12mm}"
+        "*{box-sizing:border-box}"
+        "html{-webkit-print-color-adjust:exact;print-color-adjust:exact}"
+        "body{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"WenQuanYi Micro Hei\","
+        "\"Microsoft YaHei\",\"PingFang SC\",\"Heiti SC\",SimHei,sans-serif;color:#1a1a1a;"
+        "background:#fff;font-size:10.5pt;line-height:1.45;margin:0 auto;max-width:190mm;"
+        "padding:10mm 6mm}"
+        "h1{font-size:20pt;margin:0 0 1.5mm;letter-spacing:.1em;text-align:center}"
+        ".meta{text-align:center;color:#555;font-size:9.5pt;margin:0 0 5mm}"
+        "h2{font-size:12.5pt;border-left:4px solid #1b5e20;padding-left:2.5mm;margin:7mm 0 3mm;"
+        "break-after:avoid;page-break-after:avoid}"
+        ".kpis{display:flex;gap:3mm;margin:0 0 3mm}"
+        ".kpi{flex:1;border:1px solid #9e9e9e;border-radius:1.5mm;padding:2mm 2mm 1.5mm;"
+        "text-align:center}"
+        ".kpi b{display:block;font-size:19pt;line-height:1.2}"
+        ".kpi span{font-size:9pt;color:#444}"
+        ".kpi.warn b{color:#b71c1c}"
+        ".lead{margin:2mm 0 0;font-size:11pt}"
+        ".legend{display:block;margin:0 0 2mm;width:100%;height:auto}"
+        ".chart{display:block;width:100%;height:auto;margin:0 0 1mm;break-inside:avoid;"
+        "page-break-inside:avoid}"
+        ".chart text{font-size:11.5px;fill:#222}"
+        ".chart .h{font-size:10px;fill:#555;text-anchor:middle}"
+        ".chart .p{text-anchor:end;font-size:10.5px}"
+        "table{width:100%;border-collapse:collapse;font-size:8.8pt}"
+        "th,td{border:1px solid #8a8a8a;padding:1mm 1.3mm;vertical-align:top}"
+        "th{background:#e3ece3;font-weight:bold;text-align:center;white-space:nowrap}"
+        "thead{display:table-header-group}"
+        "tr{break-inside:avoid;page-break-inside:avoid}"
+        "tbody tr:nth-child(even) td{background:#f7f7f7}"
+        "td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"
+        "td.t{white-space:nowrap}"
+        "td.id{white-space:nowrap;font-family:\"DejaVu Sans "
+        "Mono\",Consolas,monospace;font-size:8.3pt}"
+        "td.bad{color:#b71c1c;font-weight:bold}"
+        ".none{color:#555;font-style:italic}"
+        ".note{color:#555;font-size:8.8pt;margin:1.5mm 0 0}"
+        ".sign{margin-top:12mm;display:flex;justify-content:space-between;font-size:10.5pt}"
+        ".sign span{display:inline-block;min-width:32mm;border-bottom:1px solid #333}"
+        "footer{margin-top:8mm;font-size:8pt;color:#777;text-align:center}"
+        "@media print{body{padding:0;max-width:none}}";
 
 /* Fill of each hour state: colour for the screen, and a pattern (hatching,
  * dots, outline) so that greyscale print keeps them apart. */
 static const char *hour_fill(enum report_hour h)
 {
 	switch (h) {
-	case REPORT_HOUR_PATROLLED: return "fill=\"#1b5e20\"";
-	case REPORT_HOUR_COVERED: return "fill=\"#a5d6a7\"";
-	case REPORT_HOUR_OVERDUE: return "fill=\"url(#gp-over)\"";
-	case REPORT_HOUR_INACTIVE: return "fill=\"url(#gp-inact)\"";
-	case REPORT_HOUR_FUTURE: break;
+	case REPORT_HOUR_PATROLLED:
+		return "fill=\"#1b5e20\"";
+	case REPORT_HOUR_COVERED:
+		return "fill=\"#a5d6a7\"";
+	case REPORT_HOUR_OVERDUE:
+		return "fill=\"url(#gp-over)\"";
+	case REPORT_HOUR_INACTIVE:
+		return "fill=\"url(#gp-inact)\"";
+	case REPORT_HOUR_FUTURE:
+		break;
 	}
-	return "fill=\"#ffffff\" stroke=\"#9e9e9e\" stroke-width=\"0.8\" stroke-dasharray=\"2 1.5\"";
+	return "fill=\"#ffffff\" stroke=\"#9e9e9e\" stroke-width=\"0.8\" stroke-dasharray=\"2 "
+	       "1.5\"";
 }
 
 static const char html_defs[] =
-	"<svg width=\"0\" height=\"0\" style=\"position:absolute\" aria-hidden=\"true\"><defs>"
-	"<pattern id=\"gp-over\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" "
-	"patternTransform=\"rotate(45)\"><rect width=\"5\" height=\"5\" fill=\"#f6b9b9\"/>"
-	"<rect width=\"2.2\" height=\"5\" fill=\"#b71c1c\"/></pattern>"
-	"<pattern id=\"gp-inact\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\">"
-	"<rect width=\"4\" height=\"4\" fill=\"#f2f2f2\"/>"
-	"<circle cx=\"2\" cy=\"2\" r=\"0.6\" fill=\"#8f8f8f\"/></pattern>"
-	"</defs></svg>\n";
+        "<svg width=\"0\" height=\"0\" style=\"position:absolute\" aria-hidden=\"true\"><defs>"
+        "<pattern id=\"gp-over\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" "
+        "patternTransform=\"rotate(45)\"><rect width=\"5\" height=\"5\" fill=\"#f6b9b9\"/>"
+        "<rect width=\"2.2\" height=\"5\" fill=\"#b71c1c\"/></pattern>"
+        "<pattern id=\"gp-inact\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\">"
+        "<rect width=\"4\" height=\"4\" fill=\"#f2f2f2\"/>"
+        "<circle cx=\"2\" cy=\"2\" r=\"0.6\" fill=\"#8f8f8f\"/></pattern>"
+        "</defs></svg>\n";
 
 static int html_legend(FILE *f, bool zh)
 {
 	static const enum report_hour order[] = {
 		REPORT_HOUR_PATROLLED, REPORT_HOUR_COVERED, REPORT_HOUR_OVERDUE,
-		REPORT_HOUR_INACTIVE, REPORT_HOUR_FUTURE,
+		REPORT_HOUR_INACTIVE,  REPORT_HOUR_FUTURE,
 	};
 	static const char *const zh_l[] = { "有巡查", "已覆盖（未超时）", "超时未巡查",
-	                                    "非巡查时段 / 暂停", "尚未到来" };
+		                            "非巡查时段 / 暂停", "尚未到来" };
 	static const char *const en_l[] = { "Patrolled", "Covered (not overdue)", "Overdue",
-	                                     "Inactive / paused", "Not yet" };
-	int bad = fprintf(f, "<svg class=\"legend\" viewBox=\"0 0 %d 18\" role=\"img\" "
-	                     "xmlns=\"http://www.w3.org/2000/svg\">", CH_WIDTH) < 0;
+		                            "Inactive / paused", "Not yet" };
+	int bad = fprintf(f,
+	                  "<svg class=\"legend\" viewBox=\"0 0 %d 18\" role=\"img\" "
+	                  "xmlns=\"http://www.w3.org/2000/svg\">",
+	                  CH_WIDTH) < 0;
 	int x = 0;
 	for (size_t i = 0; i < 5; i++) {
-		bad |= fprintf(f, "<rect x=\"%d\" y=\"3\" width=\"22\" height=\"12\" %s/>"
-		                  "<text x=\"%d\" y=\"13\" font-size=\"11\" fill=\"#222\">%s</text>",
+		bad |= fprintf(f,
+		               "<rect x=\"%d\" y=\"3\" width=\"22\" height=\"12\" %s/>"
+		               "<text x=\"%d\" y=\"13\" font-size=\"11\" fill=\"#222\">%s</text>",
 		               x + 1, hour_fill(order[i]), x + 28, zh ? zh_l[i] : en_l[i]) < 0;
 		x += zh ? 150 : 152;
 	}
@@ -741,8 +803,10 @@ static char *site_label(const char *site, const char *name, size_t width)
 static int html_chart(FILE *f, const struct render_report *r, size_t from, size_t to)
 {
 	int h = CH_TOP + (int)(to - from) * CH_ROW_H + 2;
-	int bad = fprintf(f, "<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" "
-	                     "xmlns=\"http://www.w3.org/2000/svg\">", CH_WIDTH, h) < 0;
+	int bad = fprintf(f,
+	                  "<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" "
+	                  "xmlns=\"http://www.w3.org/2000/svg\">",
+	                  CH_WIDTH, h) < 0;
 
 	for (int hr = 0; hr < 24; hr++)
 		bad |= fprintf(f, "<text class=\"h\" x=\"%d\" y=\"15\">%d</text>",
@@ -777,8 +841,9 @@ static int html_chart(FILE *f, const struct render_report *r, size_t from, size_
 	}
 	/* Hour ticks: thin white lines between hours, darker every 6 hours. */
 	for (int hr = 1; !bad && hr < 24; hr++)
-		bad |= fprintf(f, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-		                  "stroke-width=\"%s\"/>",
+		bad |= fprintf(f,
+		               "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
+		               "stroke-width=\"%s\"/>",
 		               CH_LABEL_W + hr * CH_HOUR_W, CH_TOP, CH_LABEL_W + hr * CH_HOUR_W,
 		               h - 2, hr % 6 ? "#ffffff" : "#444444", hr % 6 ? "1" : "0.8") < 0;
 	bad |= fputs("</svg>\n", f) == EOF;
@@ -811,7 +876,7 @@ static int html_cells_table(FILE *f, const struct render_report *r)
 	for (size_t i = 0; !bad && i < r->n_cells; i++) {
 		const struct report_cell *c = &r->cells[i].rc;
 		char num[32], first[32], last[32], gap[TIMEFMT_MAX], pct[16], over[TIMEFMT_MAX],
-		     readings[96];
+		        readings[96];
 		fmt_when(c->has_patrol, c->first, r->day_start, first, sizeof(first));
 		fmt_when(c->has_patrol, c->last, r->day_start, last, sizeof(last));
 		fmt_dur(c->longest_gap_s, r->lang, gap, sizeof(gap));
@@ -887,7 +952,9 @@ static int html_notes(FILE *f, const struct render_report *r)
 		return fprintf(f, "<p class=\"none\">%s</p>\n",
 		               zh ? "当天没有即时告警事件，也没有读数达到警戒值。"
 		                  : "No immediate-alert events and no readings over a threshold "
-		                    "that day.") < 0 ? -1 : 0;
+		                    "that day.") < 0
+		               ? -1
+		               : 0;
 	bad |= fputs("<table><thead><tr>", f) == EOF;
 	for (size_t i = 0; i < 6; i++)
 		bad |= fprintf(f, "<th>%s</th>", zh ? zh_h[i] : en_h[i]) < 0;
@@ -912,10 +979,11 @@ static int html_notes(FILE *f, const struct render_report *r)
 	}
 	bad |= fputs("</tbody></table>\n", f) == EOF;
 	if (r->notes_omitted)
-		bad |= fprintf(f, zh ? "<p class=\"note\">另有 %zu 条未列出，完整记录请用 "
-		                       "<code>gridpatrol events</code> 查询。</p>\n"
-		                     : "<p class=\"note\">%zu more not listed; see "
-		                       "<code>gridpatrol events</code>.</p>\n",
+		bad |= fprintf(f,
+		               zh ? "<p class=\"note\">另有 %zu 条未列出，完整记录请用 "
+		                    "<code>gridpatrol events</code> 查询。</p>\n"
+		                  : "<p class=\"note\">%zu more not listed; see "
+		                    "<code>gridpatrol events</code>.</p>\n",
 		               r->notes_omitted) < 0;
 	return bad ? -1 : 0;
 }
@@ -931,15 +999,17 @@ static void fmt_since(int64_t from, int64_t to, enum timefmt_lang lang, char *bu
 static int html_tasks(FILE *f, const struct render_report *r)
 {
 	const bool zh = r->lang == TIMEFMT_ZH;
-	static const char *const zh_h[] = { "提醒时间", "网格", "类型", "认领人", "认领用时",
-	                                    "处理用时" };
-	static const char *const en_h[] = { "Raised", "Cell", "Kind", "Claimed by",
-	                                    "Time to claim", "Time to resolve" };
+	static const char *const zh_h[] = { "提醒时间", "网格",     "类型",
+		                            "认领人",   "认领用时", "处理用时" };
+	static const char *const en_h[] = { "Raised",     "Cell",          "Kind",
+		                            "Claimed by", "Time to claim", "Time to resolve" };
 	int bad = 0;
 
 	if (r->n_tasks == 0 && r->tasks_omitted == 0)
 		return fprintf(f, "<p class=\"none\">%s</p>\n",
-		               zh ? "当天没有待处理的提醒。" : "No task alerts that day.") < 0 ? -1 : 0;
+		               zh ? "当天没有待处理的提醒。" : "No task alerts that day.") < 0
+		               ? -1
+		               : 0;
 	bad |= fputs("<table class=\"tasks\"><thead><tr>", f) == EOF;
 	for (size_t i = 0; i < 6; i++)
 		bad |= fprintf(f, "<th>%s</th>", zh ? zh_h[i] : en_h[i]) < 0;
@@ -950,8 +1020,10 @@ static int html_tasks(FILE *f, const struct render_report *r)
 		const char *kind = t->kind;
 		char when[32], claim[TIMEFMT_MAX], done[TIMEFMT_MAX];
 		if (zh)
-			kind = !strcmp(kind, "overdue") ? "超时" : !strcmp(kind, "event") ? "事件"
-			       : !strcmp(kind, "reading") ? "读数" : kind;
+			kind = !strcmp(kind, "overdue")   ? "超时"
+			       : !strcmp(kind, "event")   ? "事件"
+			       : !strcmp(kind, "reading") ? "读数"
+			                                  : kind;
 		render_clock(t->at, r->day_start, when, sizeof(when));
 		if (t->claimed_by)
 			fmt_since(t->at, t->claimed_at, r->lang, claim, sizeof(claim));
@@ -977,10 +1049,11 @@ static int html_tasks(FILE *f, const struct render_report *r)
 	}
 	bad |= fputs("</tbody></table>\n", f) == EOF;
 	if (r->tasks_omitted)
-		bad |= fprintf(f, zh ? "<p class=\"note\">另有 %zu 项未列出，完整记录请用 "
-		                       "<code>gridpatrol alerts</code> 查询。</p>\n"
-		                     : "<p class=\"note\">%zu more not listed; see "
-		                       "<code>gridpatrol alerts</code>.</p>\n",
+		bad |= fprintf(f,
+		               zh ? "<p class=\"note\">另有 %zu 项未列出，完整记录请用 "
+		                    "<code>gridpatrol alerts</code> 查询。</p>\n"
+		                  : "<p class=\"note\">%zu more not listed; see "
+		                    "<code>gridpatrol alerts</code>.</p>\n",
 		               r->tasks_omitted) < 0;
 	return bad ? -1 : 0;
 }
@@ -989,10 +1062,11 @@ static int html_tasks(FILE *f, const struct render_report *r)
 static int html_sites(FILE *f, const struct render_report *r)
 {
 	const bool zh = r->lang == TIMEFMT_ZH;
-	static const char *const zh_h[] = { "站点", "网格", "全天覆盖", "当天未巡查", "曾超时",
-	                                    "事件" };
-	static const char *const en_h[] = { "Site", "Cells", "Fully covered", "Not patrolled",
-	                                    "Overdue at some point", "Events" };
+	static const char *const zh_h[] = { "站点",       "网格",   "全天覆盖",
+		                            "当天未巡查", "曾超时", "事件" };
+	static const char *const en_h[] = {
+		"Site", "Cells", "Fully covered", "Not patrolled", "Overdue at some point", "Events"
+	};
 	int bad = fprintf(f, "<h2>%s</h2>\n<table><thead><tr>", zh ? "各站点汇总" : "Sites") < 0;
 	for (size_t i = 0; i < 6; i++)
 		bad |= fprintf(f, "<th>%s</th>", zh ? zh_h[i] : en_h[i]) < 0;
@@ -1025,14 +1099,16 @@ static int html_sites(FILE *f, const struct render_report *r)
 static int html_kpi(FILE *f, long long v, const char *label, bool warn)
 {
 	return fprintf(f, "<div class=\"kpi%s\"><b>%lld</b><span>%s</span></div>",
-	               warn && v > 0 ? " warn" : "", v, label) < 0 ? -1 : 0;
+	               warn && v > 0 ? " warn" : "", v, label) < 0
+	               ? -1
+	               : 0;
 }
 
 int render_report_html(FILE *f, const struct render_report *r)
 {
 	static const char *const wd_zh[] = { "日", "一", "二", "三", "四", "五", "六" };
-	static const char *const wd_en[] = { "Sunday", "Monday", "Tuesday", "Wednesday",
-	                                     "Thursday", "Friday", "Saturday" };
+	static const char *const wd_en[] = { "Sunday",   "Monday", "Tuesday", "Wednesday",
+		                             "Thursday", "Friday", "Saturday" };
 	const bool zh = r->lang == TIMEFMT_ZH;
 	struct render_summary s;
 	char line[512], asof[64], made[TIMEFMT_MAX], day[96];
@@ -1052,14 +1128,16 @@ int render_report_html(FILE *f, const struct render_report *r)
 	else
 		snprintf(day, sizeof(day), "%s, %s", wd_en[tm.tm_wday], r->date);
 
-	bad |= fprintf(f, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
-	                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-	                  "<title>%s %s</title>\n<style>%s</style>\n</head>\n<body>\n",
+	bad |= fprintf(f,
+	               "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
+	               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	               "<title>%s %s</title>\n<style>%s</style>\n</head>\n<body>\n",
 	               zh ? "zh-CN" : "en", zh ? "网格巡查日报" : "Grid patrol report", r->date,
 	               html_css) < 0;
 	bad |= fputs(html_defs, f) == EOF;
-	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">%s　·　%s ", zh ? "网格巡查日报"
-	               : "Grid patrol daily report", day, zh ? "时区" : "time zone") < 0;
+	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">%s　·　%s ",
+	               zh ? "网格巡查日报" : "Grid patrol daily report", day,
+	               zh ? "时区" : "time zone") < 0;
 	bad |= render_html_escaped(f, r->cfg->timezone);
 	if (r->n_sites)
 		bad |= fprintf(f, zh ? "　·　%zu 个站点" : "　·　%zu sites", r->n_sites) < 0;
@@ -1084,7 +1162,8 @@ int render_report_html(FILE *f, const struct render_report *r)
 	} else {
 		bad |= html_legend(f, zh);
 		for (size_t i = 0; !bad && i < r->n_cells; i += CH_ROWS_PER_SVG) {
-			size_t to = i + CH_ROWS_PER_SVG < r->n_cells ? i + CH_ROWS_PER_SVG : r->n_cells;
+			size_t to = i + CH_ROWS_PER_SVG < r->n_cells ? i + CH_ROWS_PER_SVG
+			                                             : r->n_cells;
 			bad |= html_chart(f, r, i, to);
 		}
 	}
@@ -1092,7 +1171,8 @@ int render_report_html(FILE *f, const struct render_report *r)
 	if (!bad)
 		bad |= html_cells_table(f, r);
 	bad |= fprintf(f, "<p class=\"note\">%s</p>\n",
-	               zh ? "覆盖率：当天应巡查时段内未超时的时间所占比例；最长间隔、超时均只计应巡查时段；"
+	               zh ? "覆盖率：当天应巡查时段内未超时的时间所占比例；最长间隔、超时均只计应巡"
+	                    "查时段；"
 	                    "“补报”为延迟上传的记录数。"
 	                  : "Covered: share of the day's active hours in which the cell was not "
 	                    "overdue; gaps and overdue time count active hours only; late: "
@@ -1103,11 +1183,12 @@ int render_report_html(FILE *f, const struct render_report *r)
 	bad |= fprintf(f, "<h2>%s</h2>\n", zh ? "提醒认领情况" : "Claims") < 0;
 	if (!bad)
 		bad |= html_tasks(f, r);
-	bad |= fprintf(f, zh ? "<div class=\"sign\"><div>填报人：<span></span></div>"
-	                       "<div>审核人：<span></span></div><div>日期：<span></span></div></div>\n"
-	                     : "<div class=\"sign\"><div>Prepared by: <span></span></div>"
-	                       "<div>Reviewed by: <span></span></div><div>Date: <span></span></div>"
-	                       "</div>\n") < 0;
+	bad |= fprintf(f,
+	               zh ? "<div class=\"sign\"><div>填报人：<span></span></div>"
+	                    "<div>审核人：<span></span></div><div>日期：<span></span></div></div>\n"
+	                  : "<div class=\"sign\"><div>Prepared by: <span></span></div>"
+	                    "<div>Reviewed by: <span></span></div><div>Date: <span></span></div>"
+	                    "</div>\n") < 0;
 	bad |= fprintf(f, "<footer>%s %s · gridpatrol %s</footer>\n</body>\n</html>\n",
 	               zh ? "生成于" : "generated", made, GRIDPATROL_VERSION) < 0;
 	return bad ? -1 : 0;

@@ -40,8 +40,7 @@
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 
-static void
-free_strv(char **v, size_t n)
+static void free_strv(char **v, size_t n)
 {
 	if (v == NULL)
 		return;
@@ -51,8 +50,7 @@ free_strv(char **v, size_t n)
 }
 
 /* "1h30m" for messages about values that may be defaults. */
-static const char *
-fmt_dur(int64_t s, char *buf, size_t cap)
+static const char *fmt_dur(int64_t s, char *buf, size_t cap)
 {
 	static const struct {
 		char u;
@@ -67,8 +65,8 @@ fmt_dur(int64_t s, char *buf, size_t cap)
 	buf[0] = '\0';
 	for (size_t i = 0; i < 4 && o < cap; i++) {
 		if (s >= units[i].mul) {
-			int w = snprintf(buf + o, cap - o, "%lld%c",
-			                 (long long)(s / units[i].mul), units[i].u);
+			int w = snprintf(buf + o, cap - o, "%lld%c", (long long)(s / units[i].mul),
+			                 units[i].u);
 
 			if (w < 0)
 				break;
@@ -82,8 +80,7 @@ fmt_dur(int64_t s, char *buf, size_t cap)
 /* ------------------------------------------------------------------ */
 /* mqtt                                                                */
 
-static void
-v_tls(struct ctx *c, const struct node *m)
+static void v_tls(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 	const struct node *cert = NULL, *key = NULL;
@@ -94,17 +91,15 @@ v_tls(struct ctx *c, const struct node *m)
 			goto need_ca;
 		return;
 	}
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "ca_file"))
 			config_get_str(c, v, "ca_file", &cfg->mqtt.ca_file);
 		else if (config_key_is(k, "ca_path"))
 			config_get_str(c, v, "ca_path", &cfg->mqtt.ca_path);
 		else if (config_key_is(k, "cert_file"))
-			cert = config_get_str(c, v, "cert_file", &cfg->mqtt.cert_file)
-			       ? v : cert;
+			cert = config_get_str(c, v, "cert_file", &cfg->mqtt.cert_file) ? v : cert;
 		else if (config_key_is(k, "key_file"))
-			key = config_get_str(c, v, "key_file", &cfg->mqtt.key_file)
-			      ? v : key;
+			key = config_get_str(c, v, "key_file", &cfg->mqtt.key_file) ? v : key;
 		else if (config_key_is(k, "insecure"))
 			config_get_bool(c, v, "insecure", &cfg->mqtt.tls_insecure);
 		else
@@ -121,8 +116,7 @@ need_ca:
 		err_at(c, m, "tls needs ca_file or ca_path");
 }
 
-static void
-v_protocol(struct ctx *c, const struct node *v)
+static void v_protocol(struct ctx *c, const struct node *v)
 {
 	const char *s = config_get_scalar(c, v, "protocol");
 	char b[SHOW_MAX];
@@ -134,12 +128,13 @@ v_protocol(struct ctx *c, const struct node *v)
 	else if (strcmp(s, "5") == 0)
 		c->cfg->mqtt.protocol = 5;
 	else
-		err_at(c, v, "unsupported MQTT protocol '%s' (use 4 or \"3.1.1\" "
-		       "for MQTT 3.1.1, or 5)", config_show(s, b, sizeof(b)));
+		err_at(c, v,
+		       "unsupported MQTT protocol '%s' (use 4 or \"3.1.1\" "
+		       "for MQTT 3.1.1, or 5)",
+		       config_show(s, b, sizeof(b)));
 }
 
-static void
-v_mqtt(struct ctx *c, const struct node *m)
+static void v_mqtt(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 	const struct node *topic = NULL, *pwfile = NULL, *pwcred = NULL;
@@ -149,20 +144,20 @@ v_mqtt(struct ctx *c, const struct node *m)
 	int64_t d;
 
 	if (m != NULL && config_want_map(c, m, "mqtt")) {
-		FOR_PAIRS(m, k, v) {
+		FOR_PAIRS (m, k, v) {
 			if (config_key_is(k, "host")) {
 				config_get_str(c, v, "host", &cfg->mqtt.host);
 			} else if (config_key_is(k, "port")) {
 				if (config_get_int(c, v, "port", 1, 65535, &n))
 					cfg->mqtt.port = (int)n;
 			} else if (config_key_is(k, "client_id")) {
-				if (config_get_str(c, v, "client_id",
-				                   &cfg->mqtt.client_id) &&
+				if (config_get_str(c, v, "client_id", &cfg->mqtt.client_id) &&
 				    (strpbrk(cfg->mqtt.client_id, "/+#") ||
 				     strlen(cfg->mqtt.client_id) > 65535))
 					/* It becomes a level of the status
 					 * topic gridpatrol/status/{client_id}. */
-					err_at(c, v, "client_id must be at most "
+					err_at(c, v,
+					       "client_id must be at most "
 					       "65535 bytes without '/', '+' "
 					       "or '#'");
 			} else if (config_key_is(k, "topic")) {
@@ -176,30 +171,28 @@ v_mqtt(struct ctx *c, const struct node *m)
 				if (!config_get_dur(c, v, "keepalive", &d))
 					continue;
 				if (d < 5 || d > 65535)
-					err_at(c, v, "keepalive must be from "
+					err_at(c, v,
+					       "keepalive must be from "
 					       "5s to 65535s");
 				else
 					cfg->mqtt.keepalive_s = (int)d;
 			} else if (config_key_is(k, "session_expiry")) {
-				if (v->type == N_SCALAR && !v->bad &&
-				    strcmp(v->s, "never") == 0) {
+				if (v->type == N_SCALAR && !v->bad && strcmp(v->s, "never") == 0) {
 					cfg->mqtt.session_expiry_s = 0xFFFFFFFF;
-				} else if (config_get_dur(c, v, "session_expiry",
-				                          &d)) {
+				} else if (config_get_dur(c, v, "session_expiry", &d)) {
 					if (d > 0xFFFFFFFF)
-						err_at(c, v, "session_expiry "
+						err_at(c, v,
+						       "session_expiry "
 						       "must be at most "
 						       "4294967295s, or never");
 					else
 						cfg->mqtt.session_expiry_s = d;
 				}
 			} else if (config_key_is(k, "username")) {
-				if (config_get_str(c, v, "username",
-				                   &cfg->mqtt.username))
+				if (config_get_str(c, v, "username", &cfg->mqtt.username))
 					user = v;
 			} else if (config_key_is(k, "password_file")) {
-				if (config_get_str(c, v, "password_file",
-				                   &cfg->mqtt.password_file))
+				if (config_get_str(c, v, "password_file", &cfg->mqtt.password_file))
 					pwfile = v;
 			} else if (config_key_is(k, "password_credential")) {
 				if (!config_get_str(c, v, "password_credential",
@@ -207,12 +200,14 @@ v_mqtt(struct ctx *c, const struct node *m)
 					continue;
 				pwcred = v;
 				if (strchr(v->s, '/') != NULL)
-					err_at(c, v, "password_credential is a "
+					err_at(c, v,
+					       "password_credential is a "
 					       "credential name, not a path");
 			} else if (config_key_is(k, "password")) {
 				/* Configuration files get copied, pasted and
 				 * committed; secrets belong elsewhere. */
-				err_at(c, k, "an inline password is not "
+				err_at(c, k,
+				       "an inline password is not "
 				       "allowed: use password_file or "
 				       "password_credential");
 			} else if (config_key_is(k, "tls")) {
@@ -223,15 +218,14 @@ v_mqtt(struct ctx *c, const struct node *m)
 		}
 	}
 	if (pwfile != NULL && pwcred != NULL)
-		err_at(c, pwcred, "use password_file or password_credential, "
+		err_at(c, pwcred,
+		       "use password_file or password_credential, "
 		       "not both");
 	if (user == NULL && (pwfile != NULL || pwcred != NULL))
-		err_at(c, pwfile != NULL ? pwfile : pwcred,
-		       "a password needs a username");
+		err_at(c, pwfile != NULL ? pwfile : pwcred, "a password needs a username");
 	/* Compiled even when defaulted, so users of the config can rely on
 	 * mqtt.tmpl. */
-	if (topic_template_compile(cfg->mqtt.topic, &cfg->mqtt.tmpl, err,
-	                           sizeof(err)) < 0) {
+	if (topic_template_compile(cfg->mqtt.topic, &cfg->mqtt.tmpl, err, sizeof(err)) < 0) {
 		if (topic != NULL)
 			err_at(c, topic, "%s", err);
 		else
@@ -242,8 +236,7 @@ v_mqtt(struct ctx *c, const struct node *m)
 /* ------------------------------------------------------------------ */
 /* storage, timezone, defaults, limits                                 */
 
-static void
-v_storage(struct ctx *c, const struct node *m)
+static void v_storage(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 	const char *s;
@@ -251,14 +244,13 @@ v_storage(struct ctx *c, const struct node *m)
 
 	if (!config_want_map(c, m, "storage"))
 		return;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "path"))
 			config_get_str(c, v, "path", &cfg->storage.path);
 		else if (config_key_is(k, "retention")) {
 			if (config_get_dur(c, v, "retention", &cfg->storage.retention_s))
 				c->retention_at = v;
-		}
-		else if (config_key_is(k, "max_size"))
+		} else if (config_key_is(k, "max_size"))
 			config_get_size(c, v, "max_size", &cfg->storage.max_size);
 		else if (config_key_is(k, "max_rejected")) {
 			long long n;
@@ -283,8 +275,7 @@ v_storage(struct ctx *c, const struct node *m)
 /* The zone is checked against the zoneinfo database the daemon will use,
  * so that a typo shows up at --check-config rather than as silently UTC
  * deadlines. */
-static void
-v_timezone(struct ctx *c, const struct node *v)
+static void v_timezone(struct ctx *c, const struct node *v)
 {
 	const char *dir = getenv("TZDIR");
 	char b[SHOW_MAX], *path = NULL, magic[4];
@@ -297,9 +288,12 @@ v_timezone(struct ctx *c, const struct node *v)
 	s = c->cfg->timezone;
 	if (s[0] == '/' || strstr(s, "..") != NULL ||
 	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	           "0123456789/_+-.") != strlen(s) || strlen(s) > 255) {
-		err_at(c, v, "invalid timezone name '%s' (use an IANA name "
-		       "such as Asia/Shanghai)", config_show(s, b, sizeof(b)));
+	              "0123456789/_+-.") != strlen(s) ||
+	    strlen(s) > 255) {
+		err_at(c, v,
+		       "invalid timezone name '%s' (use an IANA name "
+		       "such as Asia/Shanghai)",
+		       config_show(s, b, sizeof(b)));
 		return;
 	}
 	if (dir == NULL || dir[0] == '\0')
@@ -314,8 +308,8 @@ v_timezone(struct ctx *c, const struct node *v)
 
 		/* A directory ("Asia") or a table ("zone.tab") is not a
 		 * zone; every zone file starts with "TZif". */
-		ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		     read(fd, magic, 4) == 4 && memcmp(magic, "TZif", 4) == 0;
+		ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && read(fd, magic, 4) == 4 &&
+		     memcmp(magic, "TZif", 4) == 0;
 		close(fd);
 	}
 	if (!ok)
@@ -324,14 +318,13 @@ v_timezone(struct ctx *c, const struct node *v)
 	free(path);
 }
 
-static void
-v_defaults(struct ctx *c, const struct node *m)
+static void v_defaults(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 
 	if (!config_want_map(c, m, "defaults"))
 		return;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "interval"))
 			config_get_dur_pos(c, v, "interval", &cfg->defaults.interval_s);
 		else if (config_key_is(k, "grace"))
@@ -345,29 +338,27 @@ v_defaults(struct ctx *c, const struct node *m)
 	}
 }
 
-static void
-v_limits(struct ctx *c, const struct node *m)
+static void v_limits(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 	int64_t sz;
 
 	if (!config_want_map(c, m, "limits"))
 		return;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "max_payload")) {
 			if (!config_get_size(c, v, "max_payload", &sz))
 				continue;
 			if (sz < 1 || sz > MAX_PAYLOAD)
-				err_at(c, v, "max_payload must be from 1 to "
+				err_at(c, v,
+				       "max_payload must be from 1 to "
 				       "256MiB");
 			else
 				cfg->limits.max_payload = sz;
 		} else if (config_key_is(k, "max_clock_skew")) {
-			config_get_dur(c, v, "max_clock_skew",
-			               &cfg->limits.max_clock_skew_s);
+			config_get_dur(c, v, "max_clock_skew", &cfg->limits.max_clock_skew_s);
 		} else if (config_key_is(k, "max_backfill")) {
-			if (config_get_dur(c, v, "max_backfill",
-			                   &cfg->limits.max_backfill_s))
+			if (config_get_dur(c, v, "max_backfill", &cfg->limits.max_backfill_s))
 				c->max_backfill_at = v;
 		} else if (config_key_is(k, "late_after")) {
 			config_get_dur(c, v, "late_after", &cfg->limits.late_after_s);
@@ -380,16 +371,15 @@ v_limits(struct ctx *c, const struct node *m)
 /* ------------------------------------------------------------------ */
 /* events                                                              */
 
-static void
-v_event_value(struct ctx *c, struct config_event *e, const struct node *m,
-              const char *where)
+static void v_event_value(struct ctx *c, struct config_event *e, const struct node *m,
+                          const char *where)
 {
 	const struct node *warn = NULL, *alarm = NULL;
 
 	e->has_value = true;
 	if (!config_want_map(c, m, "value"))
 		return;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "unit")) {
 			config_get_str(c, v, "unit", &e->unit);
 		} else if (config_key_is(k, "warn")) {
@@ -407,12 +397,10 @@ v_event_value(struct ctx *c, struct config_event *e, const struct node *m,
 		}
 	}
 	if (warn != NULL && alarm != NULL && e->alarm < e->warn)
-		err_at(c, alarm, "alarm (%s) must not be below warn (%s)",
-		       alarm->s, warn->s);
+		err_at(c, alarm, "alarm (%s) must not be below warn (%s)", alarm->s, warn->s);
 }
 
-static void
-v_event(struct ctx *c, struct config_event *e, const struct node *m)
+static void v_event(struct ctx *c, struct config_event *e, const struct node *m)
 {
 	char where[128], b[SHOW_MAX];
 	const char *s;
@@ -421,7 +409,7 @@ v_event(struct ctx *c, struct config_event *e, const struct node *m)
 	snprintf(where, sizeof(where), "events.%s", e->name);
 	if (!config_want_map(c, m, where))
 		return;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "label")) {
 			config_get_str(c, v, "label", &e->label);
 		} else if (config_key_is(k, "alert")) {
@@ -433,8 +421,10 @@ v_event(struct ctx *c, struct config_event *e, const struct node *m)
 			else if (strcmp(s, "none") == 0)
 				e->alert_immediate = false;
 			else
-				err_at(c, v, "alert must be immediate or none, "
-				       "not '%s'", config_show(s, b, sizeof(b)));
+				err_at(c, v,
+				       "alert must be immediate or none, "
+				       "not '%s'",
+				       config_show(s, b, sizeof(b)));
 		} else if (config_key_is(k, "patrol")) {
 			patrol = v;
 			config_get_bool(c, v, "patrol", &e->patrol);
@@ -454,12 +444,12 @@ v_event(struct ctx *c, struct config_event *e, const struct node *m)
 	if (e->claim && patrol == NULL)
 		e->patrol = false;
 	else if (e->claim && e->patrol)
-		err_at(c, patrol, "patrol must be false for a claim type (claim: true): "
+		err_at(c, patrol,
+		       "patrol must be false for a claim type (claim: true): "
 		       "a claim is not a patrol");
 }
 
-static void
-v_events(struct ctx *c, const struct node *m)
+static void v_events(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 	char b[SHOW_MAX];
@@ -471,13 +461,13 @@ v_events(struct ctx *c, const struct node *m)
 		config_oom(c);
 		return;
 	}
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		struct config_event *e = &cfg->events[cfg->n_events];
 
 		/* The name is what devices put in topics and payloads. */
 		if (!topic_segment_valid(k->s, k->len)) {
-			err_at(c, k, "invalid event name '%s': %s",
-			       config_show(k->s, b, sizeof(b)), config_segment_rule);
+			err_at(c, k, "invalid event name '%s': %s", config_show(k->s, b, sizeof(b)),
+			       config_segment_rule);
 			continue;
 		}
 		e->name = config_xstrdup(c, k->s);
@@ -491,8 +481,7 @@ v_events(struct ctx *c, const struct node *m)
 		e->patrol = true;
 		cfg->n_events++;
 		/* Keys are already unique, so this cannot find a match. */
-		if (strmap_insert(&cfg->index->events, cfg->events,
-		                  sizeof(*cfg->events),
+		if (strmap_insert(&cfg->index->events, cfg->events, sizeof(*cfg->events),
 		                  (uint32_t)(cfg->n_events - 1)) == -2) {
 			config_oom(c);
 			return;
@@ -508,8 +497,7 @@ static const char *const kind_names[] = {
 	"overdue", "recovered", "event", "reading", "digest", "system", "claimed",
 };
 
-const char *
-config_kind_name(unsigned kind)
+const char *config_kind_name(unsigned kind)
 {
 	for (size_t i = 0; i < sizeof(kind_names) / sizeof(kind_names[0]); i++)
 		if (kind == 1u << i)
@@ -517,8 +505,7 @@ config_kind_name(unsigned kind)
 	return NULL;
 }
 
-static void
-v_kinds(struct ctx *c, struct config_sink *s, const struct node *seq)
+static void v_kinds(struct ctx *c, struct config_sink *s, const struct node *seq)
 {
 	unsigned mask = 0;
 	bool ok = true;
@@ -538,9 +525,11 @@ v_kinds(struct ctx *c, struct config_sink *s, const struct node *seq)
 			if (strcmp(name, kind_names[j]) == 0)
 				break;
 		if (j == sizeof(kind_names) / sizeof(kind_names[0])) {
-			err_at(c, seq->kid[i], "unknown alert kind '%s' (use "
+			err_at(c, seq->kid[i],
+			       "unknown alert kind '%s' (use "
 			       "overdue, recovered, event, reading, digest, "
-			       "system, claimed)", config_show(name, b, sizeof(b)));
+			       "system, claimed)",
+			       config_show(name, b, sizeof(b)));
 			ok = false;
 			continue;
 		}
@@ -556,8 +545,7 @@ v_kinds(struct ctx *c, struct config_sink *s, const struct node *seq)
 }
 
 /* A publish topic: no wildcards, and braces only as {cell} or {kind}. */
-static const char *
-sink_topic_problem(const char *t)
+static const char *sink_topic_problem(const char *t)
 {
 	if (strlen(t) > 65535)
 		return "is longer than 65535 bytes";
@@ -565,8 +553,7 @@ sink_topic_problem(const char *t)
 		if (*p == '+' || *p == '#')
 			return "must not contain the MQTT wildcards + or #";
 		if (*p == '{') {
-			if (strncmp(p, "{cell}", 6) != 0 &&
-			    strncmp(p, "{kind}", 6) != 0)
+			if (strncmp(p, "{cell}", 6) != 0 && strncmp(p, "{kind}", 6) != 0)
 				return "may only use the placeholders {cell} "
 				       "and {kind}";
 			p += 5;
@@ -578,9 +565,8 @@ sink_topic_problem(const char *t)
 	return NULL;
 }
 
-static void
-v_sink(struct ctx *c, struct config_sink *s, const struct node *m,
-       int *name_line, size_t idx)
+static void v_sink(struct ctx *c, struct config_sink *s, const struct node *m, int *name_line,
+                   size_t idx)
 {
 	const struct node *exec = NULL, *topic = NULL, *name = NULL;
 	char b[SHOW_MAX];
@@ -588,7 +574,7 @@ v_sink(struct ctx *c, struct config_sink *s, const struct node *m,
 	s->timeout_s = 30;
 	s->kinds = CONFIG_KIND_ALL;
 	s->type = CONFIG_SINK_EXEC;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "name")) {
 			if (!config_get_str(c, v, "name", &s->name))
 				continue;
@@ -596,8 +582,7 @@ v_sink(struct ctx *c, struct config_sink *s, const struct node *m,
 			/* It is part of every delivery_id. */
 			if (!topic_segment_valid(s->name, strlen(s->name))) {
 				err_at(c, v, "invalid sink name '%s': %s",
-				       config_show(s->name, b, sizeof(b)),
-				       config_segment_rule);
+				       config_show(s->name, b, sizeof(b)), config_segment_rule);
 				continue;
 			}
 			name_line[idx] = v->line;
@@ -606,17 +591,18 @@ v_sink(struct ctx *c, struct config_sink *s, const struct node *m,
 
 				if (o->name != NULL && name_line[j] > 0 &&
 				    strcmp(o->name, s->name) == 0) {
-					err_at(c, v, "duplicate sink name '%s' "
+					err_at(c, v,
+					       "duplicate sink name '%s' "
 					       "(first at line %d)",
-					       config_show(s->name, b, sizeof(b)),
-					       name_line[j]);
+					       config_show(s->name, b, sizeof(b)), name_line[j]);
 					break;
 				}
 			}
 		} else if (config_key_is(k, "exec")) {
 			exec = v;
-			if (config_get_strlist(c, v, "exec", "exec argument", false,
-			                       &s->argv, &s->argc) && s->argc == 0)
+			if (config_get_strlist(c, v, "exec", "exec argument", false, &s->argv,
+			                       &s->argc) &&
+			    s->argc == 0)
 				err_at(c, v, "exec must name a program");
 		} else if (config_key_is(k, "topic")) {
 			const char *why;
@@ -642,14 +628,14 @@ v_sink(struct ctx *c, struct config_sink *s, const struct node *m,
 	if (exec != NULL && topic != NULL)
 		err_at(c, topic, "a sink has either exec or topic, not both");
 	else if (exec == NULL && topic == NULL)
-		err_at(c, m, "a sink needs exec (a program to run) or topic "
+		err_at(c, m,
+		       "a sink needs exec (a program to run) or topic "
 		       "(an MQTT topic to publish to)");
 	if (topic != NULL && exec == NULL)
 		s->type = CONFIG_SINK_MQTT;
 }
 
-static void
-v_sinks(struct ctx *c, const struct node *seq)
+static void v_sinks(struct ctx *c, const struct node *seq)
 {
 	struct config *cfg = c->cfg;
 	int *name_line;
@@ -657,8 +643,7 @@ v_sinks(struct ctx *c, const struct node *seq)
 	if (!config_want_seq(c, seq, "sinks"))
 		return;
 	if (seq->n > CONFIG_SINKS_MAX) {
-		err_at(c, seq, "at most %d sinks, not %zu", CONFIG_SINKS_MAX,
-		       seq->n);
+		err_at(c, seq, "at most %d sinks, not %zu", CONFIG_SINKS_MAX, seq->n);
 		return;
 	}
 	cfg->alerts.sinks = calloc(seq->n + 1, sizeof(*cfg->alerts.sinks));
@@ -674,19 +659,17 @@ v_sinks(struct ctx *c, const struct node *seq)
 		if (m->bad)
 			continue;
 		if (m->type != N_MAP) {
-			err_at(c, m, "each sink must be a mapping, not %s",
-			       config_type_name(m));
+			err_at(c, m, "each sink must be a mapping, not %s", config_type_name(m));
 			continue;
 		}
-		v_sink(c, &cfg->alerts.sinks[cfg->alerts.n_sinks], m,
-		       name_line, cfg->alerts.n_sinks);
+		v_sink(c, &cfg->alerts.sinks[cfg->alerts.n_sinks], m, name_line,
+		       cfg->alerts.n_sinks);
 		cfg->alerts.n_sinks++;
 	}
 	free(name_line);
 }
 
-static void
-v_escalate(struct ctx *c, const struct node *m)
+static void v_escalate(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 	const struct node *after = NULL, *to = NULL;
@@ -694,7 +677,7 @@ v_escalate(struct ctx *c, const struct node *m)
 
 	if (!config_want_map(c, m, "escalate"))
 		return;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "after")) {
 			if (config_get_int(c, v, "after", 0, 1000000, &n)) {
 				cfg->alerts.escalate_after = (int)n;
@@ -711,12 +694,12 @@ v_escalate(struct ctx *c, const struct node *m)
 	}
 	if (after != NULL && cfg->alerts.escalate_after > 0 &&
 	    (to == NULL || cfg->alerts.n_escalate_to == 0))
-		err_at(c, after, "escalate.after needs a non-empty "
+		err_at(c, after,
+		       "escalate.after needs a non-empty "
 		       "escalate.to");
 }
 
-static void
-v_retry(struct ctx *c, const struct node *m)
+static void v_retry(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 	const struct node *min = NULL, *max = NULL;
@@ -724,29 +707,25 @@ v_retry(struct ctx *c, const struct node *m)
 
 	if (!config_want_map(c, m, "retry"))
 		return;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "min"))
-			min = config_get_dur_pos(c, v, "min",
-			                         &cfg->alerts.retry_min_s) ? v : min;
+			min = config_get_dur_pos(c, v, "min", &cfg->alerts.retry_min_s) ? v : min;
 		else if (config_key_is(k, "max"))
-			max = config_get_dur_pos(c, v, "max",
-			                         &cfg->alerts.retry_max_s) ? v : max;
+			max = config_get_dur_pos(c, v, "max", &cfg->alerts.retry_max_s) ? v : max;
 		else if (config_key_is(k, "give_up_after"))
-			config_get_dur(c, v, "give_up_after",
-			               &cfg->alerts.give_up_after_s);
+			config_get_dur(c, v, "give_up_after", &cfg->alerts.give_up_after_s);
 		else
 			config_unknown_key(c, k, "alerts.retry");
 	}
-	if ((min != NULL || max != NULL) &&
-	    cfg->alerts.retry_min_s > cfg->alerts.retry_max_s)
-		err_at(c, max != NULL ? max : min, "retry min (%s) must not "
+	if ((min != NULL || max != NULL) && cfg->alerts.retry_min_s > cfg->alerts.retry_max_s)
+		err_at(c, max != NULL ? max : min,
+		       "retry min (%s) must not "
 		       "be longer than retry max (%s)",
 		       fmt_dur(cfg->alerts.retry_min_s, b1, sizeof(b1)),
 		       fmt_dur(cfg->alerts.retry_max_s, b2, sizeof(b2)));
 }
 
-static void
-v_alerts(struct ctx *c, const struct node *m)
+static void v_alerts(struct ctx *c, const struct node *m)
 {
 	struct config *cfg = c->cfg;
 	const char *s;
@@ -755,7 +734,7 @@ v_alerts(struct ctx *c, const struct node *m)
 
 	if (!config_want_map(c, m, "alerts"))
 		return;
-	FOR_PAIRS(m, k, v) {
+	FOR_PAIRS (m, k, v) {
 		if (config_key_is(k, "sinks")) {
 			v_sinks(c, v);
 		} else if (config_key_is(k, "escalate")) {
@@ -769,25 +748,26 @@ v_alerts(struct ctx *c, const struct node *m)
 			else if (units_clock(s, false, &min) == 0)
 				cfg->alerts.daily_digest_min = min;
 			else
-				err_at(c, v, "invalid time '%s' for "
+				err_at(c, v,
+				       "invalid time '%s' for "
 				       "daily_digest (use HH:MM from 00:00 to "
-				       "23:59, or off)", config_show(s, b, sizeof(b)));
+				       "23:59, or off)",
+				       config_show(s, b, sizeof(b)));
 		} else if (config_key_is(k, "language")) {
 			s = config_get_scalar(c, v, "language");
 			if (s == NULL)
 				continue;
 			if (strcmp(s, "zh-CN") != 0 && strcmp(s, "en") != 0)
-				err_at(c, v, "language must be zh-CN or en, "
-				       "not '%s'", config_show(s, b, sizeof(b)));
+				err_at(c, v,
+				       "language must be zh-CN or en, "
+				       "not '%s'",
+				       config_show(s, b, sizeof(b)));
 			else
-				config_get_str(c, v, "language",
-				               &cfg->alerts.language);
+				config_get_str(c, v, "language", &cfg->alerts.language);
 		} else if (config_key_is(k, "startup_grace")) {
-			config_get_dur(c, v, "startup_grace",
-			               &cfg->alerts.startup_grace_s);
+			config_get_dur(c, v, "startup_grace", &cfg->alerts.startup_grace_s);
 		} else if (config_key_is(k, "system_after")) {
-			config_get_dur_pos(c, v, "system_after",
-			                   &cfg->alerts.system_after_s);
+			config_get_dur_pos(c, v, "system_after", &cfg->alerts.system_after_s);
 		} else if (config_key_is(k, "claim_for")) {
 			config_get_dur_pos(c, v, "claim_for", &cfg->alerts.claim_for_s);
 		} else if (config_key_is(k, "retry")) {
@@ -802,43 +782,48 @@ v_alerts(struct ctx *c, const struct node *m)
 /* Top level                                                           */
 
 enum section {
-	S_MQTT, S_STORAGE, S_TIMEZONE, S_DEFAULTS, S_CELLS, S_CELLS_FILE,
-	S_LIMITS, S_EVENTS, S_ALERTS, S_N
+	S_MQTT,
+	S_STORAGE,
+	S_TIMEZONE,
+	S_DEFAULTS,
+	S_CELLS,
+	S_CELLS_FILE,
+	S_LIMITS,
+	S_EVENTS,
+	S_ALERTS,
+	S_N
 };
 
 /* Deduplication needs the first copy's row. With retention shorter than
  * max_backfill a late message could be accepted, pruned, and accepted
  * again when the device or broker sends it once more; with retention at
  * least max_backfill, anything old enough to be pruned is too_old. */
-static void
-v_retention_backfill(struct ctx *c)
+static void v_retention_backfill(struct ctx *c)
 {
 	const struct config *cfg = c->cfg;
-	const struct node *at = c->retention_at ? c->retention_at :
-	                        c->max_backfill_at;
+	const struct node *at = c->retention_at ? c->retention_at : c->max_backfill_at;
 
 	if (at == NULL || cfg->storage.retention_s == 0 ||
 	    cfg->storage.retention_s >= cfg->limits.max_backfill_s)
 		return;
-	err_at(c, at, "storage.retention (%llds) must be 0 or at least "
+	err_at(c, at,
+	       "storage.retention (%llds) must be 0 or at least "
 	       "limits.max_backfill (%llds): a late message removed by "
 	       "retention could otherwise be stored again when resent",
-	       (long long)cfg->storage.retention_s,
-	       (long long)cfg->limits.max_backfill_s);
+	       (long long)cfg->storage.retention_s, (long long)cfg->limits.max_backfill_s);
 }
 
 static const char *const section_names[S_N] = {
-	"mqtt", "storage", "timezone", "defaults", "cells", "cells_file",
-	"limits", "events", "alerts",
+	"mqtt",       "storage", "timezone", "defaults", "cells",
+	"cells_file", "limits",  "events",   "alerts",
 };
 
-static void
-v_root(struct ctx *c, const struct node *root)
+static void v_root(struct ctx *c, const struct node *root)
 {
 	const struct node *sec[S_N] = { 0 };
 
 	if (root != NULL && root->type == N_MAP) {
-		FOR_PAIRS(root, k, v) {
+		FOR_PAIRS (root, k, v) {
 			int i;
 
 			for (i = 0; i < S_N; i++)
@@ -849,15 +834,19 @@ v_root(struct ctx *c, const struct node *root)
 			} else {
 				char b[SHOW_MAX];
 
-				err_at(c, k, "unknown key '%s' (sections are "
+				err_at(c, k,
+				       "unknown key '%s' (sections are "
 				       "mqtt, storage, timezone, defaults, "
 				       "cells, cells_file, limits, events, "
-				       "alerts)", config_show(k->s, b, sizeof(b)));
+				       "alerts)",
+				       config_show(k->s, b, sizeof(b)));
 			}
 		}
 	} else if (root != NULL && !root->bad && !config_is_null(root)) {
-		err_at(c, root, "the configuration must be a mapping of "
-		       "sections, not %s", config_type_name(root));
+		err_at(c, root,
+		       "the configuration must be a mapping of "
+		       "sections, not %s",
+		       config_type_name(root));
 	}
 	/* Order matters: cells inherit `defaults`, and cells_file rows are
 	 * checked against the YAML cells for duplicates. */
@@ -881,8 +870,7 @@ v_root(struct ctx *c, const struct node *root)
 		v_alerts(c, sec[S_ALERTS]);
 }
 
-static struct config *
-config_new(struct ctx *c, const char *path)
+static struct config *config_new(struct ctx *c, const char *path)
 {
 	struct config *cfg = calloc(1, sizeof(*cfg));
 
@@ -929,8 +917,7 @@ config_new(struct ctx *c, const char *path)
 	return cfg;
 }
 
-int
-config_load(const char *path, struct config **out, struct config_errors *errs)
+int config_load(const char *path, struct config **out, struct config_errors *errs)
 {
 	struct ctx c = { 0 };
 	struct node *root = NULL;
@@ -947,8 +934,7 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 	if (c.cfg == NULL)
 		goto done;
 	if (config_read_file(path, &buf, &len, &err_what) < 0) {
-		config_err_pos(&c, FILE_YAML, 1, 1, "%s: %s", err_what,
-		               strerror(errno));
+		config_err_pos(&c, FILE_YAML, 1, 1, "%s: %s", err_what, strerror(errno));
 		goto done;
 	}
 	if (c.oom)
@@ -956,8 +942,7 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 	/* libyaml reports bad UTF-8 at the byte after the damage; checking
 	 * first points at the damage itself. UTF-16 files (with their byte
 	 * order mark) are left to libyaml. */
-	if (!(len >= 2 && ((unsigned char)buf[0] == 0xFF ||
-	                   (unsigned char)buf[0] == 0xFE))) {
+	if (!(len >= 2 && ((unsigned char)buf[0] == 0xFF || (unsigned char)buf[0] == 0xFE))) {
 		if (!config_text_ok(&c, FILE_YAML, buf, len))
 			goto done;
 	}
@@ -987,8 +972,7 @@ done:
 	return 0;
 }
 
-void
-config_free(struct config *cfg)
+void config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
@@ -1034,8 +1018,7 @@ config_free(struct config *cfg)
 	free(cfg);
 }
 
-void
-config_errors_free(struct config_errors *errs)
+void config_errors_free(struct config_errors *errs)
 {
 	if (errs == NULL)
 		return;
@@ -1044,8 +1027,7 @@ config_errors_free(struct config_errors *errs)
 	errs->n = 0;
 }
 
-const struct config_cell *
-config_cell_find(const struct config *cfg, const char *id)
+const struct config_cell *config_cell_find(const struct config *cfg, const char *id)
 {
 	int64_t i;
 
@@ -1055,20 +1037,17 @@ config_cell_find(const struct config *cfg, const char *id)
 	return i >= 0 ? &cfg->cells[i] : NULL;
 }
 
-const struct config_event *
-config_event_find(const struct config *cfg, const char *name)
+const struct config_event *config_event_find(const struct config *cfg, const char *name)
 {
 	int64_t i;
 
 	if (cfg == NULL || cfg->index == NULL)
 		return NULL;
-	i = strmap_find(&cfg->index->events, cfg->events, sizeof(*cfg->events),
-	                name);
+	i = strmap_find(&cfg->index->events, cfg->events, sizeof(*cfg->events), name);
 	return i >= 0 ? &cfg->events[i] : NULL;
 }
 
-bool
-config_event_counts_as_patrol(const struct config *cfg, const char *type)
+bool config_event_counts_as_patrol(const struct config *cfg, const char *type)
 {
 	const struct config_event *ev;
 

@@ -17,17 +17,22 @@
 /* cells (YAML and CSV share this)                                     */
 
 enum cell_field {
-	CF_ID, CF_NAME, CF_INTERVAL, CF_GRACE, CF_ACTIVE, CF_REPEAT,
-	CF_WORKERS, CF_TAGS, CF_N
+	CF_ID,
+	CF_NAME,
+	CF_INTERVAL,
+	CF_GRACE,
+	CF_ACTIVE,
+	CF_REPEAT,
+	CF_WORKERS,
+	CF_TAGS,
+	CF_N
 };
 
 static const char *const cell_field_names[CF_N] = {
-	"id", "name", "interval", "grace", "active", "repeat", "workers",
-	"tags",
+	"id", "name", "interval", "grace", "active", "repeat", "workers", "tags",
 };
 
-static int
-cell_field_lookup(const char *s)
+static int cell_field_lookup(const char *s)
 {
 	for (int i = 0; i < CF_N; i++)
 		if (strcmp(s, cell_field_names[i]) == 0)
@@ -35,8 +40,7 @@ cell_field_lookup(const char *s)
 	return -1;
 }
 
-static struct config_cell *
-cell_slot(struct ctx *c)
+static struct config_cell *cell_slot(struct ctx *c)
 {
 	struct config *cfg = c->cfg;
 
@@ -66,8 +70,7 @@ cell_slot(struct ctx *c)
 	return &cfg->cells[cfg->n_cells];
 }
 
-void
-config_cell_free(struct config_cell *cell)
+void config_cell_free(struct config_cell *cell)
 {
 	free(cell->id);
 	free(cell->name);
@@ -78,8 +81,7 @@ config_cell_free(struct config_cell *cell)
 /* One cell from its fields (NULL = absent, take the default). `at` is
  * where the cell starts, for messages about the cell as a whole. Every
  * field is checked even when the id is bad, so all errors show at once. */
-static void
-add_cell(struct ctx *c, struct node *const f[CF_N], const struct node *at)
+static void add_cell(struct ctx *c, struct node *const f[CF_N], const struct node *at)
 {
 	struct config *cfg = c->cfg;
 	struct config_cell *cell = cell_slot(c);
@@ -102,8 +104,8 @@ add_cell(struct ctx *c, struct node *const f[CF_N], const struct node *at)
 	if (id != NULL && !topic_segment_valid(id, strlen(id))) {
 		/* Devices put the id in topics; anything else could not
 		 * be matched, or could reach into other topics. */
-		err_at(c, f[CF_ID], "invalid cell id '%s': %s",
-		       config_show(id, b, sizeof(b)), config_segment_rule);
+		err_at(c, f[CF_ID], "invalid cell id '%s': %s", config_show(id, b, sizeof(b)),
+		       config_segment_rule);
 		id = NULL;
 	}
 	if (f[CF_NAME] != NULL)
@@ -117,11 +119,10 @@ add_cell(struct ctx *c, struct node *const f[CF_N], const struct node *at)
 	if (f[CF_ACTIVE] != NULL)
 		config_get_active(c, f[CF_ACTIVE], "active", &cell->active);
 	if (f[CF_WORKERS] != NULL)
-		config_get_strlist(c, f[CF_WORKERS], "workers", "worker id", true,
-		                   &cell->workers, &cell->n_workers);
+		config_get_strlist(c, f[CF_WORKERS], "workers", "worker id", true, &cell->workers,
+		                   &cell->n_workers);
 	if (f[CF_TAGS] != NULL)
-		config_get_strlist(c, f[CF_TAGS], "tags", "tag", false, &cell->tags,
-		                   &cell->n_tags);
+		config_get_strlist(c, f[CF_TAGS], "tags", "tag", false, &cell->tags, &cell->n_tags);
 	if (id == NULL)
 		goto drop;
 	cell->id = config_xstrdup(c, id);
@@ -140,24 +141,25 @@ add_cell(struct ctx *c, struct node *const f[CF_N], const struct node *at)
 		const struct loc *l = &c->cell_loc[old];
 
 		if (l->file == f[CF_ID]->file)
-			err_at(c, f[CF_ID], "duplicate cell id '%s' (first at "
-			       "line %d)", config_show(id, b, sizeof(b)), l->line);
+			err_at(c, f[CF_ID],
+			       "duplicate cell id '%s' (first at "
+			       "line %d)",
+			       config_show(id, b, sizeof(b)), l->line);
 		else
-			err_at(c, f[CF_ID], "duplicate cell id '%s' (first "
-			       "at %s:%d)", config_show(id, b, sizeof(b)), c->path,
-			       l->line);
+			err_at(c, f[CF_ID],
+			       "duplicate cell id '%s' (first "
+			       "at %s:%d)",
+			       config_show(id, b, sizeof(b)), c->path, l->line);
 		goto drop;
 	}
-	c->cell_loc[cfg->n_cells] = (struct loc){ f[CF_ID]->file,
-	                                          f[CF_ID]->line };
+	c->cell_loc[cfg->n_cells] = (struct loc){ f[CF_ID]->file, f[CF_ID]->line };
 	cfg->n_cells++;
 	return;
 drop:
 	config_cell_free(cell);
 }
 
-void
-config_v_cells(struct ctx *c, const struct node *seq)
+void config_v_cells(struct ctx *c, const struct node *seq)
 {
 	if (!config_want_seq(c, seq, "cells"))
 		return;
@@ -168,11 +170,13 @@ config_v_cells(struct ctx *c, const struct node *seq)
 		if (m->bad)
 			continue;
 		if (m->type != N_MAP) {
-			err_at(c, m, "each cell must be a mapping with at least "
-			       "an id, not %s", config_type_name(m));
+			err_at(c, m,
+			       "each cell must be a mapping with at least "
+			       "an id, not %s",
+			       config_type_name(m));
 			continue;
 		}
-		FOR_PAIRS(m, k, v) {
+		FOR_PAIRS (m, k, v) {
 			int fi = cell_field_lookup(k->s);
 
 			if (fi < 0)
@@ -191,18 +195,17 @@ struct csv {
 	struct ctx *c;
 	const char *buf;
 	size_t len, pos;
-	int line, col;   /* of buf[pos], 1-based, columns in characters */
-	char *scratch;   /* unescaped fields of the current record */
+	int line, col; /* of buf[pos], 1-based, columns in characters */
+	char *scratch; /* unescaped fields of the current record */
 	size_t s_len, s_cap;
 	struct csv_field {
-		size_t off;  /* into scratch */
+		size_t off; /* into scratch */
 		int line, col;
-	} *f;
+	} * f;
 	size_t n_f, cap_f;
 };
 
-static void
-csv_advance(struct csv *p)
+static void csv_advance(struct csv *p)
 {
 	unsigned char ch = (unsigned char)p->buf[p->pos++];
 
@@ -216,8 +219,7 @@ csv_advance(struct csv *p)
 	}
 }
 
-static int
-csv_put(struct csv *p, char ch)
+static int csv_put(struct csv *p, char ch)
 {
 	if (p->s_len == p->s_cap) {
 		size_t ncap = p->s_cap ? p->s_cap * 2 : 256;
@@ -234,17 +236,14 @@ csv_put(struct csv *p, char ch)
 	return 0;
 }
 
-static bool
-csv_at_eol(const struct csv *p)
+static bool csv_at_eol(const struct csv *p)
 {
 	return p->pos >= p->len || p->buf[p->pos] == '\n' ||
-	       (p->buf[p->pos] == '\r' && p->pos + 1 < p->len &&
-	        p->buf[p->pos + 1] == '\n') ||
+	       (p->buf[p->pos] == '\r' && p->pos + 1 < p->len && p->buf[p->pos + 1] == '\n') ||
 	       (p->buf[p->pos] == '\r' && p->pos + 1 == p->len);
 }
 
-static void
-csv_skip_eol(struct csv *p)
+static void csv_skip_eol(struct csv *p)
 {
 	if (p->pos < p->len && p->buf[p->pos] == '\r')
 		csv_advance(p);
@@ -254,8 +253,7 @@ csv_skip_eol(struct csv *p)
 
 /* After a malformed field the rest of its line is noise; resume at the
  * next line so that later rows are still checked. */
-static void
-csv_skip_line(struct csv *p)
+static void csv_skip_line(struct csv *p)
 {
 	while (!csv_at_eol(p))
 		csv_advance(p);
@@ -266,8 +264,7 @@ csv_skip_line(struct csv *p)
  * which may span lines; CRLF or LF ends a record). Returns 1 with fields
  * in p->f, 0 at end of input, -1 for a malformed record (reported and
  * skipped), -2 when out of memory. */
-static int
-csv_record(struct csv *p)
+static int csv_record(struct csv *p)
 {
 	/* Blank lines carry no row; spreadsheets leave them. */
 	while (p->pos < p->len && csv_at_eol(p))
@@ -281,8 +278,7 @@ csv_record(struct csv *p)
 
 		if (p->n_f == p->cap_f) {
 			size_t ncap = p->cap_f ? p->cap_f * 2 : 16;
-			struct csv_field *nf = realloc(p->f,
-			                               ncap * sizeof(*nf));
+			struct csv_field *nf = realloc(p->f, ncap * sizeof(*nf));
 
 			if (nf == NULL) {
 				config_oom(p->c);
@@ -295,15 +291,14 @@ csv_record(struct csv *p)
 			csv_advance(p);
 			for (;;) {
 				if (p->pos >= p->len) {
-					config_err_pos(p->c, FILE_CSV, fld.line,
-					               fld.col, "quoted field is not "
+					config_err_pos(p->c, FILE_CSV, fld.line, fld.col,
+					               "quoted field is not "
 					               "closed");
 					return -1;
 				}
 				if (p->buf[p->pos] == '"') {
 					csv_advance(p);
-					if (p->pos >= p->len ||
-					    p->buf[p->pos] != '"')
+					if (p->pos >= p->len || p->buf[p->pos] != '"')
 						break;
 				}
 				if (csv_put(p, p->buf[p->pos]) < 0)
@@ -321,8 +316,8 @@ csv_record(struct csv *p)
 		} else {
 			while (!csv_at_eol(p) && p->buf[p->pos] != ',') {
 				if (p->buf[p->pos] == '"') {
-					config_err_pos(p->c, FILE_CSV, p->line,
-					               p->col, "quote inside an "
+					config_err_pos(p->c, FILE_CSV, p->line, p->col,
+					               "quote inside an "
 					               "unquoted field (quote the "
 					               "whole field and write the "
 					               "quote as \"\")");
@@ -347,9 +342,8 @@ csv_record(struct csv *p)
 
 /* Turns one `;`-separated field into a list node whose items point into
  * the field's text; `items` receives the array to free afterwards. */
-static int
-csv_list(struct ctx *c, struct node *field, struct node *list,
-         struct node **items, struct node ***itemp)
+static int csv_list(struct ctx *c, struct node *field, struct node *list, struct node **items,
+                    struct node ***itemp)
 {
 	size_t n = 1, k = 0;
 	char *s;
@@ -368,8 +362,12 @@ csv_list(struct ctx *c, struct node *field, struct node *list,
 		if (e != NULL)
 			*e = '\0';
 		(*items)[k] = (struct node){
-			.type = N_SCALAR, .file = FILE_CSV, .line = field->line,
-			.col = field->col, .s = s, .len = strlen(s),
+			.type = N_SCALAR,
+			.file = FILE_CSV,
+			.line = field->line,
+			.col = field->col,
+			.s = s,
+			.len = strlen(s),
 		};
 		(*itemp)[k] = &(*items)[k];
 		k++;
@@ -385,8 +383,7 @@ csv_list(struct ctx *c, struct node *field, struct node *list,
 }
 
 /* Reads the header, then turns every row into a cell. */
-static void
-csv_rows(struct ctx *c, struct csv *p)
+static void csv_rows(struct ctx *c, struct csv *p)
 {
 	int col_of[CF_N], fields_of[CF_N * 2];
 	size_t n_cols = 0;
@@ -420,15 +417,16 @@ csv_rows(struct ctx *c, struct csv *p)
 
 				fields_of[i] = -1;
 				if (fi < 0)
-					config_err_pos(c, FILE_CSV, p->f[i].line,
-					               p->f[i].col, "unknown column '%s' "
+					config_err_pos(c, FILE_CSV, p->f[i].line, p->f[i].col,
+					               "unknown column '%s' "
 					               "(use id, name, interval, grace, "
 					               "active, repeat, workers, tags)",
-					        config_show(name, b, sizeof(b)));
+					               config_show(name, b, sizeof(b)));
 				else if (col_of[fi] >= 0)
-					config_err_pos(c, FILE_CSV, p->f[i].line,
-					               p->f[i].col, "duplicate column "
-					               "'%s'", name);
+					config_err_pos(c, FILE_CSV, p->f[i].line, p->f[i].col,
+					               "duplicate column "
+					               "'%s'",
+					               name);
 				else
 					col_of[fi] = (int)i, fields_of[i] = fi;
 			}
@@ -441,15 +439,15 @@ csv_rows(struct ctx *c, struct csv *p)
 		}
 		if (p->n_f != n_cols) {
 			config_err_pos(c, FILE_CSV, first->line, first->col,
-			               "row has %zu fields but the header has %zu",
-			               p->n_f, n_cols);
+			               "row has %zu fields but the header has %zu", p->n_f, n_cols);
 			continue;
 		}
 		/* Fields become scalar nodes placed in the CSV file, and
 		 * `;`-lists become list nodes, so add_cell validates them
 		 * exactly like YAML values. An empty field is absent. */
-		row = (struct node){ .type = N_MAP, .file = FILE_CSV,
-		                     .line = first->line, .col = first->col };
+		row = (struct node){
+			.type = N_MAP, .file = FILE_CSV, .line = first->line, .col = first->col
+		};
 		for (size_t i = 0; i < n_cols; i++) {
 			int fi = fields_of[i];
 			char *s = p->scratch + p->f[i].off;
@@ -457,9 +455,12 @@ csv_rows(struct ctx *c, struct csv *p)
 			if (fi < 0 || *s == '\0')
 				continue;
 			nodes[fi] = (struct node){
-				.type = N_SCALAR, .file = FILE_CSV,
-				.line = p->f[i].line, .col = p->f[i].col,
-				.s = s, .len = strlen(s),
+				.type = N_SCALAR,
+				.file = FILE_CSV,
+				.line = p->f[i].line,
+				.col = p->f[i].col,
+				.s = s,
+				.len = strlen(s),
 			};
 			f[fi] = &nodes[fi];
 		}
@@ -468,8 +469,7 @@ csv_rows(struct ctx *c, struct csv *p)
 
 			if (f[fi] == NULL)
 				continue;
-			if (csv_list(c, f[fi], &lists[li], &items[li],
-			             &itemp[li]) < 0)
+			if (csv_list(c, f[fi], &lists[li], &items[li], &itemp[li]) < 0)
 				break;
 			f[fi] = &lists[li];
 		}
@@ -483,13 +483,13 @@ csv_rows(struct ctx *c, struct csv *p)
 			return;
 	}
 	if (!have_header)
-		config_err_pos(c, FILE_CSV, 1, 1, "the file is empty: it needs a "
+		config_err_pos(c, FILE_CSV, 1, 1,
+		               "the file is empty: it needs a "
 		               "header line such as id,name,interval,grace,active,"
 		               "workers,tags");
 }
 
-void
-config_v_cells_file(struct ctx *c, const struct node *v)
+void config_v_cells_file(struct ctx *c, const struct node *v)
 {
 	struct config *cfg = c->cfg;
 	const char *slash, *err_what;
@@ -507,17 +507,16 @@ config_v_cells_file(struct ctx *c, const struct node *v)
 	slash = strrchr(c->path, '/');
 	if (name[0] == '/' || slash == NULL) {
 		cfg->cells_file = config_xstrdup(c, name);
-	} else if (asprintf(&cfg->cells_file, "%.*s/%s",
-	                    (int)(slash - c->path), c->path, name) < 0) {
+	} else if (asprintf(&cfg->cells_file, "%.*s/%s", (int)(slash - c->path), c->path, name) <
+	           0) {
 		cfg->cells_file = NULL;
 		config_oom(c);
 	}
 	if (cfg->cells_file == NULL)
 		return;
 	if (config_read_file(cfg->cells_file, &buf, &len, &err_what) < 0) {
-		err_at(c, v, "cells_file '%s': %s: %s",
-		       config_show(cfg->cells_file, b, sizeof(b)), err_what,
-		       strerror(errno));
+		err_at(c, v, "cells_file '%s': %s: %s", config_show(cfg->cells_file, b, sizeof(b)),
+		       err_what, strerror(errno));
 		return;
 	}
 	/* Validate the encoding once up front: every later column count and
@@ -540,4 +539,3 @@ config_v_cells_file(struct ctx *c, const struct node *v)
 	free(p.f);
 	free(buf);
 }
-

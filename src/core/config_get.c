@@ -23,17 +23,15 @@
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
 
-void
-config_oom(struct ctx *c)
+void config_oom(struct ctx *c)
 {
 	c->oom = true;
 }
 
-void
-config_err_pos(struct ctx *c, int file, int line, int col, const char *fmt, ...)
+void config_err_pos(struct ctx *c, int file, int line, int col, const char *fmt, ...)
 {
-	const char *fname = file == FILE_CSV && c->cfg->cells_file != NULL
-	                    ? c->cfg->cells_file : c->path;
+	const char *fname = file == FILE_CSV && c->cfg->cells_file != NULL ? c->cfg->cells_file
+	                                                                   : c->path;
 	char *msg = NULL, *text = NULL;
 	va_list ap;
 	int r;
@@ -67,8 +65,7 @@ config_err_pos(struct ctx *c, int file, int line, int col, const char *fmt, ...)
 	c->n_errs++;
 }
 
-static int
-err_cmp(const void *a, const void *b)
+static int err_cmp(const void *a, const void *b)
 {
 	const struct err *x = a, *y = b;
 
@@ -83,8 +80,7 @@ err_cmp(const void *a, const void *b)
 
 /* Hands the collected errors to the caller in file order; an allocation
  * failure anywhere becomes one more error so that it is never silent. */
-void
-config_errs_flush(struct ctx *c, struct config_errors *out)
+void config_errs_flush(struct ctx *c, struct config_errors *out)
 {
 	size_t i = 0;
 
@@ -109,8 +105,7 @@ config_errs_flush(struct ctx *c, struct config_errors *out)
 }
 
 /* A value as it can be quoted in a message: bounded, one line. */
-const char *
-config_show(const char *s, char *buf, size_t cap)
+const char *config_show(const char *s, char *buf, size_t cap)
 {
 	size_t i = 0, o = 0, max = cap - 4;
 
@@ -135,8 +130,7 @@ config_show(const char *s, char *buf, size_t cap)
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 
-char *
-config_xstrdup(struct ctx *c, const char *s)
+char *config_xstrdup(struct ctx *c, const char *s)
 {
 	char *p = strdup(s);
 
@@ -148,8 +142,7 @@ config_xstrdup(struct ctx *c, const char *s)
 /* ------------------------------------------------------------------ */
 /* Typed getters: each reports its own error and writes only on success */
 
-bool
-config_want_map(struct ctx *c, const struct node *v, const char *what)
+bool config_want_map(struct ctx *c, const struct node *v, const char *what)
 {
 	if (v->bad || config_is_null(v))
 		return false;
@@ -159,8 +152,7 @@ config_want_map(struct ctx *c, const struct node *v, const char *what)
 	return false;
 }
 
-bool
-config_want_seq(struct ctx *c, const struct node *v, const char *what)
+bool config_want_seq(struct ctx *c, const struct node *v, const char *what)
 {
 	if (v->bad || config_is_null(v))
 		return false;
@@ -170,14 +162,12 @@ config_want_seq(struct ctx *c, const struct node *v, const char *what)
 	return false;
 }
 
-const char *
-config_get_scalar(struct ctx *c, const struct node *v, const char *what)
+const char *config_get_scalar(struct ctx *c, const struct node *v, const char *what)
 {
 	if (v->bad)
 		return NULL;
 	if (v->type != N_SCALAR) {
-		err_at(c, v, "%s must be a single value, not %s", what,
-		       config_type_name(v));
+		err_at(c, v, "%s must be a single value, not %s", what, config_type_name(v));
 		return NULL;
 	}
 	if (config_is_null(v)) {
@@ -192,8 +182,7 @@ config_get_scalar(struct ctx *c, const struct node *v, const char *what)
 }
 
 /* A non-empty string, replacing (and freeing) what *dst held. */
-bool
-config_get_str(struct ctx *c, const struct node *v, const char *what, char **dst)
+bool config_get_str(struct ctx *c, const struct node *v, const char *what, char **dst)
 {
 	const char *s = config_get_scalar(c, v, what);
 	char *d;
@@ -212,8 +201,7 @@ config_get_str(struct ctx *c, const struct node *v, const char *what, char **dst
 	return true;
 }
 
-bool
-config_get_bool(struct ctx *c, const struct node *v, const char *what, bool *out)
+bool config_get_bool(struct ctx *c, const struct node *v, const char *what, bool *out)
 {
 	const char *s = config_get_scalar(c, v, what);
 	char b[SHOW_MAX];
@@ -228,16 +216,14 @@ config_get_bool(struct ctx *c, const struct node *v, const char *what, bool *out
 		*out = false;
 		return true;
 	}
-	err_at(c, v, "%s must be true or false, not '%s'", what,
-	       config_show(s, b, sizeof(b)));
+	err_at(c, v, "%s must be true or false, not '%s'", what, config_show(s, b, sizeof(b)));
 	return false;
 }
 
 /* Plain decimal digits only: "0x10", "+5", "1e3" and "1_000" are typos
  * as far as this file is concerned. */
-bool
-config_get_int(struct ctx *c, const struct node *v, const char *what, long long min,
-               long long max, long long *out)
+bool config_get_int(struct ctx *c, const struct node *v, const char *what, long long min,
+                    long long max, long long *out)
 {
 	const char *s = config_get_scalar(c, v, what), *p;
 	long long n = 0;
@@ -250,16 +236,17 @@ config_get_int(struct ctx *c, const struct node *v, const char *what, long long 
 			n = n * 10 + (*p - '0');
 	}
 	if (p == s || *p != '\0' || n < min || n > max) {
-		err_at(c, v, "%s must be a whole number from %lld to %lld, "
-		       "not '%s'", what, min, max, config_show(s, b, sizeof(b)));
+		err_at(c, v,
+		       "%s must be a whole number from %lld to %lld, "
+		       "not '%s'",
+		       what, min, max, config_show(s, b, sizeof(b)));
 		return false;
 	}
 	*out = n;
 	return true;
 }
 
-bool
-config_get_num(struct ctx *c, const struct node *v, const char *what, double *out)
+bool config_get_num(struct ctx *c, const struct node *v, const char *what, double *out)
 {
 	const char *s = config_get_scalar(c, v, what), *p;
 	char b[SHOW_MAX], *copy, *end;
@@ -291,8 +278,7 @@ config_get_num(struct ctx *c, const struct node *v, const char *what, double *ou
 			p++;
 	}
 	if (!ok || *p != '\0') {
-		err_at(c, v, "%s must be a number, not '%s'", what,
-		       config_show(s, b, sizeof(b)));
+		err_at(c, v, "%s must be a number, not '%s'", what, config_show(s, b, sizeof(b)));
 		return false;
 	}
 	/* strtod follows LC_NUMERIC; the file always uses '.'. */
@@ -311,16 +297,14 @@ config_get_num(struct ctx *c, const struct node *v, const char *what, double *ou
 	ok = *end == '\0' && isfinite(d) && errno != ERANGE;
 	free(copy);
 	if (!ok) {
-		err_at(c, v, "%s is out of range: '%s'", what,
-		       config_show(s, b, sizeof(b)));
+		err_at(c, v, "%s is out of range: '%s'", what, config_show(s, b, sizeof(b)));
 		return false;
 	}
 	*out = d;
 	return true;
 }
 
-bool
-config_get_dur(struct ctx *c, const struct node *v, const char *what, int64_t *out)
+bool config_get_dur(struct ctx *c, const struct node *v, const char *what, int64_t *out)
 {
 	const char *s = config_get_scalar(c, v, what);
 	char b[SHOW_MAX];
@@ -329,9 +313,10 @@ config_get_dur(struct ctx *c, const struct node *v, const char *what, int64_t *o
 	if (s == NULL)
 		return false;
 	if (units_duration(s, &d) < 0 || d > MAX_DURATION) {
-		err_at(c, v, "invalid duration '%s' for %s (use e.g. 90s, "
-		       "15m, 4h, 1h30m, 2d; at most 36500d)", config_show(s, b,
-		       sizeof(b)), what);
+		err_at(c, v,
+		       "invalid duration '%s' for %s (use e.g. 90s, "
+		       "15m, 4h, 1h30m, 2d; at most 36500d)",
+		       config_show(s, b, sizeof(b)), what);
 		return false;
 	}
 	*out = d;
@@ -340,9 +325,7 @@ config_get_dur(struct ctx *c, const struct node *v, const char *what, int64_t *o
 
 /* A duration that must be positive: a zero interval or timeout would make
  * the daemon spin. */
-bool
-config_get_dur_pos(struct ctx *c, const struct node *v, const char *what,
-                   int64_t *out)
+bool config_get_dur_pos(struct ctx *c, const struct node *v, const char *what, int64_t *out)
 {
 	int64_t d;
 
@@ -356,8 +339,7 @@ config_get_dur_pos(struct ctx *c, const struct node *v, const char *what,
 	return true;
 }
 
-bool
-config_get_size(struct ctx *c, const struct node *v, const char *what, int64_t *out)
+bool config_get_size(struct ctx *c, const struct node *v, const char *what, int64_t *out)
 {
 	const char *s = config_get_scalar(c, v, what);
 	char b[SHOW_MAX];
@@ -366,17 +348,18 @@ config_get_size(struct ctx *c, const struct node *v, const char *what, int64_t *
 	if (s == NULL)
 		return false;
 	if (units_size(s, &d) < 0) {
-		err_at(c, v, "invalid size '%s' for %s (use e.g. 8192, 8KiB, "
-		       "1MiB, 2GiB)", config_show(s, b, sizeof(b)), what);
+		err_at(c, v,
+		       "invalid size '%s' for %s (use e.g. 8192, 8KiB, "
+		       "1MiB, 2GiB)",
+		       config_show(s, b, sizeof(b)), what);
 		return false;
 	}
 	*out = d;
 	return true;
 }
 
-bool
-config_get_active(struct ctx *c, const struct node *v, const char *what,
-                  struct units_active *out)
+bool config_get_active(struct ctx *c, const struct node *v, const char *what,
+                       struct units_active *out)
 {
 	const char *s = config_get_scalar(c, v, what);
 	char b[SHOW_MAX];
@@ -384,7 +367,8 @@ config_get_active(struct ctx *c, const struct node *v, const char *what,
 	if (s == NULL)
 		return false;
 	if (units_active(s, out) < 0) {
-		err_at(c, v, "invalid active hours '%s' for %s (use HH:MM-HH:MM "
+		err_at(c, v,
+		       "invalid active hours '%s' for %s (use HH:MM-HH:MM "
 		       "with different times, e.g. 07:00-19:00, or always)",
 		       config_show(s, b, sizeof(b)), what);
 		return false;
@@ -392,17 +376,15 @@ config_get_active(struct ctx *c, const struct node *v, const char *what,
 	return true;
 }
 
-const char *const config_segment_rule =
-	"use 1-64 characters of A-Z a-z 0-9 _ . -";
+const char *const config_segment_rule = "use 1-64 characters of A-Z a-z 0-9 _ . -";
 
 /* A list of strings; with `segments` each must be a valid topic level
  * (worker ids, which devices put in topics). Replaces *out on success.
  * The pointer array and the strings share one allocation (freed with a
  * single free()): with a million cells, per-string mallocs would double
  * the memory the cell lists take. */
-bool
-config_get_strlist(struct ctx *c, const struct node *v, const char *what,
-                   const char *item, bool segments, char ***out, size_t *n_out)
+bool config_get_strlist(struct ctx *c, const struct node *v, const char *what, const char *item,
+                        bool segments, char ***out, size_t *n_out)
 {
 	size_t bytes = 0, n = v->n;
 	char **list, *p;
@@ -418,8 +400,8 @@ config_get_strlist(struct ctx *c, const struct node *v, const char *what,
 		if (s == NULL) {
 			ok = false;
 		} else if (segments && !topic_segment_valid(s, strlen(s))) {
-			err_at(c, it, "invalid %s '%s': %s", item,
-			       config_show(s, b, sizeof(b)), config_segment_rule);
+			err_at(c, it, "invalid %s '%s': %s", item, config_show(s, b, sizeof(b)),
+			       config_segment_rule);
 			ok = false;
 		} else if (*s == '\0') {
 			err_at(c, it, "%s must not be empty", item);
@@ -449,18 +431,14 @@ config_get_strlist(struct ctx *c, const struct node *v, const char *what,
 	return true;
 }
 
-bool
-config_key_is(const struct node *k, const char *name)
+bool config_key_is(const struct node *k, const char *name)
 {
 	return strcmp(k->s, name) == 0;
 }
 
-void
-config_unknown_key(struct ctx *c, const struct node *k, const char *where)
+void config_unknown_key(struct ctx *c, const struct node *k, const char *where)
 {
 	char b[SHOW_MAX];
 
-	err_at(c, k, "unknown key '%s' in %s", config_show(k->s, b, sizeof(b)),
-	       where);
+	err_at(c, k, "unknown key '%s' in %s", config_show(k->s, b, sizeof(b)), where);
 }
-

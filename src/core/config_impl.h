@@ -21,19 +21,26 @@
 /* Shown in messages instead of very long values. */
 #define SHOW_MAX 48
 
-enum { FILE_YAML = 0, FILE_CSV = 1 };
+enum {
+	FILE_YAML = 0,
+	FILE_CSV = 1
+};
 
-enum ntype { N_SCALAR, N_SEQ, N_MAP };
+enum ntype {
+	N_SCALAR,
+	N_SEQ,
+	N_MAP
+};
 
 struct node {
 	enum ntype type;
-	bool plain;   /* plain scalar style: only these can mean "null" */
-	bool bad;     /* already reported (alias, tag): validators stay quiet */
-	bool skip;    /* on a key: duplicate, ignore the pair */
-	int file;     /* FILE_YAML, or FILE_CSV for fields of cells_file */
+	bool plain; /* plain scalar style: only these can mean "null" */
+	bool bad;   /* already reported (alias, tag): validators stay quiet */
+	bool skip;  /* on a key: duplicate, ignore the pair */
+	int file;   /* FILE_YAML, or FILE_CSV for fields of cells_file */
 	int line, col;
-	char *s;      /* scalar text, NUL-terminated */
-	size_t len;   /* may differ from strlen(s) when the YAML used "\0" */
+	char *s;           /* scalar text, NUL-terminated */
+	size_t len;        /* may differ from strlen(s) when the YAML used "\0" */
 	struct node **kid; /* list items; mapping keys and values alternate */
 	size_t n, cap;
 };
@@ -49,7 +56,7 @@ struct loc {
 };
 
 struct ctx {
-	const char *path;   /* YAML path as given */
+	const char *path; /* YAML path as given */
 	struct config *cfg;
 	struct err *errs;
 	size_t n_errs, cap_errs;
@@ -73,9 +80,8 @@ struct config_index {
 void config_oom(struct ctx *c);
 /* Adds "FILE:LINE:COL: message"; err_at takes the position of a node. */
 void config_err_pos(struct ctx *c, int file, int line, int col, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-#define err_at(c, nd, ...) \
-	config_err_pos((c), (nd)->file, (nd)->line, (nd)->col, __VA_ARGS__)
+        __attribute__((format(printf, 5, 6)));
+#define err_at(c, nd, ...) config_err_pos((c), (nd)->file, (nd)->line, (nd)->col, __VA_ARGS__)
 /* Hands the errors to the caller sorted by position, and empties the list. */
 void config_errs_flush(struct ctx *c, struct config_errors *out);
 /* A value as it can be quoted in a message: bounded, one line. */
@@ -97,29 +103,27 @@ bool config_get_int(struct ctx *c, const struct node *v, const char *what, long 
                     long long max, long long *out);
 bool config_get_num(struct ctx *c, const struct node *v, const char *what, double *out);
 bool config_get_dur(struct ctx *c, const struct node *v, const char *what, int64_t *out);
-bool config_get_dur_pos(struct ctx *c, const struct node *v, const char *what,
-                        int64_t *out);
+bool config_get_dur_pos(struct ctx *c, const struct node *v, const char *what, int64_t *out);
 bool config_get_size(struct ctx *c, const struct node *v, const char *what, int64_t *out);
 bool config_get_active(struct ctx *c, const struct node *v, const char *what,
                        struct units_active *out);
-bool config_get_strlist(struct ctx *c, const struct node *v, const char *what,
-                        const char *item, bool segments, char ***out, size_t *n_out);
+bool config_get_strlist(struct ctx *c, const struct node *v, const char *what, const char *item,
+                        bool segments, char ***out, size_t *n_out);
 bool config_key_is(const struct node *k, const char *name);
 void config_unknown_key(struct ctx *c, const struct node *k, const char *where);
 
 /* Every key/value pair of mapping m whose key was not a duplicate. */
-#define FOR_PAIRS(m, k, v)                                                  \
-	for (size_t i_ = 0; i_ + 1 < (m)->n; i_ += 2)                       \
-		for (struct node *k = (m)->kid[i_], *v = (m)->kid[i_ + 1];  \
-		     k != NULL && !k->skip; k = NULL, (void)v)
+#define FOR_PAIRS(m, k, v)                                                                        \
+	for (size_t i_ = 0; i_ + 1 < (m)->n; i_ += 2)                                             \
+		for (struct node *k = (m)->kid[i_], *v = (m)->kid[i_ + 1]; k != NULL && !k->skip; \
+		     k = NULL, (void)v)
 
 /* ------------------------------------------------------------------ */
 /* The file and the tree, in config_yaml.c                             */
 
 int config_read_file(const char *path, char **buf, size_t *len, const char **what);
 bool config_text_ok(struct ctx *c, int file, const char *buf, size_t len);
-int config_yaml_to_tree(struct ctx *c, const unsigned char *buf, size_t len,
-                        struct node **root);
+int config_yaml_to_tree(struct ctx *c, const unsigned char *buf, size_t len, struct node **root);
 void config_check_keys(struct ctx *c, struct node *n);
 void config_node_free(struct node *n);
 bool config_is_null(const struct node *n);

@@ -28,8 +28,7 @@
 /* ------------------------------------------------------------------ */
 /* Files                                                               */
 
-int
-config_read_file(const char *path, char **buf, size_t *len, const char **what)
+int config_read_file(const char *path, char **buf, size_t *len, const char **what)
 {
 	size_t cap = 0, n = 0;
 	char *b = NULL;
@@ -46,8 +45,8 @@ config_read_file(const char *path, char **buf, size_t *len, const char **what)
 		/* Sized from fstat so a big cells file is not held twice
 		 * while the buffer doubles; the loop still copes with files
 		 * that grow or report no size. */
-		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    st.st_size > 0 && (uintmax_t)st.st_size < MAX_FILE_SIZE) {
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+		    (uintmax_t)st.st_size < MAX_FILE_SIZE) {
 			cap = (size_t)st.st_size + 1;
 			b = malloc(cap + 1);
 			if (b == NULL)
@@ -97,8 +96,7 @@ fail:
 /* ------------------------------------------------------------------ */
 /* Nodes                                                               */
 
-void
-config_node_free(struct node *n)
+void config_node_free(struct node *n)
 {
 	if (n == NULL)
 		return;
@@ -109,8 +107,7 @@ config_node_free(struct node *n)
 	free(n);
 }
 
-static struct node *
-node_new(struct ctx *c, enum ntype type, int file, int line, int col)
+static struct node *node_new(struct ctx *c, enum ntype type, int file, int line, int col)
 {
 	struct node *n = calloc(1, sizeof(*n));
 
@@ -125,8 +122,7 @@ node_new(struct ctx *c, enum ntype type, int file, int line, int col)
 	return n;
 }
 
-static int
-node_add(struct ctx *c, struct node *parent, struct node *kid)
+static int node_add(struct ctx *c, struct node *parent, struct node *kid)
 {
 	if (parent->n == parent->cap) {
 		size_t ncap = parent->cap ? parent->cap * 2 : 4;
@@ -143,9 +139,8 @@ node_add(struct ctx *c, struct node *parent, struct node *kid)
 	return 0;
 }
 
-static struct node *
-scalar_new(struct ctx *c, int file, int line, int col, const char *s,
-           size_t len, bool plain)
+static struct node *scalar_new(struct ctx *c, int file, int line, int col, const char *s,
+                               size_t len, bool plain)
 {
 	struct node *n = node_new(c, N_SCALAR, file, line, col);
 
@@ -164,17 +159,14 @@ scalar_new(struct ctx *c, int file, int line, int col, const char *s,
 	return n;
 }
 
-bool
-config_is_null(const struct node *n)
+bool config_is_null(const struct node *n)
 {
 	return n->type == N_SCALAR && n->plain &&
-	       (n->len == 0 || strcmp(n->s, "~") == 0 ||
-	        strcmp(n->s, "null") == 0 || strcmp(n->s, "Null") == 0 ||
-	        strcmp(n->s, "NULL") == 0);
+	       (n->len == 0 || strcmp(n->s, "~") == 0 || strcmp(n->s, "null") == 0 ||
+	        strcmp(n->s, "Null") == 0 || strcmp(n->s, "NULL") == 0);
 }
 
-const char *
-config_type_name(const struct node *n)
+const char *config_type_name(const struct node *n)
 {
 	if (n->type == N_MAP)
 		return "a mapping";
@@ -192,8 +184,7 @@ config_type_name(const struct node *n)
  * file here may contain) of a whole file; false when there is one. The
  * position is counted in characters like libyaml's columns so that an
  * editor's column matches. */
-bool
-config_text_ok(struct ctx *c, int file, const char *buf, size_t len)
+bool config_text_ok(struct ctx *c, int file, const char *buf, size_t len)
 {
 	size_t bad = utf8_check(buf, len);
 	int line, col;
@@ -201,17 +192,16 @@ config_text_ok(struct ctx *c, int file, const char *buf, size_t len)
 	if (bad == len)
 		return true;
 	utf8_line_col(buf, len, bad, &line, &col);
-	config_err_pos(c, file, line, col, buf[bad] == '\0' ? "NUL byte in the file"
-	               : "not valid UTF-8 text (save the file as UTF-8)");
+	config_err_pos(c, file, line, col,
+	               buf[bad] == '\0' ? "NUL byte in the file"
+	                                : "not valid UTF-8 text (save the file as UTF-8)");
 	return false;
 }
 
 /* ------------------------------------------------------------------ */
 /* YAML → nodes                                                        */
 
-static void
-yaml_error(struct ctx *c, const yaml_parser_t *p, const unsigned char *buf,
-           size_t len)
+static void yaml_error(struct ctx *c, const yaml_parser_t *p, const unsigned char *buf, size_t len)
 {
 	const char *problem = p->problem != NULL ? p->problem : "unknown error";
 	int line, col;
@@ -222,21 +212,18 @@ yaml_error(struct ctx *c, const yaml_parser_t *p, const unsigned char *buf,
 		return;
 	case YAML_READER_ERROR:
 		/* A byte offset only, and into text that is not UTF-8. */
-		utf8_line_col((const char *)buf, len, p->problem_offset, &line,
-		              &col);
-		config_err_pos(c, FILE_YAML, line, col,
-		               "not valid UTF-8 text: %s", problem);
+		utf8_line_col((const char *)buf, len, p->problem_offset, &line, &col);
+		config_err_pos(c, FILE_YAML, line, col, "not valid UTF-8 text: %s", problem);
 		return;
 	default:
 		line = (int)p->problem_mark.line + 1;
 		col = (int)p->problem_mark.column + 1;
 		if (p->context != NULL)
 			config_err_pos(c, FILE_YAML, line, col,
-			               "YAML syntax error: %s (%s at line %d)", problem,
-			               p->context, (int)p->context_mark.line + 1);
+			               "YAML syntax error: %s (%s at line %d)", problem, p->context,
+			               (int)p->context_mark.line + 1);
 		else
-			config_err_pos(c, FILE_YAML, line, col,
-			               "YAML syntax error: %s", problem);
+			config_err_pos(c, FILE_YAML, line, col, "YAML syntax error: %s", problem);
 		return;
 	}
 }
@@ -244,9 +231,7 @@ yaml_error(struct ctx *c, const yaml_parser_t *p, const unsigned char *buf,
 /* Builds the node tree. Returns -1 when the tree is unusable (syntax
  * error, too deep, a second document): the caller then reports only what
  * was found so far rather than cascading nonsense. */
-int
-config_yaml_to_tree(struct ctx *c, const unsigned char *buf, size_t len,
-                    struct node **root)
+int config_yaml_to_tree(struct ctx *c, const unsigned char *buf, size_t len, struct node **root)
 {
 	struct node *stack[MAX_DEPTH];
 	yaml_parser_t p;
@@ -278,7 +263,8 @@ config_yaml_to_tree(struct ctx *c, const unsigned char *buf, size_t len,
 			break;
 		case YAML_DOCUMENT_START_EVENT:
 			if (++docs > 1) {
-				config_err_pos(c, FILE_YAML, line, col, "only one YAML "
+				config_err_pos(c, FILE_YAML, line, col,
+				               "only one YAML "
 				               "document is allowed per file");
 				rc = -1;
 				done = true;
@@ -287,18 +273,15 @@ config_yaml_to_tree(struct ctx *c, const unsigned char *buf, size_t len,
 		case YAML_ALIAS_EVENT:
 			/* Aliases can multiply a small file into a huge
 			 * tree, and nothing in this schema needs them. */
-			config_err_pos(c, FILE_YAML, line, col,
-			               "aliases are not supported");
+			config_err_pos(c, FILE_YAML, line, col, "aliases are not supported");
 			n = scalar_new(c, FILE_YAML, line, col, "", 0, false);
 			if (n != NULL)
 				n->bad = true;
 			break;
 		case YAML_SCALAR_EVENT:
-			n = scalar_new(c, FILE_YAML, line, col,
-			               (const char *)ev.data.scalar.value,
+			n = scalar_new(c, FILE_YAML, line, col, (const char *)ev.data.scalar.value,
 			               ev.data.scalar.length,
-			               ev.data.scalar.style ==
-			               YAML_PLAIN_SCALAR_STYLE);
+			               ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
 			if (n != NULL && ev.data.scalar.tag != NULL) {
 				config_err_pos(c, FILE_YAML, line, col,
 				               "YAML tags are not supported");
@@ -308,18 +291,20 @@ config_yaml_to_tree(struct ctx *c, const unsigned char *buf, size_t len,
 		case YAML_SEQUENCE_START_EVENT:
 		case YAML_MAPPING_START_EVENT:
 			if (depth == MAX_DEPTH) {
-				config_err_pos(c, FILE_YAML, line, col, "nesting deeper "
-				               "than %d levels", MAX_DEPTH);
+				config_err_pos(c, FILE_YAML, line, col,
+				               "nesting deeper "
+				               "than %d levels",
+				               MAX_DEPTH);
 				rc = -1;
 				done = true;
 				break;
 			}
-			n = node_new(c, ev.type == YAML_SEQUENCE_START_EVENT
-			             ? N_SEQ : N_MAP, FILE_YAML, line, col);
+			n = node_new(c, ev.type == YAML_SEQUENCE_START_EVENT ? N_SEQ : N_MAP,
+			             FILE_YAML, line, col);
 			opens = true;
 			if (n != NULL && (ev.type == YAML_SEQUENCE_START_EVENT
-			                  ? ev.data.sequence_start.tag
-			                  : ev.data.mapping_start.tag) != NULL) {
+			                          ? ev.data.sequence_start.tag
+			                          : ev.data.mapping_start.tag) != NULL) {
 				config_err_pos(c, FILE_YAML, line, col,
 				               "YAML tags are not supported");
 				n->bad = true;
@@ -360,8 +345,7 @@ config_yaml_to_tree(struct ctx *c, const unsigned char *buf, size_t len,
 	return rc;
 }
 
-static int
-key_cmp(const struct node *a, const struct node *b)
+static int key_cmp(const struct node *a, const struct node *b)
 {
 	size_t m = a->len < b->len ? a->len : b->len;
 	int r = memcmp(a->s, b->s, m);
@@ -371,8 +355,7 @@ key_cmp(const struct node *a, const struct node *b)
 	return a->len < b->len ? -1 : a->len > b->len;
 }
 
-static int
-key_ptr_cmp(const void *a, const void *b)
+static int key_ptr_cmp(const void *a, const void *b)
 {
 	const struct node *x = *(struct node *const *)a;
 	const struct node *y = *(struct node *const *)b;
@@ -386,20 +369,18 @@ key_ptr_cmp(const void *a, const void *b)
 	return x->col < y->col ? -1 : x->col > y->col;
 }
 
-static void
-dup_key(struct ctx *c, struct node *first, struct node *dup)
+static void dup_key(struct ctx *c, struct node *first, struct node *dup)
 {
 	char b[SHOW_MAX];
 
-	err_at(c, dup, "duplicate key '%s' (first at line %d)",
-	       config_show(dup->s, b, sizeof(b)), first->line);
+	err_at(c, dup, "duplicate key '%s' (first at line %d)", config_show(dup->s, b, sizeof(b)),
+	       first->line);
 	dup->skip = true;
 }
 
 /* libyaml accepts duplicate keys silently, and the last one would win:
  * a classic way to lose a setting without noticing. */
-void
-config_check_keys(struct ctx *c, struct node *n)
+void config_check_keys(struct ctx *c, struct node *n)
 {
 	if (n->type == N_SEQ) {
 		for (size_t i = 0; i < n->n; i++)
@@ -414,8 +395,7 @@ config_check_keys(struct ctx *c, struct node *n)
 		if (k->bad) {
 			k->skip = true;
 		} else if (k->type != N_SCALAR) {
-			err_at(c, k, "a key must be a plain name, not %s",
-			       config_type_name(k));
+			err_at(c, k, "a key must be a plain name, not %s", config_type_name(k));
 			k->skip = true;
 		} else if (strlen(k->s) != k->len) {
 			err_at(c, k, "a key must not contain a NUL character");
@@ -429,8 +409,7 @@ config_check_keys(struct ctx *c, struct node *n)
 			if (k->skip)
 				continue;
 			for (size_t j = 0; j < i; j += 2) {
-				if (!n->kid[j]->skip &&
-				    key_cmp(n->kid[j], k) == 0) {
+				if (!n->kid[j]->skip && key_cmp(n->kid[j], k) == 0) {
 					dup_key(c, n->kid[j], k);
 					break;
 				}
@@ -460,4 +439,3 @@ config_check_keys(struct ctx *c, struct node *n)
 		if (!n->kid[i]->skip)
 			config_check_keys(c, n->kid[i + 1]);
 }
-

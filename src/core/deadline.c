@@ -54,23 +54,22 @@
  * n+1) in UTC, wide enough for any wall time of day n whatever the offset
  * (offsets stay within +-14 h). */
 struct tzday {
-	int64_t n;       /* local day number since 1970-01-01; INT64_MIN: empty */
-	int64_t trans;   /* first instant at the new offset; INT64_MAX: none */
-	int32_t before;  /* UTC offset (seconds east) before trans */
+	int64_t n;      /* local day number since 1970-01-01; INT64_MIN: empty */
+	int64_t trans;  /* first instant at the new offset; INT64_MAX: none */
+	int32_t before; /* UTC offset (seconds east) before trans */
 	int32_t after;
 };
 
 struct tzcache {
 	struct tzday *day;
-	uint32_t mask;   /* entries - 1, a power of two minus one */
-	int32_t hint;    /* an offset recently in force, to guess the day */
+	uint32_t mask; /* entries - 1, a power of two minus one */
+	int32_t hint;  /* an offset recently in force, to guess the day */
 };
 
 #define ENGINE_TZ_DAYS 64
 #define LOCAL_TZ_DAYS 4
 
-static void
-tzcache_init(struct tzcache *c, struct tzday *days, uint32_t n)
+static void tzcache_init(struct tzcache *c, struct tzday *days, uint32_t n)
 {
 	c->day = days;
 	c->mask = n - 1;
@@ -79,16 +78,14 @@ tzcache_init(struct tzcache *c, struct tzday *days, uint32_t n)
 		days[i].n = INT64_MIN;
 }
 
-static int64_t
-floor_div(int64_t a, int64_t b)
+static int64_t floor_div(int64_t a, int64_t b)
 {
 	int64_t q = a / b;
 
 	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static int32_t
-gmtoff(int64_t t)
+static int32_t gmtoff(int64_t t)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -100,8 +97,7 @@ gmtoff(int64_t t)
 	return (int32_t)tm.tm_gmtoff;
 }
 
-static void
-tzday_fill(struct tzday *e, int64_t n)
+static void tzday_fill(struct tzday *e, int64_t n)
 {
 	int64_t l0 = n * DAY_S;
 	int64_t lo = l0 - DAY_S, hi = l0 + 2 * DAY_S;
@@ -137,8 +133,7 @@ tzday_fill(struct tzday *e, int64_t n)
 	e->after = gmtoff(hi);
 }
 
-static const struct tzday *
-tzday_get(struct tzcache *c, int64_t n)
+static const struct tzday *tzday_get(struct tzcache *c, int64_t n)
 {
 	struct tzday *e = &c->day[(uint64_t)n & c->mask];
 
@@ -147,8 +142,7 @@ tzday_get(struct tzcache *c, int64_t n)
 	return e;
 }
 
-static int32_t
-tzday_off(const struct tzday *e, int64_t t)
+static int32_t tzday_off(const struct tzday *e, int64_t t)
 {
 	return t < e->trans ? e->before : e->after;
 }
@@ -157,8 +151,7 @@ tzday_off(const struct tzday *e, int64_t t)
  * the zone were UTC): the first instant whose wall time is >= l. That is
  * the wall time itself when it exists once, its first occurrence when it
  * exists twice, and the end of the gap when it does not exist. */
-static int64_t
-local_to_utc(struct tzcache *c, int64_t l)
+static int64_t local_to_utc(struct tzcache *c, int64_t l)
 {
 	const struct tzday *e = tzday_get(c, floor_div(l, DAY_S));
 	int64_t c1 = l - e->before, c2 = l - e->after;
@@ -178,8 +171,7 @@ local_to_utc(struct tzcache *c, int64_t l)
 }
 
 /* Local day number of instant t. */
-static int64_t
-local_day(struct tzcache *c, int64_t t)
+static int64_t local_day(struct tzcache *c, int64_t t)
 {
 	/* Any real offset puts t inside the validity range of the guessed
 	 * day's entry, whose offset then is exact. */
@@ -195,15 +187,13 @@ local_day(struct tzcache *c, int64_t t)
 /* A window that cannot be walked (start == end, minutes out of range) is
  * not something units_active() produces; count it as "always" rather than
  * loop or never fire. */
-static bool
-win_always(const struct units_active *a)
+static bool win_always(const struct units_active *a)
 {
-	return a->always || a->start_min == a->end_min || a->start_min < 0 ||
-	       a->start_min > 1439 || a->end_min < 0 || a->end_min > 1440;
+	return a->always || a->start_min == a->end_min || a->start_min < 0 || a->start_min > 1439 ||
+	       a->end_min < 0 || a->end_min > 1440;
 }
 
-static int64_t
-win_len_s(const struct units_active *a)
+static int64_t win_len_s(const struct units_active *a)
 {
 	int m = a->end_min - a->start_min;
 
@@ -213,9 +203,8 @@ win_len_s(const struct units_active *a)
 /* Occurrence k of the window: opens on local day k, closes on day k or,
  * for a window crossing midnight, day k+1. Empty when a DST gap swallows
  * it; never inverted, because local_to_utc() is monotonic. */
-static void
-win_occ(struct tzcache *c, const struct units_active *a, int64_t k, int64_t *open,
-        int64_t *close)
+static void win_occ(struct tzcache *c, const struct units_active *a, int64_t k, int64_t *open,
+                    int64_t *close)
 {
 	int64_t l = k * DAY_S;
 	int64_t end = (int64_t)a->end_min * 60;
@@ -226,8 +215,7 @@ win_occ(struct tzcache *c, const struct units_active *a, int64_t k, int64_t *ope
 	*close = local_to_utc(c, l + end);
 }
 
-static bool
-is_active_c(struct tzcache *c, const struct units_active *a, int64_t t)
+static bool is_active_c(struct tzcache *c, const struct units_active *a, int64_t t)
 {
 	int64_t n, open, close;
 
@@ -246,8 +234,8 @@ is_active_c(struct tzcache *c, const struct units_active *a, int64_t t)
 	return false;
 }
 
-static int64_t
-active_add_c(struct tzcache *c, const struct units_active *a, int64_t from, int64_t dur)
+static int64_t active_add_c(struct tzcache *c, const struct units_active *a, int64_t from,
+                            int64_t dur)
 {
 	int64_t k, open, close;
 
@@ -281,8 +269,8 @@ active_add_c(struct tzcache *c, const struct units_active *a, int64_t from, int6
 	}
 }
 
-static int64_t
-active_between_c(struct tzcache *c, const struct units_active *a, int64_t from, int64_t to)
+static int64_t active_between_c(struct tzcache *c, const struct units_active *a, int64_t from,
+                                int64_t to)
 {
 	int64_t sum = 0, open, close;
 
@@ -310,8 +298,7 @@ active_between_c(struct tzcache *c, const struct units_active *a, int64_t from, 
 	return sum;
 }
 
-bool
-deadline_is_active(const struct units_active *a, int64_t t)
+bool deadline_is_active(const struct units_active *a, int64_t t)
 {
 	struct tzday days[LOCAL_TZ_DAYS];
 	struct tzcache c;
@@ -320,8 +307,7 @@ deadline_is_active(const struct units_active *a, int64_t t)
 	return is_active_c(&c, a, t);
 }
 
-int64_t
-deadline_active_add(const struct units_active *a, int64_t from, int64_t dur_s)
+int64_t deadline_active_add(const struct units_active *a, int64_t from, int64_t dur_s)
 {
 	struct tzday days[LOCAL_TZ_DAYS];
 	struct tzcache c;
@@ -330,8 +316,7 @@ deadline_active_add(const struct units_active *a, int64_t from, int64_t dur_s)
 	return active_add_c(&c, a, from, dur_s);
 }
 
-int64_t
-deadline_active_between(const struct units_active *a, int64_t from, int64_t to)
+int64_t deadline_active_between(const struct units_active *a, int64_t from, int64_t to)
 {
 	struct tzday days[LOCAL_TZ_DAYS];
 	struct tzcache c;
@@ -340,8 +325,7 @@ deadline_active_between(const struct units_active *a, int64_t from, int64_t to)
 	return active_between_c(&c, a, from, to);
 }
 
-int64_t
-deadline_next_daily(int min_of_day, int64_t now)
+int64_t deadline_next_daily(int min_of_day, int64_t now)
 {
 	struct tzday days[LOCAL_TZ_DAYS];
 	struct tzcache c;
@@ -368,8 +352,7 @@ deadline_next_daily(int min_of_day, int64_t now)
 
 /* --- the base rule --- */
 
-int64_t
-deadline_base(int64_t known_since, int64_t last_patrol, int64_t pause_end)
+int64_t deadline_base(int64_t known_since, int64_t last_patrol, int64_t pause_end)
 {
 	int64_t base = last_patrol ? last_patrol : known_since;
 
@@ -382,12 +365,12 @@ deadline_base(int64_t known_since, int64_t last_patrol, int64_t pause_end)
 #define ALERTS_MAX 0x7fffffffu
 
 struct dcell {
-	const struct deadline_params *p;  /* NULL: cell not defined */
-	int64_t base;                     /* deadline_base() of what follows */
-	int64_t last;                     /* latest patrol, 0: none */
-	int64_t pause_end;                /* end of the last pause that ended, 0: none */
+	const struct deadline_params *p; /* NULL: cell not defined */
+	int64_t base;                    /* deadline_base() of what follows */
+	int64_t last;                    /* latest patrol, 0: none */
+	int64_t pause_end;               /* end of the last pause that ended, 0: none */
 	int64_t overdue;
-	uint32_t hpos;                    /* heap slot, HPOS_NONE if absent */
+	uint32_t hpos; /* heap slot, HPOS_NONE if absent */
 	/* Overdue alerts raised since the last recovery (0: not alerted). */
 	unsigned alerts : 31;
 	/* While set, the heap key (if any) is the pause end; no slot means
@@ -411,8 +394,7 @@ struct deadline {
 	struct tzday tzdays[ENGINE_TZ_DAYS];
 };
 
-struct deadline *
-deadline_new(void)
+struct deadline *deadline_new(void)
 {
 	struct deadline *d = calloc(1, sizeof(*d));
 
@@ -422,8 +404,7 @@ deadline_new(void)
 	return d;
 }
 
-void
-deadline_free(struct deadline *d)
+void deadline_free(struct deadline *d)
 {
 	if (!d)
 		return;
@@ -433,16 +414,14 @@ deadline_free(struct deadline *d)
 	free(d);
 }
 
-static void
-heap_place(struct deadline *d, uint32_t i, int64_t key, uint32_t cell)
+static void heap_place(struct deadline *d, uint32_t i, int64_t key, uint32_t cell)
 {
 	d->hkey[i] = key;
 	d->hcell[i] = cell;
 	d->cells[cell].hpos = i;
 }
 
-static void
-heap_up(struct deadline *d, uint32_t i)
+static void heap_up(struct deadline *d, uint32_t i)
 {
 	int64_t key = d->hkey[i];
 	uint32_t cell = d->hcell[i];
@@ -458,8 +437,7 @@ heap_up(struct deadline *d, uint32_t i)
 	heap_place(d, i, key, cell);
 }
 
-static void
-heap_down(struct deadline *d, uint32_t i)
+static void heap_down(struct deadline *d, uint32_t i)
 {
 	int64_t key = d->hkey[i];
 	uint32_t cell = d->hcell[i];
@@ -479,8 +457,7 @@ heap_down(struct deadline *d, uint32_t i)
 	heap_place(d, i, key, cell);
 }
 
-static void
-heap_remove(struct deadline *d, uint32_t cell)
+static void heap_remove(struct deadline *d, uint32_t cell)
 {
 	uint32_t i = d->cells[cell].hpos, last;
 
@@ -499,8 +476,7 @@ heap_remove(struct deadline *d, uint32_t cell)
 
 /* Schedule the cell's next heap event; DEADLINE_NEVER takes it out, so the
  * heap never fills up with cells that cannot fire. */
-static void
-heap_set(struct deadline *d, uint32_t cell, int64_t key)
+static void heap_set(struct deadline *d, uint32_t cell, int64_t key)
 {
 	uint32_t i = d->cells[cell].hpos;
 	int64_t old;
@@ -522,22 +498,19 @@ heap_set(struct deadline *d, uint32_t cell, int64_t key)
 		heap_down(d, i);
 }
 
-static struct dcell *
-cell_get(const struct deadline *d, uint32_t cell)
+static struct dcell *cell_get(const struct deadline *d, uint32_t cell)
 {
 	if (!d || cell >= d->n || !d->cells[cell].p)
 		return NULL;
 	return &d->cells[cell];
 }
 
-static int64_t
-due_of(struct tzcache *tz, const struct dcell *c)
+static int64_t due_of(struct tzcache *tz, const struct dcell *c)
 {
 	return active_add_c(tz, &c->p->active, c->base, c->p->interval_s);
 }
 
-static void
-recompute(struct deadline *d, struct dcell *c)
+static void recompute(struct deadline *d, struct dcell *c)
 {
 	c->overdue = active_add_c(&d->tz, &c->p->active, due_of(&d->tz, c), c->p->grace_s);
 }
@@ -545,8 +518,7 @@ recompute(struct deadline *d, struct dcell *c)
 /* The base from the cell's facts. A never-patrolled cell's known_since is
  * its base itself (only pauses can have moved it, and only later), so it
  * is passed for known_since: once there is a patrol it is ignored. */
-static bool
-rebase(struct deadline *d, struct dcell *c)
+static bool rebase(struct deadline *d, struct dcell *c)
 {
 	int64_t b = deadline_base(c->base, c->last, c->pause_end);
 
@@ -557,8 +529,7 @@ rebase(struct deadline *d, struct dcell *c)
 	return true;
 }
 
-static int
-grow(struct deadline *d, uint32_t need)
+static int grow(struct deadline *d, uint32_t need)
 {
 	uint32_t cap = d->cap ? d->cap : 16;
 	void *np;
@@ -582,9 +553,8 @@ grow(struct deadline *d, uint32_t need)
 	return 0;
 }
 
-int
-deadline_set(struct deadline *d, uint32_t cell, const struct deadline_params *p,
-             int64_t known_since, int64_t last_patrol, int64_t pause_end)
+int deadline_set(struct deadline *d, uint32_t cell, const struct deadline_params *p,
+                 int64_t known_since, int64_t last_patrol, int64_t pause_end)
 {
 	struct dcell *c;
 
@@ -596,15 +566,17 @@ deadline_set(struct deadline *d, uint32_t cell, const struct deadline_params *p,
 		d->cells[d->n] = (struct dcell){ .hpos = HPOS_NONE };
 	c = &d->cells[cell];
 	heap_remove(d, cell);
-	*c = (struct dcell){ .p = p, .base = deadline_base(known_since, last_patrol, pause_end),
-	                     .last = last_patrol, .pause_end = pause_end, .hpos = HPOS_NONE };
+	*c = (struct dcell){ .p = p,
+		             .base = deadline_base(known_since, last_patrol, pause_end),
+		             .last = last_patrol,
+		             .pause_end = pause_end,
+		             .hpos = HPOS_NONE };
 	recompute(d, c);
 	heap_set(d, cell, c->overdue);
 	return 0;
 }
 
-void
-deadline_restore_alerted(struct deadline *d, uint32_t cell, int64_t alerted_at, int repeat)
+void deadline_restore_alerted(struct deadline *d, uint32_t cell, int64_t alerted_at, int repeat)
 {
 	struct dcell *c = cell_get(d, cell);
 	int64_t next;
@@ -627,8 +599,7 @@ deadline_restore_alerted(struct deadline *d, uint32_t cell, int64_t alerted_at, 
 	heap_set(d, cell, next);
 }
 
-bool
-deadline_hold(struct deadline *d, uint32_t cell, int64_t until)
+bool deadline_hold(struct deadline *d, uint32_t cell, int64_t until)
 {
 	struct dcell *c = cell_get(d, cell);
 
@@ -648,8 +619,7 @@ deadline_hold(struct deadline *d, uint32_t cell, int64_t until)
 	return true;
 }
 
-void
-deadline_truncate(struct deadline *d, uint32_t n)
+void deadline_truncate(struct deadline *d, uint32_t n)
 {
 	if (!d || n >= d->n)
 		return;
@@ -658,9 +628,8 @@ deadline_truncate(struct deadline *d, uint32_t n)
 	d->n = n;
 }
 
-void
-deadline_patrol(struct deadline *d, uint32_t cell, int64_t ts, int64_t now,
-                struct deadline_patrol_result *res)
+void deadline_patrol(struct deadline *d, uint32_t cell, int64_t ts, int64_t now,
+                     struct deadline_patrol_result *res)
 {
 	struct dcell *c = cell_get(d, cell);
 	struct deadline_patrol_result r = { 0 };
@@ -695,8 +664,7 @@ deadline_patrol(struct deadline *d, uint32_t cell, int64_t ts, int64_t now,
 		*res = r;
 }
 
-static void
-resume_at(struct deadline *d, uint32_t cell, int64_t t)
+static void resume_at(struct deadline *d, uint32_t cell, int64_t t)
 {
 	struct dcell *c = &d->cells[cell];
 
@@ -709,8 +677,7 @@ resume_at(struct deadline *d, uint32_t cell, int64_t t)
 	heap_set(d, cell, c->overdue);
 }
 
-void
-deadline_pause(struct deadline *d, uint32_t cell, int64_t until, int64_t now)
+void deadline_pause(struct deadline *d, uint32_t cell, int64_t until, int64_t now)
 {
 	struct dcell *c = cell_get(d, cell);
 
@@ -727,8 +694,7 @@ deadline_pause(struct deadline *d, uint32_t cell, int64_t until, int64_t now)
 	heap_set(d, cell, until);
 }
 
-void
-deadline_resume(struct deadline *d, uint32_t cell, int64_t now)
+void deadline_resume(struct deadline *d, uint32_t cell, int64_t now)
 {
 	struct dcell *c = cell_get(d, cell);
 
@@ -736,8 +702,7 @@ deadline_resume(struct deadline *d, uint32_t cell, int64_t now)
 		resume_at(d, cell, now);
 }
 
-bool
-deadline_paused(const struct deadline *d, uint32_t cell, int64_t now)
+bool deadline_paused(const struct deadline *d, uint32_t cell, int64_t now)
 {
 	const struct dcell *c = cell_get(d, cell);
 
@@ -746,14 +711,12 @@ deadline_paused(const struct deadline *d, uint32_t cell, int64_t now)
 	return c->hpos == HPOS_NONE || d->hkey[c->hpos] > now;
 }
 
-int64_t
-deadline_next_time(const struct deadline *d)
+int64_t deadline_next_time(const struct deadline *d)
 {
 	return d && d->hn ? d->hkey[0] : DEADLINE_NEVER;
 }
 
-bool
-deadline_peek(struct deadline *d, int64_t now, struct deadline_fire *out)
+bool deadline_peek(struct deadline *d, int64_t now, struct deadline_fire *out)
 {
 	while (d && d->hn && d->hkey[0] <= now) {
 		uint32_t cell = d->hcell[0];
@@ -767,8 +730,11 @@ deadline_peek(struct deadline *d, int64_t now, struct deadline_fire *out)
 		}
 		if (out)
 			*out = (struct deadline_fire){
-				.cell = cell, .base = c->base, .last_patrol = c->last,
-				.due = due_of(&d->tz, c), .overdue_at = c->overdue,
+				.cell = cell,
+				.base = c->base,
+				.last_patrol = c->last,
+				.due = due_of(&d->tz, c),
+				.overdue_at = c->overdue,
 				.repeat = (int)c->alerts,
 			};
 		return true;
@@ -776,8 +742,7 @@ deadline_peek(struct deadline *d, int64_t now, struct deadline_fire *out)
 	return false;
 }
 
-bool
-deadline_pop(struct deadline *d, int64_t now, struct deadline_fire *out)
+bool deadline_pop(struct deadline *d, int64_t now, struct deadline_fire *out)
 {
 	struct deadline_fire f;
 
@@ -796,8 +761,7 @@ deadline_pop(struct deadline *d, int64_t now, struct deadline_fire *out)
 	return true;
 }
 
-enum deadline_state
-deadline_state(const struct deadline *d, uint32_t cell, int64_t now)
+enum deadline_state deadline_state(const struct deadline *d, uint32_t cell, int64_t now)
 {
 	const struct dcell *c = cell_get(d, cell);
 
@@ -817,43 +781,37 @@ deadline_state(const struct deadline *d, uint32_t cell, int64_t now)
 	return DEADLINE_OK;
 }
 
-int64_t
-deadline_due(const struct deadline *d, uint32_t cell)
+int64_t deadline_due(const struct deadline *d, uint32_t cell)
 {
 	const struct dcell *c = cell_get(d, cell);
 
 	/* The engine's cache is not ours to fill from a const engine. */
-	return c ? deadline_active_add(&c->p->active, c->base, c->p->interval_s)
-	         : DEADLINE_NEVER;
+	return c ? deadline_active_add(&c->p->active, c->base, c->p->interval_s) : DEADLINE_NEVER;
 }
 
-int64_t
-deadline_last_patrol(const struct deadline *d, uint32_t cell)
+int64_t deadline_last_patrol(const struct deadline *d, uint32_t cell)
 {
 	const struct dcell *c = cell_get(d, cell);
 
 	return c ? c->last : 0;
 }
 
-bool
-deadline_alerted(const struct deadline *d, uint32_t cell)
+bool deadline_alerted(const struct deadline *d, uint32_t cell)
 {
 	const struct dcell *c = cell_get(d, cell);
 
 	return c && c->alerts > 0;
 }
 
-uint32_t
-deadline_count(const struct deadline *d)
+uint32_t deadline_count(const struct deadline *d)
 {
 	return d ? d->n : 0;
 }
 
-size_t
-deadline_memory(const struct deadline *d)
+size_t deadline_memory(const struct deadline *d)
 {
 	if (!d)
 		return 0;
-	return sizeof(*d) + (size_t)d->cap *
-	       (sizeof(*d->cells) + sizeof(*d->hkey) + sizeof(*d->hcell));
+	return sizeof(*d) +
+	       (size_t)d->cap * (sizeof(*d->cells) + sizeof(*d->hkey) + sizeof(*d->hcell));
 }

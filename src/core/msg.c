@@ -40,11 +40,10 @@
 /* ---------------------------------------------------------------- detail */
 
 static void set_detail(char *d, size_t dlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* All arguments must already be valid UTF-8; truncation keeps it so. */
-static void
-set_detail(char *d, size_t dlen, const char *fmt, ...)
+static void set_detail(char *d, size_t dlen, const char *fmt, ...)
 {
 	char tmp[1024];
 	va_list ap;
@@ -69,19 +68,16 @@ set_detail(char *d, size_t dlen, const char *fmt, ...)
 }
 
 /* Code points that would let text rearrange or split a log line. */
-static int
-cp_is_invisible(uint32_t c)
+static int cp_is_invisible(uint32_t c)
 {
 	return (c >= 0x80 && c <= 0x9F) || c == 0x200E || c == 0x200F ||
-	       (c >= 0x2028 && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) ||
-	       c == 0xFEFF;
+	       (c >= 0x2028 && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069) || c == 0xFEFF;
 }
 
 /* Make jansson's error text (which quotes the offending token from the
  * payload) safe to log and store: printable text passes, control and
  * layout characters become \uXXXX, bytes that are not UTF-8 become \xNN. */
-static void
-escape_text(const char *in, char *out, size_t outlen)
+static void escape_text(const char *in, char *out, size_t outlen)
 {
 	const unsigned char *s = (const unsigned char *)in;
 	size_t len = strlen(in), o = 0;
@@ -119,8 +115,7 @@ escape_text(const char *in, char *out, size_t outlen)
 
 /* ------------------------------------------------------------- RFC 3339 */
 
-static int
-digits(const char *s, size_t n, int *out)
+static int digits(const char *s, size_t n, int *out)
 {
 	int v = 0;
 
@@ -133,14 +128,12 @@ digits(const char *s, size_t n, int *out)
 	return 0;
 }
 
-static int
-is_leap(int y)
+static int is_leap(int y)
 {
 	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-static int
-days_in_month(int y, int m)
+static int days_in_month(int y, int m)
 {
 	static const int dm[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 
@@ -150,8 +143,7 @@ days_in_month(int y, int m)
 /* Days since 1970-01-01 of a proleptic Gregorian date (the era-based
  * algorithm from Howard Hinnant's "chrono-compatible low-level date
  * algorithms"); avoids timegm() and any dependence on TZ. */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
+static int64_t days_from_civil(int64_t y, int m, int d)
 {
 	int64_t era, yoe, doy, doe;
 
@@ -163,19 +155,17 @@ days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-int
-msg_parse_rfc3339(const char *s, size_t len, int64_t *out)
+int msg_parse_rfc3339(const char *s, size_t len, int64_t *out)
 {
 	int Y, M, D, h, m, sec, oh = 0, om = 0, sign = 0;
 	size_t i;
 
 	if (s == NULL || out == NULL || len < 20)
 		return -1;
-	if (digits(s, 4, &Y) < 0 || s[4] != '-' || digits(s + 5, 2, &M) < 0 ||
-	    s[7] != '-' || digits(s + 8, 2, &D) < 0 ||
-	    (s[10] != 'T' && s[10] != 't') || digits(s + 11, 2, &h) < 0 ||
-	    s[13] != ':' || digits(s + 14, 2, &m) < 0 || s[16] != ':' ||
-	    digits(s + 17, 2, &sec) < 0)
+	if (digits(s, 4, &Y) < 0 || s[4] != '-' || digits(s + 5, 2, &M) < 0 || s[7] != '-' ||
+	    digits(s + 8, 2, &D) < 0 || (s[10] != 'T' && s[10] != 't') ||
+	    digits(s + 11, 2, &h) < 0 || s[13] != ':' || digits(s + 14, 2, &m) < 0 ||
+	    s[16] != ':' || digits(s + 17, 2, &sec) < 0)
 		return -1;
 	i = 19;
 	if (s[i] == '.') {
@@ -192,8 +182,8 @@ msg_parse_rfc3339(const char *s, size_t len, int64_t *out)
 		i++;
 	} else if (s[i] == '+' || s[i] == '-') {
 		sign = s[i] == '+' ? 1 : -1;
-		if (len - i != 6 || digits(s + i + 1, 2, &oh) < 0 ||
-		    s[i + 3] != ':' || digits(s + i + 4, 2, &om) < 0)
+		if (len - i != 6 || digits(s + i + 1, 2, &oh) < 0 || s[i + 3] != ':' ||
+		    digits(s + i + 4, 2, &om) < 0)
 			return -1;
 		i += 6;
 	} else {
@@ -203,8 +193,8 @@ msg_parse_rfc3339(const char *s, size_t len, int64_t *out)
 		return -1;
 	/* Leap seconds (:60) are refused: no device clock produces them and
 	 * Unix time cannot represent them. */
-	if (M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 ||
-	    m > 59 || sec > 59 || oh > 23 || om > 59)
+	if (M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 || m > 59 || sec > 59 ||
+	    oh > 23 || om > 59)
 		return -1;
 	*out = days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec -
 	       (int64_t)sign * (oh * 3600 + om * 60);
@@ -213,24 +203,30 @@ msg_parse_rfc3339(const char *s, size_t len, int64_t *out)
 
 /* ------------------------------------------------------------ small API */
 
-const char *
-msg_reason_name(enum msg_reason r)
+const char *msg_reason_name(enum msg_reason r)
 {
 	switch (r) {
-	case MSG_OK: return "ok";
-	case MSG_BAD_JSON: return "bad_json";
-	case MSG_BAD_FIELD: return "bad_field";
-	case MSG_BAD_TOPIC: return "bad_topic";
-	case MSG_UNKNOWN_CELL: return "unknown_cell";
-	case MSG_UNKNOWN_EVENT: return "unknown_event";
-	case MSG_TOO_LARGE: return "too_large";
-	case MSG_TOO_OLD: return "too_old";
+	case MSG_OK:
+		return "ok";
+	case MSG_BAD_JSON:
+		return "bad_json";
+	case MSG_BAD_FIELD:
+		return "bad_field";
+	case MSG_BAD_TOPIC:
+		return "bad_topic";
+	case MSG_UNKNOWN_CELL:
+		return "unknown_cell";
+	case MSG_UNKNOWN_EVENT:
+		return "unknown_event";
+	case MSG_TOO_LARGE:
+		return "too_large";
+	case MSG_TOO_OLD:
+		return "too_old";
 	}
 	return "unknown";
 }
 
-void
-msg_flags_format(unsigned flags, char *buf, size_t len)
+void msg_flags_format(unsigned flags, char *buf, size_t len)
 {
 	const char *late = (flags & MSG_FLAG_LATE) ? "late" : "";
 	const char *skew = (flags & MSG_FLAG_CLOCK_SKEW) ? "clock_skew" : "";
@@ -243,11 +239,9 @@ msg_flags_format(unsigned flags, char *buf, size_t len)
 
 /* --------------------------------------------------------------- parsing */
 
-static int
-is_hex(unsigned char c)
+static int is_hex(unsigned char c)
 {
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	       (c >= 'A' && c <= 'F');
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 /* Does jansson's "invalid escape" at byte offset pos come from a \u escape
@@ -256,8 +250,7 @@ is_hex(unsigned char c)
  * at most five bytes earlier, followed only by hex digits up to the
  * offending byte. jansson quotes the token in its text only when it is
  * short, so the payload itself is inspected. */
-static bool
-bad_u_escape_at(const unsigned char *p, size_t len, int pos)
+static bool bad_u_escape_at(const unsigned char *p, size_t len, int pos)
 {
 	size_t end = pos < 0 ? 0 : (size_t)pos > len ? len : (size_t)pos;
 
@@ -288,13 +281,12 @@ bad_u_escape_at(const unsigned char *p, size_t len, int pos)
  * such as \q stay bad_json, being plain syntax), and the NUL-in-key code.
  * Everything else (syntax, encoding, duplicates, overflow, depth) is
  * bad_json. */
-static enum msg_reason
-classify_json_error(const json_error_t *e, const unsigned char *p, size_t len)
+static enum msg_reason classify_json_error(const json_error_t *e, const unsigned char *p,
+                                           size_t len)
 {
 	size_t i = 0;
 
-	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' ||
-	                   p[i] == '\r'))
+	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
 		i++;
 	if (i == len || p[i] != '{')
 		return MSG_BAD_JSON;
@@ -304,8 +296,7 @@ classify_json_error(const json_error_t *e, const unsigned char *p, size_t len)
 		return MSG_BAD_JSON;
 	if (strncmp(e->text, "invalid Unicode '", 17) == 0)
 		return MSG_BAD_FIELD;
-	if (strncmp(e->text, "invalid escape", 14) == 0 &&
-	    bad_u_escape_at(p, len, e->position))
+	if (strncmp(e->text, "invalid escape", 14) == 0 && bad_u_escape_at(p, len, e->position))
 		return MSG_BAD_FIELD;
 	return MSG_BAD_JSON;
 }
@@ -313,14 +304,20 @@ classify_json_error(const json_error_t *e, const unsigned char *p, size_t len)
 /* The payload fields msg cares about, each as found in the object, from
  * either parser: jansson's tree, or the fast scanner below. String values
  * point into the payload or the tree and are not NUL-terminated. */
-enum jkind { J_ABSENT, J_STRING, J_INTEGER, J_REAL, J_OTHER };
+enum jkind {
+	J_ABSENT,
+	J_STRING,
+	J_INTEGER,
+	J_REAL,
+	J_OTHER
+};
 
 struct jval {
 	enum jkind kind;
-	const char *s;          /* J_STRING */
+	const char *s; /* J_STRING */
 	size_t len;
-	int64_t i;              /* J_INTEGER */
-	double d;               /* J_INTEGER and J_REAL: the number's value */
+	int64_t i; /* J_INTEGER */
+	double d;  /* J_INTEGER and J_REAL: the number's value */
 };
 
 /* The payload keys msg interprets, named once for the struct and both
@@ -334,10 +331,9 @@ struct flat {
 };
 
 /* The slot for a key msg interprets, or NULL for any other key. */
-static struct jval *
-flat_slot(struct flat *fl, const char *k, size_t n)
+static struct jval *flat_slot(struct flat *fl, const char *k, size_t n)
 {
-#define FLAT_KEY(name) \
+#define FLAT_KEY(name)                                          \
 	if (n == sizeof(#name) - 1 && memcmp(k, #name, n) == 0) \
 		return &fl->name;
 	FLAT_FIELDS(FLAT_KEY)
@@ -345,8 +341,7 @@ flat_slot(struct flat *fl, const char *k, size_t n)
 	return NULL;
 }
 
-static void
-jval_from_json(json_t *j, struct jval *v)
+static void jval_from_json(json_t *j, struct jval *v)
 {
 	memset(v, 0, sizeof(*v));
 	if (j == NULL) {
@@ -367,16 +362,14 @@ jval_from_json(json_t *j, struct jval *v)
 	}
 }
 
-static void
-flat_from_json(json_t *obj, struct flat *fl)
+static void flat_from_json(json_t *obj, struct flat *fl)
 {
 #define FLAT_GET(name) jval_from_json(json_object_get(obj, #name), &fl->name);
 	FLAT_FIELDS(FLAT_GET)
 #undef FLAT_GET
 }
 
-static const unsigned char *
-skip_ws(const unsigned char *p, const unsigned char *end)
+static const unsigned char *skip_ws(const unsigned char *p, const unsigned char *end)
 {
 	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
 		p++;
@@ -385,9 +378,8 @@ skip_ws(const unsigned char *p, const unsigned char *end)
 
 /* A string with no escapes, no control characters and valid UTF-8; p is
  * at the opening quote. Anything else is left to jansson. */
-static bool
-scan_string(const unsigned char **pp, const unsigned char *end,
-            const char **s, size_t *n)
+static bool scan_string(const unsigned char **pp, const unsigned char *end, const char **s,
+                        size_t *n)
 {
 	const unsigned char *p = *pp + 1, *start = p;
 	uint32_t cp;
@@ -415,8 +407,7 @@ scan_string(const unsigned char **pp, const unsigned char *end,
 /* A number in JSON's grammar, converted as jansson does (strtoll for
  * integers, strtod with a '.' for reals); out of range is left to jansson,
  * which reports it. */
-static bool
-scan_number(const unsigned char **pp, const unsigned char *end, struct jval *v)
+static bool scan_number(const unsigned char **pp, const unsigned char *end, struct jval *v)
 {
 	const unsigned char *p = *pp, *start = p;
 	bool real = false;
@@ -485,8 +476,7 @@ scan_number(const unsigned char **pp, const unsigned char *end, struct jval *v)
  * path (bench/README.md). */
 #define FLAT_MAX_KEYS 16
 
-static bool
-flat_scan(const unsigned char *p, size_t len, struct flat *fl)
+static bool flat_scan(const unsigned char *p, size_t len, struct flat *fl)
 {
 	const unsigned char *end = p + len;
 	const char *keys[FLAT_MAX_KEYS];
@@ -546,9 +536,8 @@ flat_scan(const unsigned char *p, size_t len, struct flat *fl)
 
 /* A JSON string field: NULL if absent; -1 (with detail) if present but not
  * an acceptable string. */
-static int
-get_string(const struct jval *j, const char *name, const char **val,
-           size_t *vlen, char *detail, size_t dlen)
+static int get_string(const struct jval *j, const char *name, const char **val, size_t *vlen,
+                      char *detail, size_t dlen)
 {
 	*val = NULL;
 	*vlen = 0;
@@ -570,9 +559,8 @@ get_string(const struct jval *j, const char *name, const char **val,
 }
 
 /* A JSON number field; *has false if absent; -1 if not a finite number. */
-static int
-get_number(const struct jval *j, const char *name, bool *has, double *val,
-           char *detail, size_t dlen)
+static int get_number(const struct jval *j, const char *name, bool *has, double *val, char *detail,
+                      size_t dlen)
 {
 	*has = false;
 	if (j->kind == J_ABSENT)
@@ -596,10 +584,9 @@ struct fields {
 	size_t event_len;
 };
 
-static enum msg_reason
-parse_fields(const struct flat *fl, const struct topic_template *tmpl,
-             const struct topic_fields *tf, struct fields *f,
-             struct msg_record *r, char *detail, size_t dlen)
+static enum msg_reason parse_fields(const struct flat *fl, const struct topic_template *tmpl,
+                                    const struct topic_fields *tf, struct fields *f,
+                                    struct msg_record *r, char *detail, size_t dlen)
 {
 	const char *s;
 	size_t slen;
@@ -611,8 +598,10 @@ parse_fields(const struct flat *fl, const struct topic_template *tmpl,
 		size_t chars = utf8_count(f->id, f->id_len);
 
 		if (chars < 1 || chars > ID_MAX_CHARS) {
-			set_detail(detail, dlen, "id has %zu characters, must "
-			           "have 1 to %d", chars, ID_MAX_CHARS);
+			set_detail(detail, dlen,
+			           "id has %zu characters, must "
+			           "have 1 to %d",
+			           chars, ID_MAX_CHARS);
 			return MSG_BAD_FIELD;
 		}
 	}
@@ -624,13 +613,15 @@ parse_fields(const struct flat *fl, const struct topic_template *tmpl,
 			if (get_string(&fl->ts, "ts", &s, &slen, detail, dlen) < 0)
 				return MSG_BAD_FIELD;
 			if (msg_parse_rfc3339(s, slen, &f->ts) < 0) {
-				set_detail(detail, dlen, "ts is not a valid RFC 3339 "
+				set_detail(detail, dlen,
+				           "ts is not a valid RFC 3339 "
 				           "time (YYYY-MM-DDTHH:MM:SS[.frac] with Z "
 				           "or ±HH:MM)");
 				return MSG_BAD_FIELD;
 			}
 		} else {
-			set_detail(detail, dlen, "ts must be integer Unix seconds "
+			set_detail(detail, dlen,
+			           "ts must be integer Unix seconds "
 			           "or an RFC 3339 string");
 			return MSG_BAD_FIELD;
 		}
@@ -645,8 +636,8 @@ parse_fields(const struct flat *fl, const struct topic_template *tmpl,
 	    get_number(&fl->lon, "lon", &has_lon, &r->lon, detail, dlen) < 0)
 		return MSG_BAD_FIELD;
 	if (has_lat != has_lon) {
-		set_detail(detail, dlen, "%s given without %s",
-		           has_lat ? "lat" : "lon", has_lat ? "lon" : "lat");
+		set_detail(detail, dlen, "%s given without %s", has_lat ? "lat" : "lon",
+		           has_lat ? "lon" : "lat");
 		return MSG_BAD_FIELD;
 	}
 	if (has_lat) {
@@ -655,8 +646,7 @@ parse_fields(const struct flat *fl, const struct topic_template *tmpl,
 			return MSG_BAD_FIELD;
 		}
 		if (r->lon < -180.0 || r->lon > 180.0) {
-			set_detail(detail, dlen, "lon %g is outside -180..180",
-			           r->lon);
+			set_detail(detail, dlen, "lon %g is outside -180..180", r->lon);
 			return MSG_BAD_FIELD;
 		}
 		r->has_pos = true;
@@ -669,8 +659,8 @@ parse_fields(const struct flat *fl, const struct topic_template *tmpl,
 		return MSG_BAD_FIELD;
 	if (s != NULL) {
 		if (slen > MSG_NOTE_MAX) {
-			set_detail(detail, dlen, "note is %zu bytes, at most %d",
-			           slen, MSG_NOTE_MAX);
+			set_detail(detail, dlen, "note is %zu bytes, at most %d", slen,
+			           MSG_NOTE_MAX);
 			return MSG_BAD_FIELD;
 		}
 		memcpy(r->note, s, slen);
@@ -681,8 +671,8 @@ parse_fields(const struct flat *fl, const struct topic_template *tmpl,
 		return MSG_BAD_FIELD;
 	if (s != NULL) {
 		if (slen > MSG_PHOTO_MAX) {
-			set_detail(detail, dlen, "photo is %zu bytes, at most %d",
-			           slen, MSG_PHOTO_MAX);
+			set_detail(detail, dlen, "photo is %zu bytes, at most %d", slen,
+			           MSG_PHOTO_MAX);
 			return MSG_BAD_FIELD;
 		}
 		memcpy(r->photo, s, slen);
@@ -696,7 +686,7 @@ parse_fields(const struct flat *fl, const struct topic_template *tmpl,
 		/* The topic decides; a payload that says otherwise is
 		 * ambiguous, and guessing would file it under the wrong type. */
 		if (f->event != NULL && (strlen(tf->event) != f->event_len ||
-		    memcmp(tf->event, f->event, f->event_len) != 0)) {
+		                         memcmp(tf->event, f->event, f->event_len) != 0)) {
 			set_detail(detail, dlen, "event field contradicts topic");
 			return MSG_BAD_FIELD;
 		}
@@ -708,16 +698,17 @@ parse_fields(const struct flat *fl, const struct topic_template *tmpl,
 		/* Same alphabet as a topic level, so it can be echoed in the
 		 * detail and stored in the record's fixed buffer. */
 		if (!topic_segment_valid(f->event, f->event_len)) {
-			set_detail(detail, dlen, "event must be 1 to %d characters "
-			           "of A-Z a-z 0-9 _ . -", TOPIC_SEGMENT_MAX);
+			set_detail(detail, dlen,
+			           "event must be 1 to %d characters "
+			           "of A-Z a-z 0-9 _ . -",
+			           TOPIC_SEGMENT_MAX);
 			return MSG_BAD_FIELD;
 		}
 	}
 	return MSG_OK;
 }
 
-static void
-hash_key(const char *topic, const void *payload, size_t len, char *out)
+static void hash_key(const char *topic, const void *payload, size_t len, char *out)
 {
 	static const char hexd[] = "0123456789abcdef";
 	struct sha256 s;
@@ -738,12 +729,10 @@ hash_key(const char *topic, const void *payload, size_t len, char *out)
 
 /* Value-bearing types cannot be recorded without their reading: an empty
  * flood report would raise neither a reading alert nor a useful row. */
-static enum msg_reason
-check_value_required(const struct msg_record *r, char *detail, size_t dlen)
+static enum msg_reason check_value_required(const struct msg_record *r, char *detail, size_t dlen)
 {
 	if (r->event_cfg->has_value && !r->has_value) {
-		set_detail(detail, dlen, "event type \"%s\" requires a value",
-		           r->type);
+		set_detail(detail, dlen, "event type \"%s\" requires a value", r->type);
 		return MSG_BAD_FIELD;
 	}
 	return MSG_OK;
@@ -752,8 +741,8 @@ check_value_required(const struct msg_record *r, char *detail, size_t dlen)
 /* A claim may name the alert it claims; only claim types read the field
  * (for the others it is an unknown field, kept in raw). Whether such an
  * alert exists is the daemon's question. */
-static enum msg_reason
-check_alert_id(const struct jval *j, struct msg_record *r, char *detail, size_t dlen)
+static enum msg_reason check_alert_id(const struct jval *j, struct msg_record *r, char *detail,
+                                      size_t dlen)
 {
 	if (!r->event_cfg->claim || j->kind == J_ABSENT)
 		return MSG_OK;
@@ -766,10 +755,9 @@ check_alert_id(const struct jval *j, struct msg_record *r, char *detail, size_t 
 	return MSG_OK;
 }
 
-enum msg_reason
-msg_parse(const struct config *cfg, const char *topic, const void *payload,
-          size_t len, int64_t recv_ms, struct msg_record *out, char *detail,
-          size_t detail_len)
+enum msg_reason msg_parse(const struct config *cfg, const char *topic, const void *payload,
+                          size_t len, int64_t recv_ms, struct msg_record *out, char *detail,
+                          size_t detail_len)
 {
 	struct msg_record scratch;
 	struct msg_record *r = out != NULL ? out : &scratch;
@@ -792,10 +780,9 @@ msg_parse(const struct config *cfg, const char *topic, const void *payload,
 	}
 	tmpl = &cfg->mqtt.tmpl;
 
-	if (cfg->limits.max_payload >= 0 &&
-	    (uint64_t)len > (uint64_t)cfg->limits.max_payload) {
-		set_detail(detail, detail_len, "payload is %zu bytes, limit is %"
-		           PRId64, len, cfg->limits.max_payload);
+	if (cfg->limits.max_payload >= 0 && (uint64_t)len > (uint64_t)cfg->limits.max_payload) {
+		set_detail(detail, detail_len, "payload is %zu bytes, limit is %" PRId64, len,
+		           cfg->limits.max_payload);
 		return MSG_TOO_LARGE;
 	}
 	if (payload == NULL && len > 0) {
@@ -813,15 +800,16 @@ msg_parse(const struct config *cfg, const char *topic, const void *payload,
 	}
 	r->cell_cfg = config_cell_find(cfg, tf.cell);
 	if (r->cell_cfg == NULL) {
-		set_detail(detail, detail_len, "cell \"%s\" is not configured",
-		           tf.cell);
+		set_detail(detail, detail_len, "cell \"%s\" is not configured", tf.cell);
 		return MSG_UNKNOWN_CELL;
 	}
 	if (tmpl->event_idx >= 0) {
 		r->event_cfg = config_event_find(cfg, tf.event);
 		if (r->event_cfg == NULL) {
-			set_detail(detail, detail_len, "event type \"%s\" is not "
-			           "configured", tf.event);
+			set_detail(detail, detail_len,
+			           "event type \"%s\" is not "
+			           "configured",
+			           tf.event);
 			return MSG_UNKNOWN_EVENT;
 		}
 	}
@@ -850,22 +838,24 @@ msg_parse(const struct config *cfg, const char *topic, const void *payload,
 
 	if (flat_scan(payload, len, &fl))
 		goto parsed;
-	root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-	                  &jerr);
+	root = json_loadb(payload, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (root == NULL) {
 		char text[sizeof(jerr.text) * 2];
 
 		escape_text(jerr.text, text, sizeof(text));
 		rc = classify_json_error(&jerr, payload, len);
-		set_detail(detail, detail_len, "%s at line %d column %d (byte "
-		           "%d): %s", rc == MSG_BAD_FIELD ? "bad string escape" :
-		           "invalid JSON", jerr.line, jerr.column, jerr.position,
-		           text);
+		set_detail(detail, detail_len,
+		           "%s at line %d column %d (byte "
+		           "%d): %s",
+		           rc == MSG_BAD_FIELD ? "bad string escape" : "invalid JSON", jerr.line,
+		           jerr.column, jerr.position, text);
 		return rc;
 	}
 	if (!json_is_object(root)) {
-		set_detail(detail, detail_len, "payload is a JSON %s, not an "
-		           "object", json_is_array(root) ? "array" : "value");
+		set_detail(detail, detail_len,
+		           "payload is a JSON %s, not an "
+		           "object",
+		           json_is_array(root) ? "array" : "value");
 		rc = MSG_BAD_JSON;
 		goto done;
 	}
@@ -888,8 +878,10 @@ parsed:
 		if (rc != MSG_OK)
 			goto done;
 	} else {
-		set_detail(detail, detail_len, "event type \"%s\" is not "
-		           "configured", r->type);
+		set_detail(detail, detail_len,
+		           "event type \"%s\" is not "
+		           "configured",
+		           r->type);
 		rc = MSG_UNKNOWN_EVENT;
 		goto done;
 	}
@@ -907,9 +899,10 @@ parsed:
 			r->ts = recv_s;
 			r->flags |= MSG_FLAG_CLOCK_SKEW;
 		} else if (diff < -cfg->limits.max_backfill_s) {
-			set_detail(detail, detail_len, "ts is %" PRId64 " s before "
-			           "receive time, limit is %" PRId64 " s", -diff,
-			           cfg->limits.max_backfill_s);
+			set_detail(detail, detail_len,
+			           "ts is %" PRId64 " s before "
+			           "receive time, limit is %" PRId64 " s",
+			           -diff, cfg->limits.max_backfill_s);
 			rc = MSG_TOO_OLD;
 			goto done;
 		}

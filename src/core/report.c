@@ -42,7 +42,7 @@
 #define MAX_PIECES 64
 
 struct span {
-	int64_t a, b;   /* [a, b) */
+	int64_t a, b; /* [a, b) */
 };
 
 /* A stretch of the day during which the local hour does not change. On a
@@ -51,7 +51,7 @@ struct span {
 struct piece {
 	int64_t a, b;
 	int hour;
-	size_t run_end;  /* index past the last piece of this piece's run */
+	size_t run_end; /* index past the last piece of this piece's run */
 };
 
 /* The events in time order: the caller's array when it is sorted already
@@ -62,34 +62,29 @@ struct evlist {
 	size_t n;
 };
 
-static const struct report_event *
-ev_at(const struct evlist *l, size_t i)
+static const struct report_event *ev_at(const struct evlist *l, size_t i)
 {
 	return l->idx ? l->idx[i] : &l->ev[i];
 }
 
-static int64_t
-sat_add(int64_t a, int64_t b)
+static int64_t sat_add(int64_t a, int64_t b)
 {
 	if (b > 0 && a > INT64_MAX - b)
 		return INT64_MAX;
 	return a + b;
 }
 
-static int64_t
-max64(int64_t a, int64_t b)
+static int64_t max64(int64_t a, int64_t b)
 {
 	return a > b ? a : b;
 }
 
-static int64_t
-min64(int64_t a, int64_t b)
+static int64_t min64(int64_t a, int64_t b)
 {
 	return a < b ? a : b;
 }
 
-static int
-cmp_ev_ptr(const void *x, const void *y)
+static int cmp_ev_ptr(const void *x, const void *y)
 {
 	int64_t a = (*(const struct report_event *const *)x)->ts;
 	int64_t b = (*(const struct report_event *const *)y)->ts;
@@ -97,29 +92,25 @@ cmp_ev_ptr(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
-static int
-cmp_str_ptr(const void *x, const void *y)
+static int cmp_str_ptr(const void *x, const void *y)
 {
 	return strcmp(*(const char *const *)x, *(const char *const *)y);
 }
 
-static int
-cmp_type(const void *x, const void *y)
+static int cmp_type(const void *x, const void *y)
 {
 	return strcmp(((const struct report_type_count *)x)->type,
 	              ((const struct report_type_count *)y)->type);
 }
 
-static int
-cmp_span(const void *x, const void *y)
+static int cmp_span(const void *x, const void *y)
 {
 	int64_t a = ((const struct span *)x)->a, b = ((const struct span *)y)->a;
 
 	return (a > b) - (a < b);
 }
 
-static int
-evlist_init(struct evlist *l, const struct report_event *ev, size_t n)
+static int evlist_init(struct evlist *l, const struct report_event *ev, size_t n)
 {
 	bool sorted = true;
 
@@ -141,8 +132,7 @@ evlist_init(struct evlist *l, const struct report_event *ev, size_t n)
 	return 0;
 }
 
-static int32_t
-gmtoff_at(int64_t t, int *hour, int *sec_of_hour)
+static int32_t gmtoff_at(int64_t t, int *hour, int *sec_of_hour)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -167,8 +157,7 @@ gmtoff_at(int64_t t, int *hour, int *sec_of_hour)
  * starting at 00:00, one offset) costs three localtime_r calls; otherwise
  * walk hour by hour and find a transition by bisection, as deadline.c
  * does, because localtime_r cannot tell where the next one is. */
-static size_t
-hour_pieces(int64_t s, int64_t e, struct piece *p)
+static size_t hour_pieces(int64_t s, int64_t e, struct piece *p)
 {
 	int h0, sec0;
 	int32_t off = gmtoff_at(s, &h0, &sec0);
@@ -178,7 +167,8 @@ hour_pieces(int64_t s, int64_t e, struct piece *p)
 	    gmtoff_at(s + DAY_S / 2, NULL, NULL) == off) {
 		for (int h = 0; h < 24; h++)
 			p[h] = (struct piece){ .a = s + (int64_t)h * HOUR_S,
-			                       .b = s + (int64_t)(h + 1) * HOUR_S, .hour = h };
+				               .b = s + (int64_t)(h + 1) * HOUR_S,
+				               .hour = h };
 		return 24;
 	}
 	for (int64_t t = s; t < e && n < MAX_PIECES;) {
@@ -205,8 +195,7 @@ hour_pieces(int64_t s, int64_t e, struct piece *p)
 	return n;
 }
 
-static bool
-win_edge(const struct units_active *act, int min_of_day)
+static bool win_edge(const struct units_active *act, int min_of_day)
 {
 	return !act->always && (act->start_min == min_of_day || act->end_min == min_of_day);
 }
@@ -219,8 +208,7 @@ win_edge(const struct units_active *act, int min_of_day)
  * turned into instants by deadline.c's own rules); split_active() checks
  * it and falls back to one call per piece, so the figures never depend
  * on it. */
-static void
-mark_runs(const struct units_active *act, struct piece *pc, size_t npc)
+static void mark_runs(const struct units_active *act, struct piece *pc, size_t npc)
 {
 	bool prev_special = false;
 	size_t start = 0;
@@ -249,9 +237,8 @@ mark_runs(const struct units_active *act, struct piece *pc, size_t npc)
 /* Active seconds in [x, y), also credited to each piece it crosses
  * (acc[i] for pc[i]). *cur only moves forward: callers pass ascending
  * intervals. */
-static int64_t
-split_active(const struct units_active *act, const struct piece *pc, size_t npc, size_t *cur,
-             int64_t x, int64_t y, int64_t *acc)
+static int64_t split_active(const struct units_active *act, const struct piece *pc, size_t npc,
+                            size_t *cur, int64_t x, int64_t y, int64_t *acc)
 {
 	int64_t sum = 0;
 
@@ -268,7 +255,8 @@ split_active(const struct units_active *act, const struct piece *pc, size_t npc,
 			int64_t ka = max64(a, pc[k].a), kb = min64(b, pc[k].b);
 
 			if (ka < kb)
-				acc[k] += d == b - a ? kb - ka : deadline_active_between(act, ka, kb);
+				acc[k] += d == b - a ? kb - ka
+				                     : deadline_active_between(act, ka, kb);
 		}
 		sum += d;
 		x = b;
@@ -280,8 +268,7 @@ split_active(const struct units_active *act, const struct piece *pc, size_t npc,
 }
 
 /* Merge the pauses (overlaps and all) into disjoint ascending spans. */
-static size_t
-merge_pauses(const struct report_pause *pz, size_t n, struct span *out)
+static size_t merge_pauses(const struct report_pause *pz, size_t n, struct span *out)
 {
 	size_t m = 0;
 
@@ -315,8 +302,7 @@ struct replay {
 
 /* The cell's base was `base` until the next base change at `c`: whatever
  * of [overdue_at, c) is tracked counts as overdue. */
-static void
-replay_until(struct replay *r, int64_t base, int64_t c)
+static void replay_until(struct replay *r, int64_t base, int64_t c)
 {
 	const struct units_active *act = &r->cell->active;
 	int64_t ival = r->cell->interval_s > 0 ? r->cell->interval_s : 0;
@@ -338,13 +324,11 @@ replay_until(struct replay *r, int64_t base, int64_t c)
 		int64_t a = max64(ov, r->tr[i].a), b = min64(c, r->tr[i].b);
 
 		if (a < b)
-			r->overdue_s += split_active(act, r->pc, r->npc, &r->pi, a, b,
-			                             r->overdue);
+			r->overdue_s += split_active(act, r->pc, r->npc, &r->pi, a, b, r->overdue);
 	}
 }
 
-static int
-count_events(const struct evlist *l, int64_t s, int64_t e, struct report_cell *out)
+static int count_events(const struct evlist *l, int64_t s, int64_t e, struct report_cell *out)
 {
 	size_t np = 0, nt = 0;
 
@@ -419,8 +403,7 @@ count_events(const struct evlist *l, int64_t s, int64_t e, struct report_cell *o
  * first patrol ever, and any patrol we are shown (which cannot be earlier
  * than the first ever unless the caller's facts disagree; then the patrol
  * wins, as it proves the cell existed). */
-static int64_t
-tracking_start(const struct report_input *in, const struct evlist *l)
+static int64_t tracking_start(const struct report_input *in, const struct evlist *l)
 {
 	int64_t t = INT64_MAX;
 
@@ -441,8 +424,7 @@ tracking_start(const struct report_input *in, const struct evlist *l)
 	return t;
 }
 
-void
-report_cell_free(struct report_cell *c)
+void report_cell_free(struct report_cell *c)
 {
 	if (!c)
 		return;
@@ -451,9 +433,8 @@ report_cell_free(struct report_cell *c)
 	memset(c, 0, sizeof(*c));
 }
 
-int
-report_cell_compute(const struct report_input *in, int64_t day_start, int64_t day_end,
-                    int64_t now, struct report_cell *out)
+int report_cell_compute(const struct report_input *in, int64_t day_start, int64_t day_end,
+                        int64_t now, struct report_cell *out)
 {
 	struct evlist l = { 0 };
 	struct span one, *pz = NULL, *tr = &one;
@@ -681,20 +662,18 @@ report_cell_compute(const struct report_input *in, int64_t day_start, int64_t da
 
 fail_overflow:
 	errno = EOVERFLOW;
-fail:
-	{
-		int e = errno;
+fail : {
+	int e = errno;
 
-		free(pz);
-		free(l.idx);
-		report_cell_free(out);
-		errno = e;
-	}
+	free(pz);
+	free(l.idx);
+	report_cell_free(out);
+	errno = e;
+}
 	return -1;
 }
 
-static int
-days_in_month(int y, int m)
+static int days_in_month(int y, int m)
 {
 	static const int dm[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
 	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -702,8 +681,7 @@ days_in_month(int y, int m)
 	return m == 2 && leap ? 29 : dm[m - 1];
 }
 
-static int
-digits(const char *s, int n)
+static int digits(const char *s, int n)
 {
 	int v = 0;
 
@@ -715,8 +693,7 @@ digits(const char *s, int n)
 	return v;
 }
 
-int
-report_day_bounds(const char *date, int64_t *start, int64_t *end)
+int report_day_bounds(const char *date, int64_t *start, int64_t *end)
 {
 	int y, m, d;
 	struct tm a = { 0 }, b = { 0 };

@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint32_t
-strmap_hash(const char *s)
+uint32_t strmap_hash(const char *s)
 {
 	uint64_t h = UINT64_C(0xcbf29ce484222325);
 
@@ -27,15 +26,12 @@ strmap_hash(const char *s)
 	return (uint32_t)h;
 }
 
-static const char *
-key_at(const void *base, size_t stride, uint32_t idx)
+static const char *key_at(const void *base, size_t stride, uint32_t idx)
 {
-	return *(char *const *)(const void *)((const char *)base +
-	                                      (size_t)idx * stride);
+	return *(char *const *)(const void *)((const char *)base + (size_t)idx * stride);
 }
 
-static int
-grow(struct strmap *m)
+static int grow(struct strmap *m)
 {
 	size_t ncap = m->slot != NULL ? (m->mask + 1) * 2 : 16;
 	struct strmap_slot *ns = calloc(ncap, sizeof(*ns));
@@ -60,9 +56,7 @@ grow(struct strmap *m)
 	return 0;
 }
 
-int64_t
-strmap_find(const struct strmap *m, const void *base, size_t stride,
-            const char *key)
+int64_t strmap_find(const struct strmap *m, const void *base, size_t stride, const char *key)
 {
 	uint32_t h;
 
@@ -77,8 +71,7 @@ strmap_find(const struct strmap *m, const void *base, size_t stride,
 }
 
 /* Load stays at or below one half, so probes stay short. */
-int64_t
-strmap_insert(struct strmap *m, const void *base, size_t stride, uint32_t idx)
+int64_t strmap_insert(struct strmap *m, const void *base, size_t stride, uint32_t idx)
 {
 	const char *key = key_at(base, stride, idx);
 	int64_t old = strmap_find(m, base, stride, key);
@@ -99,8 +92,7 @@ strmap_insert(struct strmap *m, const void *base, size_t stride, uint32_t idx)
 	return -1;
 }
 
-void
-strmap_free(struct strmap *m)
+void strmap_free(struct strmap *m)
 {
 	free(m->slot);
 	m->slot = NULL;

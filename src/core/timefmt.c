@@ -25,8 +25,8 @@ void timefmt_rfc3339(int64_t t, char *buf, size_t len)
 	char sign = off < 0 ? '-' : '+';
 	off = labs(off);
 	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld", tm.tm_year + 1900,
-	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
-	         off / 3600, (off % 3600) / 60);
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, off / 3600,
+	         (off % 3600) / 60);
 }
 
 void timefmt_duration(int64_t secs, enum timefmt_lang lang, char *buf, size_t len)
@@ -57,7 +57,7 @@ void timefmt_duration(int64_t secs, enum timefmt_lang lang, char *buf, size_t le
 void timefmt_clock(int64_t t, int64_t now, enum timefmt_lang lang, char *buf, size_t len)
 {
 	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+		                           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
 	struct tm tm, tn;
 	timefmt_local(t, &tm);
 	timefmt_local(now, &tn);

@@ -19,10 +19,9 @@
 #include "topic.h"
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
-static void
-set_err(char *err, size_t errlen, const char *fmt, ...)
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -33,8 +32,7 @@ set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static char *
-dup_range(const char *s, size_t len)
+static char *dup_range(const char *s, size_t len)
 {
 	char *p = malloc(len + 1);
 
@@ -45,8 +43,7 @@ dup_range(const char *s, size_t len)
 	return p;
 }
 
-void
-topic_template_free(struct topic_template *t)
+void topic_template_free(struct topic_template *t)
 {
 	if (t == NULL)
 		return;
@@ -63,8 +60,7 @@ topic_template_free(struct topic_template *t)
 }
 
 /* Which placeholder a level is: 0 cell, 1 worker, 2 event, -1 none. */
-static int
-placeholder_kind(const char *s, size_t len)
+static int placeholder_kind(const char *s, size_t len)
 {
 	static const char *const names[] = { "{cell}", "{worker}", "{event}" };
 
@@ -75,9 +71,7 @@ placeholder_kind(const char *s, size_t len)
 }
 
 /* Check one template level; fills *kind (see placeholder_kind). */
-static int
-check_level(const char *s, size_t len, size_t idx, int *kind, char *err,
-            size_t errlen)
+static int check_level(const char *s, size_t len, size_t idx, int *kind, char *err, size_t errlen)
 {
 	*kind = placeholder_kind(s, len);
 	if (*kind >= 0)
@@ -91,16 +85,17 @@ check_level(const char *s, size_t len, size_t idx, int *kind, char *err,
 			    memchr(s + 1, '}', len - 2) == NULL)
 				set_err(err, errlen,
 				        "unknown placeholder at template level %zu "
-				        "(use {cell}, {worker} or {event})", idx + 1);
+				        "(use {cell}, {worker} or {event})",
+				        idx + 1);
 			else
 				set_err(err, errlen,
 				        "template level %zu: a placeholder must be a "
-				        "whole level", idx + 1);
+				        "whole level",
+				        idx + 1);
 			return -1;
 		case '+':
 		case '#':
-			set_err(err, errlen,
-			        "template level %zu contains the MQTT wildcard '%c'",
+			set_err(err, errlen, "template level %zu contains the MQTT wildcard '%c'",
 			        idx + 1, s[i]);
 			return -1;
 		default:
@@ -110,9 +105,7 @@ check_level(const char *s, size_t len, size_t idx, int *kind, char *err,
 	return 0;
 }
 
-int
-topic_template_compile(const char *tmpl, struct topic_template *out,
-                       char *err, size_t errlen)
+int topic_template_compile(const char *tmpl, struct topic_template *out, char *err, size_t errlen)
 {
 	static const char *const pnames[] = { "cell", "worker", "event" };
 	struct topic_template t = { 0 };
@@ -142,8 +135,10 @@ topic_template_compile(const char *tmpl, struct topic_template *out,
 		int kind, *slot;
 
 		if (len == 0) {
-			set_err(err, errlen, "topic template has an empty level "
-			        "(level %zu)", i + 1);
+			set_err(err, errlen,
+			        "topic template has an empty level "
+			        "(level %zu)",
+			        i + 1);
 			goto fail;
 		}
 		if (check_level(p, len, i, &kind, err, errlen) < 0)
@@ -154,15 +149,18 @@ topic_template_compile(const char *tmpl, struct topic_template *out,
 				goto nomem;
 		} else {
 			if (i == 0) {
-				set_err(err, errlen, "topic template must start "
-				        "with a fixed level, not {%s}", pnames[kind]);
+				set_err(err, errlen,
+				        "topic template must start "
+				        "with a fixed level, not {%s}",
+				        pnames[kind]);
 				goto fail;
 			}
-			slot = kind == 0 ? &t.cell_idx
-			     : kind == 1 ? &t.worker_idx : &t.event_idx;
+			slot = kind == 0 ? &t.cell_idx : kind == 1 ? &t.worker_idx : &t.event_idx;
 			if (*slot >= 0) {
-				set_err(err, errlen, "placeholder {%s} appears "
-				        "more than once", pnames[kind]);
+				set_err(err, errlen,
+				        "placeholder {%s} appears "
+				        "more than once",
+				        pnames[kind]);
 				goto fail;
 			}
 			*slot = (int)i;
@@ -197,24 +195,22 @@ fail:
 	return -1;
 }
 
-bool
-topic_segment_valid(const char *s, size_t len)
+bool topic_segment_valid(const char *s, size_t len)
 {
 	if (s == NULL || len < 1 || len > TOPIC_SEGMENT_MAX)
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-'))
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
 			return false;
 	}
 	return true;
 }
 
-int
-topic_match(const struct topic_template *t, const char *topic,
-            struct topic_fields *out, char *err, size_t errlen)
+int topic_match(const struct topic_template *t, const char *topic, struct topic_fields *out,
+                char *err, size_t errlen)
 {
 	static const char *const pnames[] = { "cell", "worker", "event" };
 	size_t n = 1, tlen;
@@ -243,8 +239,7 @@ topic_match(const struct topic_template *t, const char *topic,
 		if (*p == '/')
 			n++;
 	if (n != t->n_segs) {
-		set_err(err, errlen, "topic has %zu levels, template has %zu",
-		        n, t->n_segs);
+		set_err(err, errlen, "topic has %zu levels, template has %zu", n, t->n_segs);
 		return -1;
 	}
 
@@ -262,10 +257,11 @@ topic_match(const struct topic_template *t, const char *topic,
 		if (t->segs[i] != NULL) {
 			/* Do not echo the device's bytes: they may not be
 			 * UTF-8, and the detail is logged and stored. */
-			if (strlen(t->segs[i]) != len ||
-			    memcmp(t->segs[i], p, len) != 0) {
-				set_err(err, errlen, "topic level %zu is not "
-				        "\"%s\"", i + 1, t->segs[i]);
+			if (strlen(t->segs[i]) != len || memcmp(t->segs[i], p, len) != 0) {
+				set_err(err, errlen,
+				        "topic level %zu is not "
+				        "\"%s\"",
+				        i + 1, t->segs[i]);
 				return -1;
 			}
 		} else {
@@ -280,14 +276,17 @@ topic_match(const struct topic_template *t, const char *topic,
 				dst = out->event;
 			}
 			if (len > TOPIC_SEGMENT_MAX) {
-				set_err(err, errlen, "%s segment is longer than "
-				        "%d characters", pnames[kind],
-				        TOPIC_SEGMENT_MAX);
+				set_err(err, errlen,
+				        "%s segment is longer than "
+				        "%d characters",
+				        pnames[kind], TOPIC_SEGMENT_MAX);
 				return -1;
 			}
 			if (!topic_segment_valid(p, len)) {
-				set_err(err, errlen, "%s segment has invalid "
-				        "characters", pnames[kind]);
+				set_err(err, errlen,
+				        "%s segment has invalid "
+				        "characters",
+				        pnames[kind]);
 				return -1;
 			}
 			memcpy(dst, p, len);

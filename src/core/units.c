@@ -15,8 +15,7 @@
 
 #include "units.h"
 
-static int
-is_digit(char c)
+static int is_digit(char c)
 {
 	/* Not isdigit(): it depends on the locale and on the sign of char. */
 	return c >= '0' && c <= '9';
@@ -24,8 +23,7 @@ is_digit(char c)
 
 /* Reads a run of decimal digits at *p into *out. Fails on no digits or on a
  * value that does not fit in int64_t. */
-static int
-read_digits(const char **p, int64_t *out)
+static int read_digits(const char **p, int64_t *out)
 {
 	const char *s = *p;
 	int64_t v = 0;
@@ -44,8 +42,7 @@ read_digits(const char **p, int64_t *out)
 	return 0;
 }
 
-static int
-mul_add(int64_t *acc, int64_t v, int64_t mul)
+static int mul_add(int64_t *acc, int64_t v, int64_t mul)
 {
 	if (v > INT64_MAX / mul)
 		return -1;
@@ -56,8 +53,7 @@ mul_add(int64_t *acc, int64_t v, int64_t mul)
 	return 0;
 }
 
-int
-units_duration(const char *s, int64_t *out_s)
+int units_duration(const char *s, int64_t *out_s)
 {
 	/* Ordered largest first: a group's unit must come strictly later in
 	 * this table than the previous group's, which forbids both "1m1h"
@@ -92,8 +88,7 @@ units_duration(const char *s, int64_t *out_s)
 	return 0;
 }
 
-int
-units_size(const char *s, int64_t *out_bytes)
+int units_size(const char *s, int64_t *out_bytes)
 {
 	static const struct {
 		const char *suffix;
@@ -121,13 +116,11 @@ units_size(const char *s, int64_t *out_bytes)
 }
 
 /* Exactly "HH:MM" at s (not necessarily NUL-terminated after it). */
-static int
-clock_at(const char *s, bool allow_24, int *out_min)
+static int clock_at(const char *s, bool allow_24, int *out_min)
 {
 	int h, m;
 
-	if (!is_digit(s[0]) || !is_digit(s[1]) || s[2] != ':' ||
-	    !is_digit(s[3]) || !is_digit(s[4]))
+	if (!is_digit(s[0]) || !is_digit(s[1]) || s[2] != ':' || !is_digit(s[3]) || !is_digit(s[4]))
 		return -1;
 	h = (s[0] - '0') * 10 + (s[1] - '0');
 	m = (s[3] - '0') * 10 + (s[4] - '0');
@@ -139,8 +132,7 @@ clock_at(const char *s, bool allow_24, int *out_min)
 	return 0;
 }
 
-int
-units_clock(const char *s, bool allow_24, int *out_min)
+int units_clock(const char *s, bool allow_24, int *out_min)
 {
 	int min;
 
@@ -150,8 +142,7 @@ units_clock(const char *s, bool allow_24, int *out_min)
 	return 0;
 }
 
-int
-units_active(const char *s, struct units_active *out)
+int units_active(const char *s, struct units_active *out)
 {
 	int start, end;
 

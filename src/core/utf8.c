@@ -7,8 +7,7 @@
  */
 #include "utf8.h"
 
-size_t
-utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
+size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 {
 	uint32_t c;
 	size_t n;
@@ -44,8 +43,7 @@ utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 	return n;
 }
 
-size_t
-utf8_check(const char *s, size_t len)
+size_t utf8_check(const char *s, size_t len)
 {
 	const unsigned char *b = (const unsigned char *)s;
 	size_t i = 0;
@@ -61,8 +59,7 @@ utf8_check(const char *s, size_t len)
 	return len;
 }
 
-void
-utf8_line_col(const char *s, size_t len, size_t off, int *line, int *col)
+void utf8_line_col(const char *s, size_t len, size_t off, int *line, int *col)
 {
 	const unsigned char *b = (const unsigned char *)s;
 
@@ -78,8 +75,7 @@ utf8_line_col(const char *s, size_t len, size_t off, int *line, int *col)
 	}
 }
 
-size_t
-utf8_prefix(const char *s, size_t len, size_t max)
+size_t utf8_prefix(const char *s, size_t len, size_t max)
 {
 	const unsigned char *b = (const unsigned char *)s;
 	size_t i = 0;
@@ -97,8 +93,7 @@ utf8_prefix(const char *s, size_t len, size_t max)
 	return i;
 }
 
-size_t
-utf8_count(const char *s, size_t len)
+size_t utf8_count(const char *s, size_t len)
 {
 	size_t n = 0;
 

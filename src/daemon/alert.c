@@ -26,8 +26,8 @@
 #define ALERT_TEXT_MAX 2048
 
 struct alert_level {
-	char *key;   /* "cell\x1ftype"; first, as strmap wants it */
-	int level;   /* 0 normal, 1 warn, 2 alarm */
+	char *key; /* "cell\x1ftype"; first, as strmap wants it */
+	int level; /* 0 normal, 1 warn, 2 alarm */
 };
 
 struct alert {
@@ -38,7 +38,7 @@ struct alert {
 	struct alert_level *lv; /* dense: a reset walks only the levels in use */
 	size_t lv_cap, lv_n;
 	struct strmap lv_index; /* finds a level in lv by its key */
-	bool stale_levels; /* configuration changed since alert_restore */
+	bool stale_levels;      /* configuration changed since alert_restore */
 };
 
 static enum timefmt_lang alert_lang(const struct alert *a)
@@ -48,8 +48,8 @@ static enum timefmt_lang alert_lang(const struct alert *a)
 
 /* ------------------------------------------------------------ levels */
 
-static struct alert_level *alert_level_slot(struct alert *a, const char *cell,
-                                            const char *type, bool create)
+static struct alert_level *alert_level_slot(struct alert *a, const char *cell, const char *type,
+                                            bool create)
 {
 	char key[2 * TOPIC_SEGMENT_MAX + 2];
 	snprintf(key, sizeof(key), "%s\x1f%s", cell, type);
@@ -79,8 +79,8 @@ static struct alert_level *alert_level_slot(struct alert *a, const char *cell,
 
 /* ------------------------------------------------------------ setup */
 
-struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox *o,
-                        char *err, size_t errlen)
+struct alert *alert_new(const struct config *cfg, struct store *s, struct outbox *o, char *err,
+                        size_t errlen)
 {
 	struct alert *a = calloc(1, sizeof(*a));
 	if (!a) {
@@ -171,7 +171,7 @@ static json_t *alert_strings(char *const *v, size_t n)
 
 /* Appends printf output to a fixed text buffer; truncation is harmless. */
 static void alert_cat(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 static void alert_cat(char *buf, size_t len, const char *fmt, ...)
 {
 	size_t off = strlen(buf);
@@ -199,7 +199,8 @@ static json_t *alert_doc(const char *kind, const struct config_cell *c, int64_t 
 	json_object_set_new(doc, "cell", c ? json_string(c->id) : json_null());
 	json_object_set_new(doc, "cell_name", c ? json_string(c->name) : json_null());
 	alert_set_time(doc, "at", at);
-	json_object_set_new(doc, "workers", c ? alert_strings(c->workers, c->n_workers) : json_array());
+	json_object_set_new(doc, "workers",
+	                    c ? alert_strings(c->workers, c->n_workers) : json_array());
 	return doc;
 }
 
@@ -244,10 +245,11 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
 
 	bool escalate = a->cfg->alerts.escalate_after > 0 &&
 	                f->repeat >= a->cfg->alerts.escalate_after;
-	alert_join(workers, sizeof(workers), c->workers, c->n_workers, lang == TIMEFMT_ZH ? "、" : ", ");
+	alert_join(workers, sizeof(workers), c->workers, c->n_workers,
+	           lang == TIMEFMT_ZH ? "、" : ", ");
 	if (escalate)
-		alert_join(esc, sizeof(esc), a->cfg->alerts.escalate_to, a->cfg->alerts.n_escalate_to,
-		           lang == TIMEFMT_ZH ? "、" : ", ");
+		alert_join(esc, sizeof(esc), a->cfg->alerts.escalate_to,
+		           a->cfg->alerts.n_escalate_to, lang == TIMEFMT_ZH ? "、" : ", ");
 	timefmt_clock(f->due, now, lang, due, sizeof(due));
 	timefmt_duration(now - (last.found ? last.ts : f->base), lang, dur, sizeof(dur));
 
@@ -258,8 +260,9 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
 			alert_cat(text, sizeof(text), "【巡查提醒】");
 		if (last.found) {
 			timefmt_clock(last.ts, now, lang, when, sizeof(when));
-			alert_cat(text, sizeof(text), "%s已 %s 未巡查（应于 %s 前巡查），上次 %s %s。",
-			          c->name, dur, due, last.worker, when);
+			alert_cat(text, sizeof(text),
+			          "%s已 %s 未巡查（应于 %s 前巡查），上次 %s %s。", c->name, dur,
+			          due, last.worker, when);
 		} else {
 			alert_cat(text, sizeof(text), "%s已 %s 无巡查记录（应于 %s 前巡查）。",
 			          c->name, dur, due);
@@ -273,13 +276,15 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
 		alert_cat(text, sizeof(text), "。");
 	} else {
 		if (f->repeat > 0)
-			alert_cat(text, sizeof(text), "[Patrol overdue, reminder %d] ", f->repeat + 1);
+			alert_cat(text, sizeof(text), "[Patrol overdue, reminder %d] ",
+			          f->repeat + 1);
 		else
 			alert_cat(text, sizeof(text), "[Patrol overdue] ");
 		if (last.found) {
 			timefmt_clock(last.ts, now, lang, when, sizeof(when));
-			alert_cat(text, sizeof(text), "%s: not patrolled for %s (due %s), last %s at %s.",
-			          c->name, dur, due, last.worker, when);
+			alert_cat(text, sizeof(text),
+			          "%s: not patrolled for %s (due %s), last %s at %s.", c->name, dur,
+			          due, last.worker, when);
 		} else {
 			alert_cat(text, sizeof(text), "%s: no patrol on record for %s (due %s).",
 			          c->name, dur, due);
@@ -297,7 +302,8 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
 	struct outbox_claim cl;
 	bool ran_out = false;
 	if (f->repeat > 0) {
-		st = outbox_episode_claim(a->outbox, c->id, a->cfg->alerts.claim_for_s, &cl, &ran_out);
+		st = outbox_episode_claim(a->outbox, c->id, a->cfg->alerts.claim_for_s, &cl,
+		                          &ran_out);
 		if (st != STORE_OK)
 			return st;
 		ran_out = ran_out && !cl.reminded_after &&
@@ -307,10 +313,11 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
 		char held[TIMEFMT_MAX];
 		timefmt_duration(a->cfg->alerts.claim_for_s, lang, held, sizeof(held));
 		if (lang == TIMEFMT_ZH)
-			alert_cat(text, sizeof(text), "%s 的认领已超过 %s，仍未巡查。", cl.by, held);
+			alert_cat(text, sizeof(text), "%s 的认领已超过 %s，仍未巡查。", cl.by,
+			          held);
 		else
-			alert_cat(text, sizeof(text), " %s's claim ran out after %s without a patrol.",
-			          cl.by, held);
+			alert_cat(text, sizeof(text),
+			          " %s's claim ran out after %s without a patrol.", cl.by, held);
 	}
 
 	json_t *doc = alert_doc("overdue", c, now);
@@ -325,19 +332,25 @@ enum store_status alert_overdue(struct alert *a, const struct config_cell *c,
 		json_object_set_new(doc, "last_patrol", alert_last_json(&last));
 		json_object_set_new(doc, "repeat", json_integer(f->repeat));
 		if (escalate)
-			json_object_set_new(doc, "escalate", alert_strings(a->cfg->alerts.escalate_to,
-			                                                    a->cfg->alerts.n_escalate_to));
+			json_object_set_new(doc, "escalate",
+			                    alert_strings(a->cfg->alerts.escalate_to,
+			                                  a->cfg->alerts.n_escalate_to));
 	}
 	struct outbox_alert oa = {
-		.kind = CONFIG_KIND_OVERDUE, .cell = c->id, .at = now, .has_due = true,
-		.due = f->due, .repeat = f->repeat, .text = text,
+		.kind = CONFIG_KIND_OVERDUE,
+		.cell = c->id,
+		.at = now,
+		.has_due = true,
+		.due = f->due,
+		.repeat = f->repeat,
+		.text = text,
 	};
 	return alert_emit(a, &oa, doc, now);
 }
 
 enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
-                                  const struct deadline_patrol_result *r,
-                                  const char *worker, int64_t patrol_ts, int64_t now)
+                                  const struct deadline_patrol_result *r, const char *worker,
+                                  int64_t patrol_ts, int64_t now)
 {
 	enum timefmt_lang lang = alert_lang(a);
 	char text[ALERT_TEXT_MAX] = "", dur[TIMEFMT_MAX], when[TIMEFMT_MAX];
@@ -360,7 +373,8 @@ enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
 	if (r->prev_last_patrol > 0)
 		timefmt_duration(patrol_ts - r->prev_last_patrol, lang, dur, sizeof(dur));
 	if (lang == TIMEFMT_ZH) {
-		alert_cat(text, sizeof(text), "【巡查恢复】%s已由 %s 于 %s 巡查", c->name, worker, when);
+		alert_cat(text, sizeof(text), "【巡查恢复】%s已由 %s 于 %s 巡查", c->name, worker,
+		          when);
 		if (r->prev_last_patrol > 0)
 			alert_cat(text, sizeof(text), "，此前 %s 未巡查", dur);
 		alert_cat(text, sizeof(text), "。");
@@ -377,23 +391,32 @@ enum store_status alert_recovered(struct alert *a, const struct config_cell *c,
 		if (other)
 			alert_cat(text, sizeof(text), " (claimed by %s)", cl.by);
 		if (late)
-			alert_cat(text, sizeof(text), " (reported late: the patrol was before the alert)");
+			alert_cat(text, sizeof(text),
+			          " (reported late: the patrol was before the alert)");
 	}
 	json_t *doc = alert_doc("recovered", c, now);
 	if (doc) {
 		char b[TIMEFMT_MAX];
 		timefmt_rfc3339(patrol_ts, b, sizeof(b));
-		json_object_set_new(doc, "patrol", json_pack("{s:s, s:s}", "ts", b, "worker", worker));
+		json_object_set_new(doc, "patrol",
+		                    json_pack("{s:s, s:s}", "ts", b, "worker", worker));
 		alert_set_time(doc, "due", r->prev_due);
-		json_object_set_new(doc, "unpatrolled_s", r->prev_last_patrol > 0
-		                    ? json_integer(patrol_ts - r->prev_last_patrol) : json_null());
+		json_object_set_new(doc, "unpatrolled_s",
+		                    r->prev_last_patrol > 0
+		                            ? json_integer(patrol_ts - r->prev_last_patrol)
+		                            : json_null());
 		json_object_set_new(doc, "reported_late", json_boolean(late));
 		json_object_set_new(doc, "repeat", json_integer(r->repeats));
 		json_object_set_new(doc, "claimed_by", claimed ? json_string(cl.by) : json_null());
 	}
 	struct outbox_alert oa = {
-		.kind = CONFIG_KIND_RECOVERED, .cell = c->id, .at = now, .has_due = true,
-		.due = r->prev_due, .worker = worker, .text = text,
+		.kind = CONFIG_KIND_RECOVERED,
+		.cell = c->id,
+		.at = now,
+		.has_due = true,
+		.due = r->prev_due,
+		.worker = worker,
+		.text = text,
 	};
 	st = alert_emit(a, &oa, doc, now);
 	/* The episode ends here: every overdue alert of it, first and
@@ -427,8 +450,8 @@ static json_t *alert_event_doc(const char *kind, const struct config_cell *c,
 	if (rec->has_photo)
 		json_object_set_new(doc, "photo", json_string(rec->photo));
 	if (rec->has_pos)
-		json_object_set_new(doc, "position", json_pack("{s:f, s:f}", "lat", rec->lat,
-		                                               "lon", rec->lon));
+		json_object_set_new(doc, "position",
+		                    json_pack("{s:f, s:f}", "lat", rec->lat, "lon", rec->lon));
 	return doc;
 }
 
@@ -441,7 +464,8 @@ static enum store_status alert_immediate(struct alert *a, const struct msg_recor
 	char text[ALERT_TEXT_MAX] = "", when[TIMEFMT_MAX];
 	timefmt_clock(rec->ts, now, lang, when, sizeof(when));
 	if (lang == TIMEFMT_ZH) {
-		alert_cat(text, sizeof(text), "【%s】%s：%s 于 %s 报告。", label, c->name, rec->worker, when);
+		alert_cat(text, sizeof(text), "【%s】%s：%s 于 %s 报告。", label, c->name,
+		          rec->worker, when);
 		if (rec->has_note)
 			alert_cat(text, sizeof(text), "备注：%s", rec->note);
 		if (rec->has_photo)
@@ -455,8 +479,14 @@ static enum store_status alert_immediate(struct alert *a, const struct msg_recor
 			alert_cat(text, sizeof(text), " (photo attached)");
 	}
 	struct outbox_alert oa = {
-		.kind = CONFIG_KIND_EVENT, .cell = c->id, .at = now, .worker = rec->worker,
-		.event_id = event_id, .has_value = rec->has_value, .value = rec->value, .text = text,
+		.kind = CONFIG_KIND_EVENT,
+		.cell = c->id,
+		.at = now,
+		.worker = rec->worker,
+		.event_id = event_id,
+		.has_value = rec->has_value,
+		.value = rec->value,
+		.text = text,
 	};
 	return alert_emit(a, &oa, alert_event_doc("event", c, rec, now), now);
 }
@@ -498,17 +528,21 @@ static enum store_status alert_reading(struct alert *a, const struct msg_record 
 			          ev->label, level == 2 ? "危险" : "警戒", c->name, v, unit,
 			          level == 2 ? "危险" : "警戒", th, unit, rec->worker, when);
 		else
-			alert_cat(text, sizeof(text), "[%s %s] %s: %s %s, at or above the %s level %s %s (%s at %s).",
+			alert_cat(text, sizeof(text),
+			          "[%s %s] %s: %s %s, at or above the %s level %s %s (%s at %s).",
 			          ev->label, level == 2 ? "ALARM" : "WARNING", c->name, v, unit,
 			          level == 2 ? "alarm" : "warning", th, unit, rec->worker, when);
 	} else {
 		kind = "recovered";
 		word = "normal";
 		if (lang == TIMEFMT_ZH)
-			alert_cat(text, sizeof(text), "【%s·恢复】%s：%s%s，已回落到警戒值 %s%s 以下（%s %s）。",
+			alert_cat(text, sizeof(text),
+			          "【%s·恢复】%s：%s%s，已回落到警戒值 %s%s 以下（%s %s）。",
 			          ev->label, c->name, v, unit, th, unit, rec->worker, when);
 		else
-			alert_cat(text, sizeof(text), "[%s back to normal] %s: %s %s, below the warning level %s %s (%s at %s).",
+			alert_cat(text, sizeof(text),
+			          "[%s back to normal] %s: %s %s, below the warning level %s %s "
+			          "(%s at %s).",
 			          ev->label, c->name, v, unit, th, unit, rec->worker, when);
 	}
 	json_t *doc = alert_event_doc(kind, c, rec, now);
@@ -519,9 +553,15 @@ static enum store_status alert_reading(struct alert *a, const struct msg_record 
 		json_object_set_new(doc, "threshold", json_real(threshold));
 	}
 	struct outbox_alert oa = {
-		.kind = level > 0 ? CONFIG_KIND_READING : CONFIG_KIND_RECOVERED, .cell = c->id,
-		.at = now, .worker = rec->worker, .event_id = event_id, .level = word,
-		.has_value = true, .value = rec->value, .text = text,
+		.kind = level > 0 ? CONFIG_KIND_READING : CONFIG_KIND_RECOVERED,
+		.cell = c->id,
+		.at = now,
+		.worker = rec->worker,
+		.event_id = event_id,
+		.level = word,
+		.has_value = true,
+		.value = rec->value,
+		.text = text,
 	};
 	enum store_status st = alert_emit(a, &oa, doc, now);
 	if (st == STORE_OK && level == 0)
@@ -533,8 +573,8 @@ static enum store_status alert_reading(struct alert *a, const struct msg_record 
 	return st;
 }
 
-enum store_status alert_on_event(struct alert *a, const struct msg_record *rec,
-                                 int64_t event_id, int64_t now, bool *queued)
+enum store_status alert_on_event(struct alert *a, const struct msg_record *rec, int64_t event_id,
+                                 int64_t now, bool *queued)
 {
 	enum store_status st = STORE_OK;
 	if (rec->event_cfg->alert_immediate) {
@@ -559,8 +599,8 @@ static bool alert_is_task(const char *kind)
 	return !strcmp(kind, "overdue") || !strcmp(kind, "event") || !strcmp(kind, "reading");
 }
 
-enum store_status alert_claim_check(struct alert *a, const struct config_cell *c,
-                                    int64_t alert_id, bool *bad, char *detail, size_t len)
+enum store_status alert_claim_check(struct alert *a, const struct config_cell *c, int64_t alert_id,
+                                    bool *bad, char *detail, size_t len)
 {
 	struct outbox_task t;
 	bool found;
@@ -572,8 +612,10 @@ enum store_status alert_claim_check(struct alert *a, const struct config_cell *c
 	if (!found)
 		snprintf(detail, len, "alert_id %lld: no such alert", (long long)alert_id);
 	else if (!alert_is_task(t.kind))
-		snprintf(detail, len, "alert_id %lld is a %s alert; only overdue, event and "
-		         "reading alerts can be claimed", (long long)alert_id, t.kind);
+		snprintf(detail, len,
+		         "alert_id %lld is a %s alert; only overdue, event and "
+		         "reading alerts can be claimed",
+		         (long long)alert_id, t.kind);
 	else if (strcmp(t.cell, c->id) != 0)
 		snprintf(detail, len, "alert_id %lld is for cell %s, not %s", (long long)alert_id,
 		         t.cell, c->id);
@@ -618,14 +660,17 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 	timefmt_duration(a->cfg->alerts.claim_for_s, lang, held, sizeof(held));
 	timefmt_clock(cl->at, now, lang, when, sizeof(when));
 	if (lang == TIMEFMT_ZH) {
-		alert_cat(text, sizeof(text), "【认领】%s 已于 %s 认领%s的%s提醒", cl->by, when, c->name,
-		          overdue ? "巡查" : !strcmp(t.kind, "event") ? "事件" : "读数");
+		alert_cat(text, sizeof(text), "【认领】%s 已于 %s 认领%s的%s提醒", cl->by, when,
+		          c->name,
+		          overdue                    ? "巡查"
+		          : !strcmp(t.kind, "event") ? "事件"
+		                                     : "读数");
 		if (overdue)
 			alert_cat(text, sizeof(text), "，%s 内不再重复提醒", held);
 		alert_cat(text, sizeof(text), "。");
 	} else {
-		alert_cat(text, sizeof(text), "[Claimed] %s: %s claimed the %s alert at %s", c->name,
-		          cl->by, overdue ? "patrol" : t.kind, when);
+		alert_cat(text, sizeof(text), "[Claimed] %s: %s claimed the %s alert at %s",
+		          c->name, cl->by, overdue ? "patrol" : t.kind, when);
 		if (overdue)
 			alert_cat(text, sizeof(text), "; no reminders for %s", held);
 		alert_cat(text, sizeof(text), ".");
@@ -634,14 +679,17 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 	if (doc) {
 		char b[TIMEFMT_MAX];
 		timefmt_rfc3339(cl->at, b, sizeof(b));
-		json_object_set_new(doc, "claim", json_pack("{s:I, s:s, s:s, s:s}", "alert_id",
-		                                            (json_int_t)t.id, "kind", t.kind,
-		                                            "by", cl->by, "at", b));
+		json_object_set_new(doc, "claim",
+		                    json_pack("{s:I, s:s, s:s, s:s}", "alert_id", (json_int_t)t.id,
+		                              "kind", t.kind, "by", cl->by, "at", b));
 		if (overdue)
 			alert_set_time(doc, "holds_until", hold_until);
 	}
 	struct outbox_alert oa = {
-		.kind = CONFIG_KIND_CLAIMED, .cell = c->id, .at = now, .worker = cl->by,
+		.kind = CONFIG_KIND_CLAIMED,
+		.cell = c->id,
+		.at = now,
+		.worker = cl->by,
 		.text = text,
 	};
 	if ((st = alert_emit(a, &oa, doc, now)) != STORE_OK)
@@ -652,8 +700,7 @@ enum store_status alert_claim(struct alert *a, const struct alert_claim *cl, int
 	return STORE_OK;
 }
 
-enum store_status alert_claim_holds(struct alert *a, const struct config_cell *c,
-                                    int64_t *until)
+enum store_status alert_claim_holds(struct alert *a, const struct config_cell *c, int64_t *until)
 {
 	struct outbox_claim cl;
 	bool found;
@@ -667,8 +714,8 @@ enum store_status alert_claim_holds(struct alert *a, const struct config_cell *c
 	return st;
 }
 
-enum store_status alert_event_done(struct alert *a, const struct config_cell *c,
-                                   int64_t patrol_ts, int64_t now)
+enum store_status alert_event_done(struct alert *a, const struct config_cell *c, int64_t patrol_ts,
+                                   int64_t now)
 {
 	return outbox_resolve(a->outbox, c->id, "event", NULL, patrol_ts, now);
 }
@@ -677,11 +724,11 @@ enum store_status alert_event_done(struct alert *a, const struct config_cell *c,
 
 struct alert_digest_day {
 	const struct config *cfg;
-	unsigned char *seen;     /* per configured cell: patrolled today */
+	unsigned char *seen; /* per configured cell: patrolled today */
 	size_t patrolled;
 	int64_t events;
 	enum timefmt_lang lang;
-	char *types;             /* "label n, label n" */
+	char *types; /* "label n, label n" */
 	size_t types_len;
 };
 
@@ -722,12 +769,13 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 	unsigned char *seen = calloc(cfg->n_cells ? cfg->n_cells : 1, 1);
 	if (!seen)
 		return STORE_RETRY;
-	struct alert_digest_day day = { .cfg = cfg, .seen = seen, .lang = lang, .types = types,
-	                                .types_len = sizeof(types) };
-	if ((st = store_each_day_cell_type(a->store, from, now + 1, alert_digest_cell, &day))
-	    != STORE_OK ||
-	    (st = store_each_day_type_count(a->store, from, now + 1, alert_digest_type, &day))
-	    != STORE_OK ||
+	struct alert_digest_day day = {
+		.cfg = cfg, .seen = seen, .lang = lang, .types = types, .types_len = sizeof(types)
+	};
+	if ((st = store_each_day_cell_type(a->store, from, now + 1, alert_digest_cell, &day)) !=
+	            STORE_OK ||
+	    (st = store_each_day_type_count(a->store, from, now + 1, alert_digest_type, &day)) !=
+	            STORE_OK ||
 	    (st = outbox_count_overdue(a->outbox, from, now + 1, &overdue)) != STORE_OK ||
 	    (st = outbox_count_tasks(a->outbox, from, now + 1, &tasks, &claimed)) != STORE_OK) {
 		free(seen);
@@ -756,8 +804,10 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 			alert_cat(text, sizeof(text), "（%s）", types);
 		alert_cat(text, sizeof(text), "，超时提醒 %lld 次。", (long long)overdue);
 		if (tasks)
-			alert_cat(text, sizeof(text), "待处理提醒 %lld 项：已认领 %lld 项，未认领 %lld 项。",
-			          (long long)tasks, (long long)claimed, (long long)(tasks - claimed));
+			alert_cat(text, sizeof(text),
+			          "待处理提醒 %lld 项：已认领 %lld 项，未认领 %lld 项。",
+			          (long long)tasks, (long long)claimed,
+			          (long long)(tasks - claimed));
 	} else {
 		alert_cat(text, sizeof(text), "[Daily patrol] %s: %zu of %zu cells patrolled", date,
 		          patrolled, cfg->n_cells);
@@ -769,8 +819,10 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 			alert_cat(text, sizeof(text), " (%s)", types);
 		alert_cat(text, sizeof(text), ", %lld overdue alerts.", (long long)overdue);
 		if (tasks)
-			alert_cat(text, sizeof(text), " Alerts to act on: %lld, %lld claimed, %lld "
-			          "unclaimed.", (long long)tasks, (long long)claimed,
+			alert_cat(text, sizeof(text),
+			          " Alerts to act on: %lld, %lld claimed, %lld "
+			          "unclaimed.",
+			          (long long)tasks, (long long)claimed,
 			          (long long)(tasks - claimed));
 	}
 	json_t *doc = alert_doc("digest", NULL, now);
@@ -780,10 +832,10 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 		json_object_set_new(doc, "patrolled", json_integer((json_int_t)patrolled));
 		json_object_set_new(doc, "events", json_integer(events));
 		json_object_set_new(doc, "overdue_alerts", json_integer(overdue));
-		json_object_set_new(doc, "tasks", json_pack("{s:I, s:I, s:I}", "raised",
-		                                            (json_int_t)tasks, "claimed",
-		                                            (json_int_t)claimed, "unclaimed",
-		                                            (json_int_t)(tasks - claimed)));
+		json_object_set_new(doc, "tasks",
+		                    json_pack("{s:I, s:I, s:I}", "raised", (json_int_t)tasks,
+		                              "claimed", (json_int_t)claimed, "unclaimed",
+		                              (json_int_t)(tasks - claimed)));
 	}
 	struct outbox_alert oa = { .kind = CONFIG_KIND_DIGEST, .at = now, .text = text };
 	return alert_emit(a, &oa, doc, now);
@@ -792,15 +844,16 @@ enum store_status alert_digest(struct alert *a, int64_t now)
 /* The daemon's own trouble: no cell, no workers; `condition` names which
  * (broker, storage, dropped) so a bridge can tell an alert from its end. */
 static json_t *alert_system_doc(struct alert *a, const char *condition, bool recovered,
-                                const char *what_zh, const char *what_en, int64_t now,
-                                char *text, size_t textlen)
+                                const char *what_zh, const char *what_en, int64_t now, char *text,
+                                size_t textlen)
 {
 	text[0] = '\0';
 	if (alert_lang(a) == TIMEFMT_ZH)
-		alert_cat(text, textlen, "%s%s", recovered ? "【系统恢复】" : "【系统告警】", what_zh);
+		alert_cat(text, textlen, "%s%s", recovered ? "【系统恢复】" : "【系统告警】",
+		          what_zh);
 	else
-		alert_cat(text, textlen, "%s%s", recovered ? "[System back to normal] " : "[System] ",
-		          what_en);
+		alert_cat(text, textlen, "%s%s",
+		          recovered ? "[System back to normal] " : "[System] ", what_en);
 	json_t *doc = alert_doc("system", NULL, now);
 	if (doc) {
 		json_object_set_new(doc, "condition", json_string(condition));
@@ -819,9 +872,8 @@ enum store_status alert_system(struct alert *a, const char *condition, bool reco
 	return alert_emit(a, &oa, doc, now);
 }
 
-int alert_system_render(struct alert *a, const char *condition, bool recovered,
-                        const char *what_zh, const char *what_en, int64_t now,
-                        char **text, char **doc)
+int alert_system_render(struct alert *a, const char *condition, bool recovered, const char *what_zh,
+                        const char *what_en, int64_t now, char **text, char **doc)
 {
 	char buf[ALERT_TEXT_MAX];
 	json_t *j = alert_system_doc(a, condition, recovered, what_zh, what_en, now, buf,

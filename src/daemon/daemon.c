@@ -57,13 +57,13 @@
  * disk (SPEC: never much over ~50 ms). */
 #define PRUNE_INTERVAL_MS (60 * 60 * 1000)
 #define PRUNE_RETRY_MS 60000
-#define PRUNE_CAP_DELAY_MS 1000  /* rejected rows stored: enforce the cap soon */
+#define PRUNE_CAP_DELAY_MS 1000 /* rejected rows stored: enforce the cap soon */
 #define PRUNE_TARGET_MS 25
-#define PRUNE_SLOW_MS 50     /* SPEC: the write lock is held ~50 ms at most at a time */
+#define PRUNE_SLOW_MS 50 /* SPEC: the write lock is held ~50 ms at most at a time */
 #define PRUNE_ROWS_MIN 64
 #define PRUNE_ROWS_START 500
 #define PRUNE_ROWS_MAX 32000
-#define PRUNE_BURST_MS 1000  /* steps back to back before a retry of a full database */
+#define PRUNE_BURST_MS 1000 /* steps back to back before a retry of a full database */
 
 struct daemon_stats {
 	uint64_t received, stored, duplicates, rejected, batches, storage_failures;
@@ -71,8 +71,8 @@ struct daemon_stats {
 
 struct daemon {
 	const char *config_path;
-	struct config *boot_cfg;   /* owned; the MQTT client keeps pointing here */
-	struct config *cfg;        /* current (== boot_cfg until a reload) */
+	struct config *boot_cfg; /* owned; the MQTT client keeps pointing here */
+	struct config *cfg;      /* current (== boot_cfg until a reload) */
 	struct loop *loop;
 	struct store *store;
 	struct mqtt *mqtt;
@@ -82,15 +82,15 @@ struct daemon {
 	struct deliver *deliver;
 	int exit_status;
 
-	bool alerts_queued;        /* this batch wrote alerts: kick delivery */
-	bool need_rebuild;         /* a batch rolled back: memory is ahead of the DB */
-	int64_t grace_until_ms;    /* monotonic: no overdue alerts before this */
+	bool alerts_queued;     /* this batch wrote alerts: kick delivery */
+	bool need_rebuild;      /* a batch rolled back: memory is ahead of the DB */
+	int64_t grace_until_ms; /* monotonic: no overdue alerts before this */
 	int64_t data_version;
-	bool office_claims;        /* claim_request may hold rows to carry out */
+	bool office_claims; /* claim_request may hold rows to carry out */
 	bool broker_alerted;
-	int64_t broker_down_ms;       /* monotonic: since when unreachable */
-	int64_t connected_ms;         /* monotonic: last CONNACK */
-	bool sync_full;            /* synchronous=FULL on the writer now */
+	int64_t broker_down_ms; /* monotonic: since when unreachable */
+	int64_t connected_ms;   /* monotonic: last CONNACK */
+	bool sync_full;         /* synchronous=FULL on the writer now */
 	struct loop_timer deadline_timer, digest_timer, pause_timer, broker_timer;
 
 	/* The open batch. Counters move to `stats` only once it commits. */
@@ -98,25 +98,25 @@ struct daemon {
 	enum store_status batch_status;
 	struct daemon_stats pending, stats;
 
-	struct dbstate db;            /* is the database writable (times: loop_now_ms) */
+	struct dbstate db; /* is the database writable (times: loop_now_ms) */
 	struct loop_timer storage_timer, status_timer, housekeeping_timer;
 	int64_t watchdog_ms;
 	struct loop_timer watchdog_timer;
 
 	struct store_prune *prune;
 	struct loop_timer prune_timer;
-	bool prune_due;               /* the timer fired: a step after the next commit */
-	bool prune_running;           /* a run is under way (steps left) */
-	int prune_rows;               /* budget of the next step */
+	bool prune_due;                         /* the timer fired: a step after the next commit */
+	bool prune_running;                     /* a run is under way (steps left) */
+	int prune_rows;                         /* budget of the next step */
 	struct store_prune_counts prune_counts; /* this run so far */
 	int64_t prune_started_ms, prune_longest_ms;
-	int prune_steps, prune_slow;  /* steps, and those over PRUNE_SLOW_MS */
+	int prune_steps, prune_slow; /* steps, and those over PRUNE_SLOW_MS */
 
 	/* $SYS/broker/publish/messages/dropped */
 	bool dropped_known, dropped_warned, dropped_episode, dropped_alerted;
-	int64_t dropped_seen;         /* last value */
-	int64_t dropped_unreported;   /* rise not yet in an alert */
-	int64_t dropped_total;        /* rise in this episode */
+	int64_t dropped_seen;                      /* last value */
+	int64_t dropped_unreported;                /* rise not yet in an alert */
+	int64_t dropped_total;                     /* rise in this episode */
 	int64_t dropped_rise_ms, dropped_alert_ms; /* monotonic */
 };
 
@@ -149,8 +149,8 @@ static void daemon_span(int64_t secs, enum timefmt_lang lang, char *buf, size_t 
  * or the database is already known to be failing — it stays in memory and
  * goes to the exec sinks from there, and is written once a commit works.
  */
-static void daemon_system(struct daemon *d, const char *condition, bool recovered,
-                          const char *zh, const char *en)
+static void daemon_system(struct daemon *d, const char *condition, bool recovered, const char *zh,
+                          const char *en)
 {
 	char *text, *doc;
 	int64_t now = loop_wall_ms() / 1000;
@@ -195,7 +195,8 @@ static void daemon_on_migrate(void *arg, int from, int to, bool started)
 		m->t0_ms = now;
 		m->ran = true;
 		log_notice("upgrading database schema %d -> %d: reading the event history once "
-		           "to index each cell's patrols; this can take a while", from, to);
+		           "to index each cell's patrols; this can take a while",
+		           from, to);
 		daemon_notify("STATUS=upgrading the database schema");
 	} else if (now - m->notified_ms < MIGRATE_NOTIFY_MS) {
 		return;
@@ -225,8 +226,8 @@ static void daemon_storage_failed(struct daemon *d, enum store_status st)
 	d->stats.storage_failures++;
 	if (dbstate_failed(&d->db, loop_now_ms(d->loop), full)) {
 		log_errx("DATABASE NOT WRITABLE (%s): %s; stopped consuming from the broker, "
-		         "nothing was acknowledged, will retry", d->cfg->storage.path,
-		         store_errmsg(d->store));
+		         "nothing was acknowledged, will retry",
+		         d->cfg->storage.path, store_errmsg(d->store));
 		daemon_notify("STATUS=database not writable; consuming paused");
 	} else {
 		log_debug("database still not writable: %s", store_errmsg(d->store));
@@ -256,9 +257,11 @@ static void daemon_storage_confirm(struct daemon *d)
 			char dz[TIMEFMT_MAX], de[TIMEFMT_MAX], zh[512], en[512];
 			daemon_span(down, TIMEFMT_ZH, dz, sizeof(dz));
 			daemon_span(down, TIMEFMT_EN, de, sizeof(de));
-			snprintf(zh, sizeof(zh), "数据库 %s 已恢复正常（约 %s 无法写入），设备上报继续接收。",
+			snprintf(zh, sizeof(zh),
+			         "数据库 %s 已恢复正常（约 %s 无法写入），设备上报继续接收。",
 			         d->cfg->storage.path, dz);
-			snprintf(en, sizeof(en), "the database %s is writable again (it was not for "
+			snprintf(en, sizeof(en),
+			         "the database %s is writable again (it was not for "
 			         "about %s); device reports are being received again.",
 			         d->cfg->storage.path, de);
 			daemon_system(d, "storage", true, zh, en);
@@ -292,8 +295,8 @@ static void daemon_on_message(void *arg, const char *topic, const void *payload,
 
 	st = store_begin(d->store);
 	if (st == STORE_OK) {
-		enum msg_reason r = msg_parse(d->cfg, topic, payload, len, loop_wall_ms(),
-		                              &rec, detail, sizeof(detail));
+		enum msg_reason r = msg_parse(d->cfg, topic, payload, len, loop_wall_ms(), &rec,
+		                              detail, sizeof(detail));
 		bool bad = false;
 		if (r == MSG_OK)
 			st = watch_claim_check(d->watch, &rec, &bad, detail, sizeof(detail));
@@ -312,8 +315,8 @@ static void daemon_on_message(void *arg, const char *topic, const void *payload,
 				st = watch_on_event(d->watch, &rec, rowid, loop_wall_ms() / 1000,
 				                    &d->alerts_queued);
 		} else {
-			log_warnx("rejected message on %.200s: %s: %s", topic,
-			          msg_reason_name(r), detail);
+			log_warnx("rejected message on %.200s: %s: %s", topic, msg_reason_name(r),
+			          detail);
 			st = store_put_rejected(d->store, loop_wall_ms(), topic, payload, len,
 			                        msg_reason_name(r), detail);
 			d->pending.rejected++;
@@ -465,10 +468,13 @@ static void daemon_broker_cb(void *arg)
 	char zh[512], en[512], dz[TIMEFMT_MAX], de[TIMEFMT_MAX];
 	daemon_span(d->cfg->alerts.system_after_s, TIMEFMT_ZH, dz, sizeof(dz));
 	daemon_span(d->cfg->alerts.system_after_s, TIMEFMT_EN, de, sizeof(de));
-	snprintf(zh, sizeof(zh), "巡查系统已超过 %s 无法连接 MQTT 服务器 %s:%d，设备上报暂时无法接收。",
-	         dz, d->cfg->mqtt.host, d->cfg->mqtt.port);
-	snprintf(en, sizeof(en), "gridpatrold cannot reach the MQTT broker %s:%d for over %s; "
-	         "device reports are not being received.", d->cfg->mqtt.host, d->cfg->mqtt.port, de);
+	snprintf(zh, sizeof(zh),
+	         "巡查系统已超过 %s 无法连接 MQTT 服务器 %s:%d，设备上报暂时无法接收。", dz,
+	         d->cfg->mqtt.host, d->cfg->mqtt.port);
+	snprintf(en, sizeof(en),
+	         "gridpatrold cannot reach the MQTT broker %s:%d for over %s; "
+	         "device reports are not being received.",
+	         d->cfg->mqtt.host, d->cfg->mqtt.port, de);
 	daemon_system(d, "broker", false, zh, en);
 }
 
@@ -477,11 +483,13 @@ static void daemon_dropped_alert(struct daemon *d)
 	char zh[768], en[768];
 	long long n = (long long)d->dropped_unreported, all = (long long)d->dropped_seen;
 
-	snprintf(zh, sizeof(zh), "MQTT 服务器 %s:%d 丢弃了 %lld 条消息（" MQTT_SYS_DROPPED
+	snprintf(zh, sizeof(zh),
+	         "MQTT 服务器 %s:%d 丢弃了 %lld 条消息（" MQTT_SYS_DROPPED
 	         " 现为 %lld），设备上报可能已丢失。请在 mosquitto.conf 中调大 "
 	         "max_queued_messages（默认 1000）和 max_queued_bytes，并重启 mosquitto。",
 	         d->cfg->mqtt.host, d->cfg->mqtt.port, n, all);
-	snprintf(en, sizeof(en), "the MQTT broker %s:%d dropped %lld messages (" MQTT_SYS_DROPPED
+	snprintf(en, sizeof(en),
+	         "the MQTT broker %s:%d dropped %lld messages (" MQTT_SYS_DROPPED
 	         " is now %lld); device reports may be lost. Raise max_queued_messages "
 	         "(default 1000) and max_queued_bytes in mosquitto.conf and restart mosquitto.",
 	         d->cfg->mqtt.host, d->cfg->mqtt.port, n, all);
@@ -507,11 +515,13 @@ static void daemon_dropped_check(struct daemon *d)
 		char zh[512], en[512], dz[TIMEFMT_MAX], de[TIMEFMT_MAX];
 		daemon_span(DROPPED_QUIET_MS / 1000, TIMEFMT_ZH, dz, sizeof(dz));
 		daemon_span(DROPPED_QUIET_MS / 1000, TIMEFMT_EN, de, sizeof(de));
-		snprintf(zh, sizeof(zh), "MQTT 服务器 %s:%d 已 %s 没有再丢弃消息，恢复正常（本次共丢弃 %lld 条）。",
+		snprintf(zh, sizeof(zh),
+		         "MQTT 服务器 %s:%d 已 %s 没有再丢弃消息，恢复正常（本次共丢弃 %lld 条）。",
 		         d->cfg->mqtt.host, d->cfg->mqtt.port, dz, (long long)d->dropped_total);
-		snprintf(en, sizeof(en), "the MQTT broker %s:%d has dropped no messages for %s; "
-		         "back to normal (%lld dropped in all).", d->cfg->mqtt.host,
-		         d->cfg->mqtt.port, de, (long long)d->dropped_total);
+		snprintf(en, sizeof(en),
+		         "the MQTT broker %s:%d has dropped no messages for %s; "
+		         "back to normal (%lld dropped in all).",
+		         d->cfg->mqtt.host, d->cfg->mqtt.port, de, (long long)d->dropped_total);
 		d->dropped_episode = false;
 		d->dropped_alerted = false;
 		d->dropped_total = 0;
@@ -554,11 +564,12 @@ static void daemon_on_dropped(void *arg, const void *payload, size_t len)
 		changed = !found || stored != v;
 		log_info("mqtt: the broker reports %lld messages dropped since it started (its "
 		         "max_queued_messages and max_queued_bytes are not visible to clients); "
-		         "a rise raises a system alert", v);
+		         "a rise raises a system alert",
+		         v);
 		if (found && stored < v)
 			log_warnx("mqtt: %lld of them since this daemon last saw the counter "
-			          "(%lld), while it was not running", v - (long long)stored,
-			          (long long)stored);
+			          "(%lld), while it was not running",
+			          v - (long long)stored, (long long)stored);
 	}
 	if (changed && !d->batch_failed)
 		daemon_batch_status(d, store_state_put(d->store, key, v));
@@ -594,20 +605,24 @@ static void daemon_system_tick(struct daemon *d)
 	if (d->db.down && d->storage_timer.armed && d->db.free >= 0) {
 		int64_t free_now = daemon_free_bytes(d);
 		if (dbstate_wake(&d->db, free_now)) {
-			log_debug("database: %lld bytes free again; retrying now", (long long)free_now);
+			log_debug("database: %lld bytes free again; retrying now",
+			          (long long)free_now);
 			loop_timer_arm(d->loop, &d->storage_timer, 0);
 		}
 	}
 
 	if (dbstate_alert_due(&d->db, now)) {
 		char zh[768], en[768];
-		snprintf(zh, sizeof(zh), "数据库 %s 无法写入（%s），巡查系统已暂停接收设备上报"
+		snprintf(zh, sizeof(zh),
+		         "数据库 %s 无法写入（%s），巡查系统已暂停接收设备上报"
 		         "（消息留在 MQTT 服务器上，恢复后补收）。请检查磁盘空间。",
 		         d->cfg->storage.path, store_errmsg(d->store));
-		snprintf(en, sizeof(en), "the database %s cannot be written (%s); gridpatrold has "
-		         "stopped taking device reports (they wait on the MQTT broker and are taken "
-		         "when it can write again). Check the disk.", d->cfg->storage.path,
-		         store_errmsg(d->store));
+		snprintf(
+		        en, sizeof(en),
+		        "the database %s cannot be written (%s); gridpatrold has "
+		        "stopped taking device reports (they wait on the MQTT broker and are taken "
+		        "when it can write again). Check the disk.",
+		        d->cfg->storage.path, store_errmsg(d->store));
 		daemon_system(d, "storage", false, zh, en);
 	}
 	daemon_dropped_check(d);
@@ -616,7 +631,8 @@ static void daemon_system_tick(struct daemon *d)
 		d->dropped_warned = true;
 		log_warnx("mqtt: no %s from the broker %lld s after connecting (sys_interval 0, "
 		          "an ACL, or not mosquitto): messages it drops over max_queued_messages "
-		          "cannot be noticed", MQTT_SYS_DROPPED, (long long)DROPPED_UNKNOWN_MS / 1000);
+		          "cannot be noticed",
+		          MQTT_SYS_DROPPED, (long long)DROPPED_UNKNOWN_MS / 1000);
 	}
 }
 
@@ -700,8 +716,9 @@ static int daemon_prune_run_step(struct daemon *d)
 	d->prune_counts.deliveries += c.deliveries;
 	d->prune_counts.pages += c.pages;
 	log_debug("retention step: %lld events, %lld rejected, %lld alerts, %lld pages "
-	          "in %lld ms (budget %d rows)", (long long)c.events, (long long)c.rejected,
-	          (long long)c.alerts, (long long)c.pages, (long long)dt, lim.rows);
+	          "in %lld ms (budget %d rows)",
+	          (long long)c.events, (long long)c.rejected, (long long)c.alerts,
+	          (long long)c.pages, (long long)dt, lim.rows);
 	/* Scale the budget toward the target, at most by two either way per
 	 * step: one slow commit (a checkpoint, a busy disk) must not swing it
 	 * far. Steps that ran out of work say nothing about the rate. */
@@ -711,8 +728,9 @@ static int daemon_prune_run_step(struct daemon *d)
 			rows = 2 * (int64_t)d->prune_rows;
 		if (rows < d->prune_rows / 2)
 			rows = d->prune_rows / 2;
-		d->prune_rows = rows < PRUNE_ROWS_MIN ? PRUNE_ROWS_MIN :
-		                rows > PRUNE_ROWS_MAX ? PRUNE_ROWS_MAX : (int)rows;
+		d->prune_rows = rows < PRUNE_ROWS_MIN   ? PRUNE_ROWS_MIN
+		                : rows > PRUNE_ROWS_MAX ? PRUNE_ROWS_MAX
+		                                        : (int)rows;
 	}
 	if (more)
 		return 1;
@@ -736,8 +754,7 @@ static void daemon_prune_step(struct daemon *d)
 	/* Ingest has priority, and a failing database would fail this too:
 	 * the storage retry brings ingest back first (and, when the database
 	 * is full, runs retention itself: daemon_prune_burst). */
-	if ((d->db.down && !d->db.committed) || d->need_rebuild ||
-	    store_in_batch(d->store)) {
+	if ((d->db.down && !d->db.committed) || d->need_rebuild || store_in_batch(d->store)) {
 		loop_timer_arm(d->loop, &d->prune_timer, PRUNE_RETRY_MS);
 		return;
 	}
@@ -767,7 +784,9 @@ static void daemon_prune_burst(struct daemon *d)
 	while (r > 0 && loop_mono_ms() - t0 < PRUNE_BURST_MS);
 	log_debug("retention before the retry of a full database: %lld ms, %s",
 	          (long long)(loop_mono_ms() - t0),
-	          r > 0 ? "more to do" : r == 0 ? "done" : "failed");
+	          r > 0    ? "more to do"
+	          : r == 0 ? "done"
+	                   : "failed");
 	if (r > 0)
 		loop_timer_arm(d->loop, &d->prune_timer, 0);
 }
@@ -847,15 +866,12 @@ static void daemon_check(void *arg)
 
 static void daemon_publish_status(struct daemon *d, const char *state)
 {
-	json_t *doc = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}",
-	                        "state", state,
-	                        "version", GRIDPATROL_VERSION,
-	                        "received", (json_int_t)d->stats.received,
-	                        "stored", (json_int_t)d->stats.stored,
-	                        "duplicates", (json_int_t)d->stats.duplicates,
-	                        "rejected", (json_int_t)d->stats.rejected,
-	                        "storage_failures", (json_int_t)d->stats.storage_failures,
-	                        "storage", d->db.down ? "failing" : "ok");
+	json_t *doc = json_pack(
+	        "{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s}", "state", state, "version",
+	        GRIDPATROL_VERSION, "received", (json_int_t)d->stats.received, "stored",
+	        (json_int_t)d->stats.stored, "duplicates", (json_int_t)d->stats.duplicates,
+	        "rejected", (json_int_t)d->stats.rejected, "storage_failures",
+	        (json_int_t)d->stats.storage_failures, "storage", d->db.down ? "failing" : "ok");
 	if (!doc)
 		return;
 	char *s = json_dumps(doc, JSON_COMPACT);
@@ -873,8 +889,9 @@ static void daemon_status_cb(void *arg)
 	char buf[256];
 	daemon_publish_status(d, "online");
 	snprintf(buf, sizeof(buf), "STATUS=%s; stored %llu, duplicates %llu, rejected %llu",
-	         d->db.down ? "database not writable" :
-	         mqtt_connected(d->mqtt) ? "connected" : "broker unreachable",
+	         d->db.down                ? "database not writable"
+	         : mqtt_connected(d->mqtt) ? "connected"
+	                                   : "broker unreachable",
 	         (unsigned long long)d->stats.stored, (unsigned long long)d->stats.duplicates,
 	         (unsigned long long)d->stats.rejected);
 	daemon_notify(buf);
@@ -908,10 +925,14 @@ static void daemon_on_connected(void *arg)
 		int64_t down = (d->connected_ms - d->broker_down_ms) / 1000;
 		daemon_span(down, TIMEFMT_ZH, dz, sizeof(dz));
 		daemon_span(down, TIMEFMT_EN, de, sizeof(de));
-		snprintf(zh, sizeof(zh), "已重新连接 MQTT 服务器 %s:%d，恢复正常（中断约 %s），"
-		         "设备上报继续接收。", d->cfg->mqtt.host, d->cfg->mqtt.port, dz);
-		snprintf(en, sizeof(en), "reconnected to the MQTT broker %s:%d after about %s; "
-		         "device reports are being received.", d->cfg->mqtt.host, d->cfg->mqtt.port, de);
+		snprintf(zh, sizeof(zh),
+		         "已重新连接 MQTT 服务器 %s:%d，恢复正常（中断约 %s），"
+		         "设备上报继续接收。",
+		         d->cfg->mqtt.host, d->cfg->mqtt.port, dz);
+		snprintf(en, sizeof(en),
+		         "reconnected to the MQTT broker %s:%d after about %s; "
+		         "device reports are being received.",
+		         d->cfg->mqtt.host, d->cfg->mqtt.port, de);
 		daemon_system(d, "broker", true, zh, en);
 	}
 	d->broker_alerted = false;
@@ -986,7 +1007,8 @@ static void daemon_on_hup(void *arg)
 	 * changing it under them would move active hours mid-day. */
 	if (strcmp(ncfg->timezone, d->boot_cfg->timezone) != 0)
 		log_warnx("reload: timezone %s takes effect only after a restart; local time "
-		          "stays %s until then", ncfg->timezone, d->boot_cfg->timezone);
+		          "stays %s until then",
+		          ncfg->timezone, d->boot_cfg->timezone);
 	if (store_in_batch(d->store) && store_commit(d->store) != STORE_OK) {
 		store_rollback(d->store);
 		log_errx("reload: database not writable; keeping the running configuration");
@@ -1147,8 +1169,8 @@ int daemon_run(const char *config_path, struct config *cfg)
 #endif
 
 	log_info("gridpatrold %s: %zu cells, %zu event types, database %s, broker %s:%d",
-	         GRIDPATROL_VERSION, cfg->n_cells, cfg->n_events, cfg->storage.path,
-	         cfg->mqtt.host, cfg->mqtt.port);
+	         GRIDPATROL_VERSION, cfg->n_cells, cfg->n_events, cfg->storage.path, cfg->mqtt.host,
+	         cfg->mqtt.port);
 	mqtt_start(d.mqtt);
 	daemon_notify("READY=1\nSTATUS=running");
 

@@ -61,8 +61,8 @@ static void deliver_store_trouble(struct deliver *d, enum store_status st, const
 	if (st == STORE_FATAL)
 		log_errx("delivery: %s: %s", what, store_errmsg(d->s));
 	else
-		log_warnx("delivery: %s: %s; tries paused until the database is writable",
-		          what, store_errmsg(d->s));
+		log_warnx("delivery: %s: %s; tries paused until the database is writable", what,
+		          store_errmsg(d->s));
 	int64_t wait = dbstate_pause_failed(&d->db);
 	if (wait >= 0 && loop_timer_arm(d->l, &d->store_timer, wait) < 0)
 		log_errx("delivery: no timer slot for the storage retry");
@@ -151,8 +151,8 @@ void deliver_try_finish(struct dtry *t, bool ok, const char *error, const char *
 			log_errx("delivery %s (sink %s, %zu alert%s) EXPIRED after %d tries: %s; "
 			         "giving up (retry.give_up_after)%s%s",
 			         t->del.delivery_id, t->del.sink, t->del.n_alerts,
-			         t->del.n_alerts == 1 ? "" : "s", t->del.tries + 1, t->error,
-			         sep, out);
+			         t->del.n_alerts == 1 ? "" : "s", t->del.tries + 1, t->error, sep,
+			         out);
 		} else {
 			/* The last try lands on the deadline rather than past it,
 			 * so give_up_after is honoured to the second. */
@@ -161,9 +161,10 @@ void deliver_try_finish(struct dtry *t, bool ok, const char *error, const char *
 				t->next_ms = deadline;
 			if (ds->cfg)
 				log_warnx("delivery %s (sink %s) try %d failed: %s; next try in "
-				          "%.1f s%s%s", t->del.delivery_id, t->del.sink,
-				          t->del.tries + 1, t->error,
-				          (double)(t->next_ms - t->end_wall) / 1000.0, sep, out);
+				          "%.1f s%s%s",
+				          t->del.delivery_id, t->del.sink, t->del.tries + 1,
+				          t->error, (double)(t->next_ms - t->end_wall) / 1000.0,
+				          sep, out);
 			else
 				log_warnx("delivery %s (sink %s) try %d failed: %s; the sink is no "
 				          "longer configured, the delivery stays pending%s%s",
@@ -303,8 +304,7 @@ static void deliver_held_plan(struct dsink *ds)
 	struct deliver *d = ds->d;
 	struct dheld *h;
 
-	if (ds->mem || !ds->cfg || !deliver_ops(ds->cfg)->holds || d->stopping ||
-	    deliver_busy(ds))
+	if (ds->mem || !ds->cfg || !deliver_ops(ds->cfg)->holds || d->stopping || deliver_busy(ds))
 		return;
 	struct dheld_sink *hs = deliver_held_next(ds, &h);
 	if (!hs) {
@@ -335,10 +335,10 @@ static char *deliver_held_doc(const struct dheld *h, const struct dheld_sink *hs
 	if (!json_is_object(src) || !obj)
 		goto out;
 	rc |= json_object_set_new(obj, "alert_id", json_null());
-	json_object_foreach(src, k, v)
+	json_object_foreach (src, k, v)
 		rc |= json_object_set(obj, k, v);
-	doc = json_pack("{s:s, s:s, s:s, s:[O]}", "delivery_id", hs->delivery_id,
-	                "sink", hs->name, "text", h->text, "alerts", obj);
+	doc = json_pack("{s:s, s:s, s:s, s:[O]}", "delivery_id", hs->delivery_id, "sink", hs->name,
+	                "text", h->text, "alerts", obj);
 	if (doc && rc == 0)
 		out = json_dumps(doc, JSON_COMPACT);
 out:
@@ -456,8 +456,8 @@ static void deliver_held_free(struct dheld *h)
 	free(h);
 }
 
-int deliver_hold(struct deliver *d, unsigned kind, int64_t at, const char *text,
-                 const char *doc, bool try_now)
+int deliver_hold(struct deliver *d, unsigned kind, int64_t at, const char *text, const char *doc,
+                 bool try_now)
 {
 	struct dheld *h = calloc(1, sizeof(*h));
 	struct dheld **v = realloc(d->held, (d->n_held + 1) * sizeof(*v));
@@ -519,8 +519,11 @@ enum store_status deliver_write_held(struct deliver *d)
 		for (size_t j = 0; j < h->n_sinks && n < CONFIG_SINKS_MAX; j++) {
 			const struct dheld_sink *hs = &h->sinks[j];
 			oh[n++] = (struct outbox_held){
-				.sink = hs->name, .state = hs->state, .tries = hs->tries,
-				.next_ms = hs->next_ms, .done_ms = hs->done_ms,
+				.sink = hs->name,
+				.state = hs->state,
+				.tries = hs->tries,
+				.next_ms = hs->next_ms,
+				.done_ms = hs->done_ms,
 				.last_error = hs->error[0] ? hs->error : NULL,
 				/* Untried: an ordinary "<sink>-<row id>". */
 				.delivery_id = hs->tried ? hs->delivery_id : NULL,
@@ -534,7 +537,10 @@ enum store_status deliver_write_held(struct deliver *d)
 			doc = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		json_decref(j);
 		struct outbox_alert oa = {
-			.kind = h->kind, .at = h->at, .text = h->text, .doc = doc ? doc : h->doc,
+			.kind = h->kind,
+			.at = h->at,
+			.text = h->text,
+			.doc = doc ? doc : h->doc,
 		};
 		enum store_status st = outbox_add_held(d->o, d->cfg, &oa, h->created_ms, oh, n,
 		                                       NULL);
@@ -622,7 +628,7 @@ static void deliver_store_retry(void *arg)
 	for (size_t i = 0; i < d->n_sinks;) {
 		struct dsink *ds = d->sinks[i];
 		if (ds->cur && ds->cur->finished && !deliver_record(ds->cur))
-			return;  /* blocked again; the timer is re-armed */
+			return; /* blocked again; the timer is re-armed */
 		if (i < d->n_sinks && d->sinks[i] == ds)
 			i++;
 	}
@@ -721,8 +727,8 @@ struct deliver *deliver_new(const struct config *cfg, struct loop *l, struct sto
 	d->s = s;
 	d->o = o;
 	d->m = m;
-	backoff_rng_seed(&d->rng, (uint64_t)loop_wall_ms() ^ ((uint64_t)getpid() << 32) ^
-	                 (uintptr_t)d);
+	backoff_rng_seed(&d->rng,
+	                 (uint64_t)loop_wall_ms() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)d);
 	loop_timer_init(&d->store_timer, deliver_store_retry, d);
 	if (deliver_sync_sinks(d, cfg) < 0) {
 		snprintf(err, errlen, "out of memory");
@@ -788,8 +794,8 @@ static void deliver_abandon(struct deliver *d, struct dsink *ds, struct dtry *t)
 	} else if (!t->finished) {
 		d->running--;
 		log_warnx("delivery %s (sink %s): still running at shutdown, %s; "
-		          "it is tried again at the next start", t->del.delivery_id, ds->name,
-		          t->ops->cut_off);
+		          "it is tried again at the next start",
+		          t->del.delivery_id, ds->name, t->ops->cut_off);
 	} else {
 		log_warnx("delivery %s (sink %s): outcome not recorded (database not "
 		          "writable); it is tried again at the next start",

@@ -53,8 +53,8 @@ static time_t log_mono_s(void)
 static void log_summary(struct log_slot *s)
 {
 	if (s->suppressed > 0) {
-		fprintf(stderr, "<%d>previous message repeated %u more times: %s\n",
-		        s->priority, s->suppressed, s->fmt);
+		fprintf(stderr, "<%d>previous message repeated %u more times: %s\n", s->priority,
+		        s->suppressed, s->fmt);
 	}
 	s->suppressed = 0;
 }
@@ -128,13 +128,13 @@ static void log_vemit(int priority, int with_errno, const char *fmt, va_list ap)
 	errno = saved;
 }
 
-#define LOG_DEFINE(name, prio, with_errno)          \
-	void name(const char *fmt, ...)             \
-	{                                           \
-		va_list ap;                         \
-		va_start(ap, fmt);                  \
+#define LOG_DEFINE(name, prio, with_errno)            \
+	void name(const char *fmt, ...)               \
+	{                                             \
+		va_list ap;                           \
+		va_start(ap, fmt);                    \
 		log_vemit(prio, with_errno, fmt, ap); \
-		va_end(ap);                         \
+		va_end(ap);                           \
 	}
 
 LOG_DEFINE(log_err, LOG_ERR, 1)

@@ -82,8 +82,8 @@ int main(int argc, char **argv)
 	}
 	config_errors_free(&errs);
 	if (check) {
-		printf("%s: OK (%zu cells, %zu event types, %zu alert sinks)\n", path,
-		       cfg->n_cells, cfg->n_events, cfg->alerts.n_sinks);
+		printf("%s: OK (%zu cells, %zu event types, %zu alert sinks)\n", path, cfg->n_cells,
+		       cfg->n_events, cfg->alerts.n_sinks);
 		config_free(cfg);
 		return 0;
 	}

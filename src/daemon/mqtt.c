@@ -39,11 +39,11 @@ struct mqtt {
 	void *arg;
 	int fd_handle;
 	struct loop_timer reconnect_timer, misc_timer, drain_timer;
-	int backoff_tries;     /* failed attempts since the last CONNACK */
+	int backoff_tries; /* failed attempts since the last CONNACK */
 	bool started, connected, connecting, held, stopping, ever_connected;
-	bool aborting;     /* inside mqtt_abort: messages still read are dropped */
+	bool aborting;       /* inside mqtt_abort: messages still read are dropped */
 	bool read_this_pass; /* the fd callback ran since the last prepare */
-	bool warned_down;  /* "connection lost" logged for the current outage */
+	bool warned_down;    /* "connection lost" logged for the current outage */
 	char status_topic[512];
 	char *password;
 };
@@ -100,8 +100,8 @@ static void mqtt_down(struct mqtt *m, const char *why)
 	m->connecting = false;
 	if (!m->warned_down && !m->stopping) {
 		log_warnx("mqtt: %s %s:%d: %s; retrying with backoff",
-		          was ? "lost connection to" : "cannot connect to",
-		          m->cfg->mqtt.host, m->cfg->mqtt.port, why);
+		          was ? "lost connection to" : "cannot connect to", m->cfg->mqtt.host,
+		          m->cfg->mqtt.port, why);
 		m->warned_down = true;
 	} else {
 		log_debug("mqtt: still down: %s", why);
@@ -138,7 +138,8 @@ static void mqtt_on_connect(struct mosquitto *mosq, void *obj, int rc)
 	if (m->h.dropped) {
 		rc = mosquitto_subscribe(m->mosq, &mid, MQTT_SYS_DROPPED, 0);
 		if (rc != MOSQ_ERR_SUCCESS)
-			log_warnx("mqtt: subscribe %s: %s", MQTT_SYS_DROPPED, mosquitto_strerror(rc));
+			log_warnx("mqtt: subscribe %s: %s", MQTT_SYS_DROPPED,
+			          mosquitto_strerror(rc));
 	}
 	m->connected = true;
 	m->ever_connected = true;
@@ -159,8 +160,9 @@ static void mqtt_on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 	(void)mosq;
 	if (m->stopping)
 		return;
-	mqtt_down(m, rc == 0 ? "disconnected" :
-	             rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+	mqtt_down(m, rc == 0                ? "disconnected"
+	             : rc == MOSQ_ERR_ERRNO ? strerror(errno)
+	                                    : mosquitto_strerror(rc));
 }
 
 static void mqtt_on_message(struct mosquitto *mosq, void *obj, const struct mosquitto_message *msg)
@@ -178,7 +180,8 @@ static void mqtt_on_message(struct mosquitto *mosq, void *obj, const struct mosq
 			             (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
 		return;
 	}
-	m->h.message(m->arg, msg->topic, msg->payload, (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
+	m->h.message(m->arg, msg->topic, msg->payload,
+	             (size_t)(msg->payloadlen > 0 ? msg->payloadlen : 0));
 }
 
 static void mqtt_on_publish(struct mosquitto *mosq, void *obj, int mid)
@@ -273,12 +276,15 @@ static void mqtt_connect_now(struct mqtt *m)
 			 * connects synchronously; libmosquitto keeps the
 			 * properties for every later reconnect_async. */
 			mosquitto_property *props = NULL;
-			uint32_t exp = m->cfg->mqtt.session_expiry_s > 0xFFFFFFFFLL ? 0xFFFFFFFFu
-			               : (uint32_t)m->cfg->mqtt.session_expiry_s;
-			rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, exp);
+			uint32_t exp = m->cfg->mqtt.session_expiry_s > 0xFFFFFFFFLL
+			                       ? 0xFFFFFFFFu
+			                       : (uint32_t)m->cfg->mqtt.session_expiry_s;
+			rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+			                                  exp);
 			if (rc == MOSQ_ERR_SUCCESS)
-				rc = mosquitto_connect_bind_v5(m->mosq, m->cfg->mqtt.host, m->cfg->mqtt.port,
-				                               m->cfg->mqtt.keepalive_s, NULL, props);
+				rc = mosquitto_connect_bind_v5(
+				        m->mosq, m->cfg->mqtt.host, m->cfg->mqtt.port,
+				        m->cfg->mqtt.keepalive_s, NULL, props);
 			mosquitto_property_free_all(&props);
 		} else {
 			rc = mosquitto_connect_async(m->mosq, m->cfg->mqtt.host, m->cfg->mqtt.port,
@@ -320,9 +326,8 @@ static void mqtt_misc_cb(void *arg)
 	loop_timer_arm(m->loop, &m->misc_timer, 1000);
 }
 
-struct mqtt *mqtt_new(const struct config *cfg, struct loop *l,
-                      const struct mqtt_handlers *h, void *arg,
-                      char *err, size_t errlen)
+struct mqtt *mqtt_new(const struct config *cfg, struct loop *l, const struct mqtt_handlers *h,
+                      void *arg, char *err, size_t errlen)
 {
 	struct mqtt *m = calloc(1, sizeof(*m));
 	int rc;
@@ -363,7 +368,8 @@ struct mqtt *mqtt_new(const struct config *cfg, struct loop *l,
 		if (cfg->mqtt.password_credential) {
 			const char *dir = getenv("CREDENTIALS_DIRECTORY");
 			if (!dir) {
-				snprintf(err, errlen, "password_credential %s: $CREDENTIALS_DIRECTORY "
+				snprintf(err, errlen,
+				         "password_credential %s: $CREDENTIALS_DIRECTORY "
 				         "is not set (use LoadCredential= in the unit)",
 				         cfg->mqtt.password_credential);
 				goto fail;
@@ -385,8 +391,8 @@ struct mqtt *mqtt_new(const struct config *cfg, struct loop *l,
 		rc = mosquitto_tls_set(m->mosq, cfg->mqtt.ca_file, cfg->mqtt.ca_path,
 		                       cfg->mqtt.cert_file, cfg->mqtt.key_file, NULL);
 		if (rc != MOSQ_ERR_SUCCESS) {
-			snprintf(err, errlen, "tls: %s", rc == MOSQ_ERR_ERRNO ? strerror(errno)
-			                                  : mosquitto_strerror(rc));
+			snprintf(err, errlen, "tls: %s",
+			         rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 			goto fail;
 		}
 		if (cfg->mqtt.tls_insecure)
@@ -504,8 +510,8 @@ const char *mqtt_status_topic(const struct mqtt *m)
 	return m->status_topic;
 }
 
-int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len,
-                 int qos, bool retain, int *mid)
+int mqtt_publish(struct mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                 bool retain, int *mid)
 {
 	int rc = mosquitto_publish(m->mosq, mid, topic, (int)len, payload, qos, retain);
 	return rc == MOSQ_ERR_SUCCESS ? 0 : -1;

@@ -25,9 +25,9 @@
 static struct {
 	int fd;
 	bool holding;
-	bool dry;               /* a read of fd found nothing waiting */
-	size_t rpos, rlen;      /* unread bytes are rbuf[rpos, rlen) */
-	size_t wlen;            /* gathered, not yet sent: wbuf[0, wlen) */
+	bool dry;          /* a read of fd found nothing waiting */
+	size_t rpos, rlen; /* unread bytes are rbuf[rpos, rlen) */
+	size_t wlen;       /* gathered, not yet sent: wbuf[0, wlen) */
 	unsigned char rbuf[NETBUF_RSIZE];
 	unsigned char wbuf[NETBUF_WSIZE];
 } nb = { .fd = -1 };

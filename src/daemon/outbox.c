@@ -80,8 +80,8 @@ static const struct {
 	{ offsetof(struct outbox, put_outbox),
 	  "INSERT INTO outbox (alert_id, sink, delivery_id) VALUES (?1, ?2, ?3)" },
 	{ offsetof(struct outbox, next_due),
-	  "SELECT id, tries, created_ms, ext_id FROM delivery WHERE sink = ?1 AND "
-	  OUTBOX_DUE_STATES " AND next_ms <= ?2 ORDER BY id LIMIT 1" },
+	  "SELECT id, tries, created_ms, ext_id FROM delivery WHERE sink = ?1 "
+	  "AND " OUTBOX_DUE_STATES " AND next_ms <= ?2 ORDER BY id LIMIT 1" },
 	{ offsetof(struct outbox, alerts_of),
 	  "SELECT a.id, a.kind, a.cell, a.text, a.doc FROM outbox o "
 	  "JOIN alert a ON a.id = o.alert_id WHERE o.delivery_id = ?1 ORDER BY a.id" },
@@ -184,8 +184,8 @@ struct outbox *outbox_new(struct store *s, char *err, size_t errlen)
 	o->s = s;
 	o->db = store_db(s);
 	for (size_t i = 0; i < OUTBOX_N_SQL; i++) {
-		int rc = sqlite3_prepare_v3(o->db, outbox_sql[i].sql, -1,
-		                            SQLITE_PREPARE_PERSISTENT, outbox_stmt(o, i), NULL);
+		int rc = sqlite3_prepare_v3(o->db, outbox_sql[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
+		                            outbox_stmt(o, i), NULL);
 		if (rc != SQLITE_OK) {
 			snprintf(err, errlen, "outbox: prepare: %s", sqlite3_errmsg(o->db));
 			outbox_free(o);
@@ -212,8 +212,7 @@ static void outbox_reset(sqlite3_stmt *st)
 	sqlite3_clear_bindings(st);
 }
 
-static enum store_status outbox_fail(struct outbox *o, sqlite3_stmt *st, int rc,
-                                     const char *what)
+static enum store_status outbox_fail(struct outbox *o, sqlite3_stmt *st, int rc, const char *what)
 {
 	enum store_status ret = store_status_of(o->s, rc, what);
 	outbox_reset(st);
@@ -301,8 +300,7 @@ static enum store_status outbox_put_held(struct outbox *o, const struct outbox_h
 }
 
 enum store_status outbox_add(struct outbox *o, const struct config *cfg,
-                             const struct outbox_alert *a, int64_t now_ms,
-                             int64_t *alert_id)
+                             const struct outbox_alert *a, int64_t now_ms, int64_t *alert_id)
 {
 	return outbox_add_held(o, cfg, a, now_ms, NULL, 0, alert_id);
 }
@@ -319,15 +317,15 @@ static enum store_status outbox_add_rows(struct outbox *o, const struct config *
 	if ((rc = sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC)) != SQLITE_OK ||
 	    (rc = outbox_bind_opt_text(st, 2, a->cell)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(st, 3, a->at)) != SQLITE_OK ||
-	    (rc = a->has_due ? sqlite3_bind_int64(st, 4, a->due)
-	                     : sqlite3_bind_null(st, 4)) != SQLITE_OK ||
+	    (rc = a->has_due ? sqlite3_bind_int64(st, 4, a->due) : sqlite3_bind_null(st, 4)) !=
+	            SQLITE_OK ||
 	    (rc = sqlite3_bind_int(st, 5, a->repeat)) != SQLITE_OK ||
 	    (rc = outbox_bind_opt_text(st, 6, a->worker)) != SQLITE_OK ||
 	    (rc = a->event_id ? sqlite3_bind_int64(st, 7, a->event_id)
 	                      : sqlite3_bind_null(st, 7)) != SQLITE_OK ||
 	    (rc = outbox_bind_opt_text(st, 8, a->level)) != SQLITE_OK ||
-	    (rc = a->has_value ? sqlite3_bind_double(st, 9, a->value)
-	                       : sqlite3_bind_null(st, 9)) != SQLITE_OK ||
+	    (rc = a->has_value ? sqlite3_bind_double(st, 9, a->value) : sqlite3_bind_null(st, 9)) !=
+	            SQLITE_OK ||
 	    (rc = sqlite3_bind_text(st, 10, a->text, -1, SQLITE_STATIC)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_text(st, 11, a->doc, -1, SQLITE_STATIC)) != SQLITE_OK)
 		return outbox_fail(o, st, rc, "bind alert");
@@ -367,14 +365,14 @@ static enum store_status outbox_add_rows(struct outbox *o, const struct config *
 
 enum store_status outbox_add_held(struct outbox *o, const struct config *cfg,
                                   const struct outbox_alert *a, int64_t now_ms,
-                                  const struct outbox_held *held, size_t n_held,
-                                  int64_t *alert_id)
+                                  const struct outbox_held *held, size_t n_held, int64_t *alert_id)
 {
 	const char *kind = config_kind_name(a->kind);
 	enum store_status ret;
 
 	if (!kind || !a->text || !a->doc)
-		return store_status_of(o->s, SQLITE_MISUSE, "outbox_add: alert without kind, "
+		return store_status_of(o->s, SQLITE_MISUSE,
+		                       "outbox_add: alert without kind, "
 		                       "text or doc");
 	ret = store_begin(o->s);
 	if (ret != STORE_OK)
@@ -418,8 +416,8 @@ static const char *outbox_col_text(sqlite3_stmt *st, int i)
  * only a bug or a hand-edited database can cause that — is replaced by
  * those row fields rather than blocking the delivery for ever.
  */
-static json_t *outbox_alert_object(int64_t id, const char *kind, const char *cell,
-                                   const char *text, const char *doc)
+static json_t *outbox_alert_object(int64_t id, const char *kind, const char *cell, const char *text,
+                                   const char *doc)
 {
 	json_t *obj = json_object();
 	json_t *src = doc ? json_loads(doc, JSON_REJECT_DUPLICATES, NULL) : NULL;
@@ -431,7 +429,7 @@ static json_t *outbox_alert_object(int64_t id, const char *kind, const char *cel
 	if (json_is_object(src)) {
 		const char *k;
 		json_t *v;
-		json_object_foreach(src, k, v) {
+		json_object_foreach (src, k, v) {
 			if (strcmp(k, "alert_id") != 0)
 				rc |= json_object_set(obj, k, v);
 		}
@@ -624,8 +622,7 @@ enum store_status outbox_first_overdue_at(struct outbox *o, const char *cell, in
 	return STORE_OK;
 }
 
-enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t to,
-                                       int64_t *out)
+enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t to, int64_t *out)
 {
 	sqlite3_stmt *q = o->count_overdue;
 	int rc = sqlite3_bind_int64(q, 1, from);
@@ -642,8 +639,8 @@ enum store_status outbox_count_overdue(struct outbox *o, int64_t from, int64_t t
 	return STORE_OK;
 }
 
-enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to,
-                                     int64_t *tasks, int64_t *claimed)
+enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to, int64_t *tasks,
+                                     int64_t *claimed)
 {
 	sqlite3_stmt *q = o->count_tasks;
 	int rc = sqlite3_bind_int64(q, 1, from);
@@ -662,9 +659,8 @@ enum store_status outbox_count_tasks(struct outbox *o, int64_t from, int64_t to,
 }
 
 /* The shared shape of the mark_* updates: ?1 id, ?2 an integer, ?3 text. */
-static enum store_status outbox_mark(struct outbox *o, sqlite3_stmt *st, int64_t id,
-                                     int nargs, int64_t n, const char *text,
-                                     const char *what)
+static enum store_status outbox_mark(struct outbox *o, sqlite3_stmt *st, int64_t id, int nargs,
+                                     int64_t n, const char *text, const char *what)
 {
 	enum store_status ret = store_begin(o->s);
 	int rc;
@@ -702,8 +698,8 @@ enum store_status outbox_mark_expired(struct outbox *o, int64_t id, int64_t now_
 
 /* ------------------------------------------------------------ claims */
 
-static enum store_status outbox_task_row(struct outbox *o, sqlite3_stmt *q,
-                                         struct outbox_task *out, bool *found)
+static enum store_status outbox_task_row(struct outbox *o, sqlite3_stmt *q, struct outbox_task *out,
+                                         bool *found)
 {
 	int rc = sqlite3_step(q);
 	*found = false;

@@ -38,11 +38,11 @@ extern char **environ;
 #define SINK_EXEC_READS_PER_CB 16
 
 struct sink_exec_try {
-	pid_t pid;              /* also the process group id */
+	pid_t pid; /* also the process group id */
 	bool reaped;
 	bool timed_out;
-	int in_fd, out_fd;      /* ours: write end of stdin, read end of output */
-	int in_h, out_h;        /* loop handles, -1 when not watched */
+	int in_fd, out_fd; /* ours: write end of stdin, read end of output */
+	int in_h, out_h;   /* loop handles, -1 when not watched */
 	size_t in_off;
 	char out[SINK_EXEC_OUTPUT_MAX];
 	size_t out_len;
@@ -291,7 +291,9 @@ static void sink_exec_timeout(struct dtry *t)
 static char **sink_exec_env(const struct outbox_delivery *del, char **own)
 {
 	static const char *const names[] = {
-		"GRIDPATROL_DELIVERY_ID=", "GRIDPATROL_KIND=", "GRIDPATROL_TEXT=",
+		"GRIDPATROL_DELIVERY_ID=",
+		"GRIDPATROL_KIND=",
+		"GRIDPATROL_TEXT=",
 	};
 	size_t n = 0, k = 0;
 	while (environ && environ[n])
@@ -333,8 +335,7 @@ static char **sink_exec_env(const struct outbox_delivery *del, char **own)
 
 /* Spawn the program of sink cs for try t. On failure returns -1 with a
  * reason in err (the try then fails like any other). */
-static int sink_exec_start(struct dtry *t, const struct config_sink *cs,
-                           char *err, size_t errlen)
+static int sink_exec_start(struct dtry *t, const struct config_sink *cs, char *err, size_t errlen)
 {
 	struct sink_exec_try *x = calloc(1, sizeof(*x));
 	struct deliver *d = t->ds->d;
@@ -393,9 +394,8 @@ static int sink_exec_start(struct dtry *t, const struct config_sink *cs,
 	     * not leak into a user's script. */
 	    (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) != 0 ||
 #endif
-	    (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP |
-	                                   POSIX_SPAWN_SETSIGMASK |
-	                                   POSIX_SPAWN_SETSIGDEF)) != 0 ||
+	    (rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+	                                                  POSIX_SPAWN_SETSIGDEF)) != 0 ||
 	    (rc = posix_spawnattr_setpgroup(&attr, 0)) != 0 ||
 	    (rc = posix_spawnattr_setsigmask(&attr, &none)) != 0 ||
 	    (rc = posix_spawnattr_setsigdefault(&attr, &all)) != 0)

@@ -71,9 +71,9 @@ extern const struct sink_ops sink_mqtt_ops;
 struct dtry {
 	struct dsink *ds;
 	const struct sink_ops *ops;
-	void *drv;                      /* the driver's per-try state */
-	struct loop_timer *timer;       /* the sink's timer this try uses */
-	struct dheld *held;             /* a held alert's try, or NULL */
+	void *drv;                /* the driver's per-try state */
+	struct loop_timer *timer; /* the sink's timer this try uses */
+	struct dheld *held;       /* a held alert's try, or NULL */
 	struct dheld_sink *hs;
 	struct outbox_delivery del;
 	int64_t start_mono;
@@ -90,8 +90,8 @@ struct dtry {
 struct dsink {
 	struct deliver *d;
 	char name[TOPIC_SEGMENT_MAX + 1];
-	const struct config_sink *cfg;  /* NULL: gone from the config, try still running */
-	struct loop_timer timer;        /* idle: next due time; running: try deadline */
+	const struct config_sink *cfg; /* NULL: gone from the config, try still running */
+	struct loop_timer timer;       /* idle: next due time; running: try deadline */
 	struct dtry *cur;
 	/* A try of a held alert (below), beside cur: cur may be a finished
 	 * try whose outcome waits for the database. Never two running. */
@@ -117,16 +117,16 @@ struct dheld_sink {
 	int64_t next_ms, done_ms;
 	char error[256];
 	bool running;
-	bool tried;             /* a try started: a bridge has seen delivery_id */
+	bool tried; /* a try started: a bridge has seen delivery_id */
 };
 
 struct dheld {
 	unsigned kind;
-	int64_t at;             /* Unix seconds */
+	int64_t at; /* Unix seconds */
 	int64_t created_ms;
-	char *text, *doc;       /* doc: the alert's object, without alert_id */
-	bool writing;           /* in the open batch, not committed yet */
-	bool untried;           /* no tries before the caller's write fails */
+	char *text, *doc; /* doc: the alert's object, without alert_id */
+	bool writing;     /* in the open batch, not committed yet */
+	bool untried;     /* no tries before the caller's write fails */
 	size_t n_sinks;
 	struct dheld_sink *sinks;
 };
@@ -141,12 +141,12 @@ struct deliver {
 	size_t n_sinks;
 	int running;
 	bool stopping;
-	struct dbstate_pause db;        /* the outbox refused: tries paused */
+	struct dbstate_pause db; /* the outbox refused: tries paused */
 	struct loop_timer store_timer;
 	struct backoff_rng rng;
 	struct dheld **held;
 	size_t n_held;
-	int64_t last_held_ms;   /* keeps held delivery_ids unique */
+	int64_t last_held_ms; /* keeps held delivery_ids unique */
 };
 
 /* The try's outcome is known: log it, plan the retry or expiry, and

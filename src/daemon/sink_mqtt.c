@@ -14,7 +14,7 @@
 #include <string.h>
 
 struct sink_mqtt_try {
-	int *mids;              /* -1 once acknowledged */
+	int *mids; /* -1 once acknowledged */
 	size_t n_mids, n_unacked;
 };
 
@@ -54,8 +54,7 @@ static const char *sink_mqtt_json_str(const json_t *obj, const char *key, const 
 
 /* Publish one document per alert: the delivery restricted to that alert.
  * Returns -1 with a reason in err. */
-static int sink_mqtt_publish(struct dtry *t, const struct config_sink *cs,
-                             char *err, size_t errlen)
+static int sink_mqtt_publish(struct dtry *t, const struct config_sink *cs, char *err, size_t errlen)
 {
 	struct sink_mqtt_try *q = t->drv;
 	struct deliver *d = t->ds->d;
@@ -65,7 +64,8 @@ static int sink_mqtt_publish(struct dtry *t, const struct config_sink *cs,
 	int ret = -1;
 
 	if (!json_is_array(alerts)) {
-		snprintf(err, errlen, "delivery document unusable: %s", doc ? "no alerts" : jerr.text);
+		snprintf(err, errlen, "delivery document unusable: %s",
+		         doc ? "no alerts" : jerr.text);
 		goto out;
 	}
 	size_t n = json_array_size(alerts);
@@ -76,11 +76,9 @@ static int sink_mqtt_publish(struct dtry *t, const struct config_sink *cs,
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_t *a = json_array_get(alerts, i);
-		json_t *one = json_pack("{s:s, s:s, s:s, s:[O]}",
-		                        "delivery_id", t->del.delivery_id,
-		                        "sink", t->del.sink,
-		                        "text", sink_mqtt_json_str(a, "text", ""),
-		                        "alerts", a);
+		json_t *one = json_pack("{s:s, s:s, s:s, s:[O]}", "delivery_id", t->del.delivery_id,
+		                        "sink", t->del.sink, "text",
+		                        sink_mqtt_json_str(a, "text", ""), "alerts", a);
 		char *payload = one ? json_dumps(one, JSON_COMPACT) : NULL;
 		char *topic = sink_mqtt_topic(cs->topic, sink_mqtt_json_str(a, "cell", "-"),
 		                              sink_mqtt_json_str(a, "kind", "-"));
@@ -131,8 +129,8 @@ static void sink_mqtt_timeout(struct dtry *t)
 	struct sink_mqtt_try *q = t->drv;
 	char why[96];
 
-	snprintf(why, sizeof(why), "%zu of %zu PUBACKs missing after %lld s",
-	         q->n_unacked, q->n_mids, (long long)(t->timeout_ms / 1000));
+	snprintf(why, sizeof(why), "%zu of %zu PUBACKs missing after %lld s", q->n_unacked,
+	         q->n_mids, (long long)(t->timeout_ms / 1000));
 	deliver_try_finish(t, false, why, NULL);
 }
 

@@ -48,8 +48,8 @@ struct store {
 	sqlite3 *db;
 	int lock_fd;
 	bool in_batch;
-	int page_size;  /* bytes, > 0 */
-	int fail_rc;    /* SQLite's code for the last failure, SQLITE_OK since BEGIN */
+	int page_size; /* bytes, > 0 */
+	int fail_rc;   /* SQLite's code for the last failure, SQLITE_OK since BEGIN */
 	sqlite3_stmt *begin, *commit, *rollback;
 	sqlite3_stmt *put_event, *put_span, *put_rejected, *cell_known, *count_events;
 	sqlite3_stmt *state_get, *state_put;
@@ -115,25 +115,25 @@ static const char *const store_migrations[] = {
 	/* 1 -> 2: alerts, their delivery, and pauses */
 	"CREATE TABLE alert ("
 	"  id INTEGER PRIMARY KEY,"
-	"  kind TEXT NOT NULL,"         /* overdue recovered event reading digest system claimed */
-	"  cell TEXT,"                  /* NULL for digest and system */
-	"  at INTEGER NOT NULL,"        /* raised, Unix seconds */
-	"  due INTEGER,"                /* overdue: the deadline it is back-dated to */
+	"  kind TEXT NOT NULL,"  /* overdue recovered event reading digest system claimed */
+	"  cell TEXT,"           /* NULL for digest and system */
+	"  at INTEGER NOT NULL," /* raised, Unix seconds */
+	"  due INTEGER,"         /* overdue: the deadline it is back-dated to */
 	"  repeat INTEGER NOT NULL DEFAULT 0,"
-	"  worker TEXT,"                /* recovered/event/reading: who reported */
-	"  event_id INTEGER,"           /* the event row that caused it, if any */
-	"  level TEXT,"                 /* reading: warn, alarm or normal */
+	"  worker TEXT,"      /* recovered/event/reading: who reported */
+	"  event_id INTEGER," /* the event row that caused it, if any */
+	"  level TEXT,"       /* reading: warn, alarm or normal */
 	"  value REAL,"
-	"  text TEXT NOT NULL,"         /* in the configured language */
-	"  doc TEXT NOT NULL);"         /* the alert's JSON object for deliveries */
+	"  text TEXT NOT NULL," /* in the configured language */
+	"  doc TEXT NOT NULL);" /* the alert's JSON object for deliveries */
 	"CREATE INDEX alert_at ON alert(at);"
 	"CREATE INDEX alert_cell ON alert(cell, kind, at);"
 	"CREATE TABLE delivery ("
-	"  id INTEGER PRIMARY KEY,"     /* delivery_id is sink || '-' || printf('%06d', id) */
+	"  id INTEGER PRIMARY KEY," /* delivery_id is sink || '-' || printf('%06d', id) */
 	"  sink TEXT NOT NULL,"
 	"  state TEXT NOT NULL CHECK (state IN ('pending','inflight','delivered','expired')),"
 	"  created_ms INTEGER NOT NULL,"
-	"  next_ms INTEGER NOT NULL,"   /* group window end, then next try */
+	"  next_ms INTEGER NOT NULL," /* group window end, then next try */
 	"  tries INTEGER NOT NULL DEFAULT 0,"
 	"  last_error TEXT,"
 	"  done_ms INTEGER);"
@@ -146,8 +146,8 @@ static const char *const store_migrations[] = {
 	"CREATE INDEX outbox_delivery ON outbox(delivery_id);"
 	"CREATE TABLE pause ("
 	"  cell TEXT PRIMARY KEY,"
-	"  since INTEGER NOT NULL,"     /* Unix seconds */
-	"  until INTEGER,"              /* NULL: until resumed */
+	"  since INTEGER NOT NULL," /* Unix seconds */
+	"  until INTEGER,"          /* NULL: until resumed */
 	"  reason TEXT) WITHOUT ROWID;",
 
 	/* 2 -> 3: the newest and oldest event of each (cell, type), kept as
@@ -161,9 +161,9 @@ static const char *const store_migrations[] = {
 	"CREATE TABLE event_span ("
 	"  cell TEXT NOT NULL,"
 	"  type TEXT NOT NULL,"
-	"  first_ts INTEGER NOT NULL,"  /* oldest patrol time ever stored */
-	"  last_ts INTEGER NOT NULL,"   /* newest patrol time */
-	"  last_worker TEXT NOT NULL,"  /* who reported the newest */
+	"  first_ts INTEGER NOT NULL," /* oldest patrol time ever stored */
+	"  last_ts INTEGER NOT NULL,"  /* newest patrol time */
+	"  last_worker TEXT NOT NULL," /* who reported the newest */
 	"  PRIMARY KEY (cell, type)) WITHOUT ROWID;"
 	"INSERT INTO event_span (cell, type, first_ts, last_ts, last_worker) "
 	"  SELECT cell, type, min(ts), max(ts), '' FROM event GROUP BY cell, type;"
@@ -189,9 +189,9 @@ static const char *const store_migrations[] = {
 	 * no end before, so those already stored count as ended when
 	 * raised. alert_open finds a cell's open alerts without walking its
 	 * history. */
-	"ALTER TABLE alert ADD COLUMN claimed_by TEXT;"       /* worker or office --by NAME */
-	"ALTER TABLE alert ADD COLUMN claimed_at INTEGER;"    /* the claim's time, Unix s */
-	"ALTER TABLE alert ADD COLUMN resolved_at INTEGER;"   /* its episode ended, Unix s */
+	"ALTER TABLE alert ADD COLUMN claimed_by TEXT;"     /* worker or office --by NAME */
+	"ALTER TABLE alert ADD COLUMN claimed_at INTEGER;"  /* the claim's time, Unix s */
+	"ALTER TABLE alert ADD COLUMN resolved_at INTEGER;" /* its episode ended, Unix s */
 	"UPDATE alert SET resolved_at = (SELECT min(r.at) FROM alert r WHERE "
 	"  r.cell = alert.cell AND r.kind = 'recovered' AND r.level IS NULL "
 	"  AND r.at >= alert.at AND r.id > alert.id) WHERE kind = 'overdue';"
@@ -209,22 +209,21 @@ static const char *const store_migrations[] = {
 	 * batch and deletes it, as it picks up pauses. */
 	"CREATE TABLE claim_request ("
 	"  id INTEGER PRIMARY KEY,"
-	"  at INTEGER NOT NULL,"        /* when it was made, Unix seconds */
-	"  by TEXT NOT NULL,"           /* who claims (--by) */
+	"  at INTEGER NOT NULL," /* when it was made, Unix seconds */
+	"  by TEXT NOT NULL,"    /* who claims (--by) */
 	"  cell TEXT NOT NULL,"
 	"  alert_id INTEGER NOT NULL);",
 };
 
 #define STORE_N_MIGRATIONS (sizeof(store_migrations) / sizeof(store_migrations[0]))
 
-_Static_assert(STORE_N_MIGRATIONS == STORE_SCHEMA_VERSION,
-               "one migration per schema version");
+_Static_assert(STORE_N_MIGRATIONS == STORE_SCHEMA_VERSION, "one migration per schema version");
 
 static enum store_status store_fail(struct store *s, int rc, const char *what)
 {
 	s->fail_rc = rc;
-	snprintf(s->err, sizeof(s->err), "%s: %s (%s)", what,
-	         sqlite3_errmsg(s->db), sqlite3_errstr(rc));
+	snprintf(s->err, sizeof(s->err), "%s: %s (%s)", what, sqlite3_errmsg(s->db),
+	         sqlite3_errstr(rc));
 	switch (rc & 0xff) {
 	case SQLITE_FULL:
 	case SQLITE_IOERR:
@@ -339,7 +338,8 @@ static int store_migrate(struct store *s)
 	if (version > STORE_SCHEMA_VERSION) {
 		snprintf(s->err, sizeof(s->err),
 		         "database schema version %d is newer than this gridpatrold (%d); "
-		         "refusing to touch it", version, STORE_SCHEMA_VERSION);
+		         "refusing to touch it",
+		         version, STORE_SCHEMA_VERSION);
 		goto fail;
 	}
 	/* Filling event_span (2 -> 3) reads all history once; the hook lets
@@ -420,7 +420,8 @@ enum store_status store_set_sync(struct store *s, bool full)
 			int e = errno;
 			close(fd);
 			if (rc < 0) {
-				snprintf(s->err, sizeof(s->err), "fdatasync %s: %s", wal, strerror(e));
+				snprintf(s->err, sizeof(s->err), "fdatasync %s: %s", wal,
+				         strerror(e));
 				return STORE_RETRY;
 			}
 		}
@@ -442,8 +443,8 @@ static int store_wal_limit(struct store *s, sqlite3 *db, const char *name)
 	struct statvfs sv;
 	if (!file || !*file || statvfs(file, &sv) != 0)
 		return STORE_WAL_FRAMES_MAX;
-	unsigned long long free_pages =
-		(unsigned long long)sv.f_bavail * sv.f_frsize / (unsigned)s->page_size;
+	unsigned long long free_pages = (unsigned long long)sv.f_bavail * sv.f_frsize /
+	                                (unsigned)s->page_size;
 	if (free_pages / 4 >= STORE_WAL_FRAMES_MAX)
 		return STORE_WAL_FRAMES_MAX;
 	if (free_pages / 4 <= STORE_WAL_FRAMES_MIN)
@@ -474,8 +475,8 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 		goto fail;
 
 	int rc = sqlite3_open_v2(path, &s->db,
-	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-	                         SQLITE_OPEN_NOMUTEX, NULL);
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                         NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open database %s: %s", path,
 		         s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -515,11 +516,11 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 	 * are only allocated as used, so an idle daemon stays small). */
 	/* FULL until the caller says otherwise (store_set_sync): the safe
 	 * side for anything that writes before the configuration is applied. */
-	if (store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-	                  "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-8192;",
-	                  "set pragmas") < 0 ||
-	    store_migrate(s) < 0 ||
-	    store_set_max_size(s, max_size) != STORE_OK)
+	if (store_exec(s,
+	               "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+	               "PRAGMA journal_size_limit=67108864; PRAGMA cache_size=-8192;",
+	               "set pragmas") < 0 ||
+	    store_migrate(s) < 0 || store_set_max_size(s, max_size) != STORE_OK)
 		goto fail_msg;
 
 	if (store_prepare(s, &s->begin, "BEGIN IMMEDIATE") < 0 ||
@@ -528,7 +529,8 @@ struct store *store_open(const char *path, int64_t max_size, char *err, size_t e
 	    store_prepare(s, &s->put_event,
 	                  "INSERT OR IGNORE INTO event (worker, msg_id, cell, type, ts, "
 	                  "device_ts, recv_ms, lat, lon, value, note, photo, flags, raw) "
-	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)") < 0 ||
+	                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)") <
+	            0 ||
 	    /* An in-order event is the newest of its cell and type and moves
 	     * last_ts; the WHERE spares a late one that is not the oldest
 	     * either the write. SET expressions read the row as it was. */
@@ -704,8 +706,8 @@ enum store_status store_put_event(struct store *s, const struct msg_record *r, b
 	rc |= r->has_note ? store_bind_text(st, 11, r->note, -1) : sqlite3_bind_null(st, 11);
 	rc |= r->has_photo ? store_bind_text(st, 12, r->photo, -1) : sqlite3_bind_null(st, 12);
 	rc |= sqlite3_bind_text(st, 13, flags, -1, SQLITE_TRANSIENT);
-	rc |= sqlite3_bind_text(st, 14, r->raw_len ? (const char *)r->raw : "",
-	                        (int)r->raw_len, SQLITE_STATIC);
+	rc |= sqlite3_bind_text(st, 14, r->raw_len ? (const char *)r->raw : "", (int)r->raw_len,
+	                        SQLITE_STATIC);
 	if (rc != SQLITE_OK) {
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
@@ -745,8 +747,8 @@ static size_t store_utf8_prefix(const unsigned char *p, size_t len, size_t limit
 	return utf8_prefix((const char *)p, len, limit);
 }
 
-static int store_bind_bounded(sqlite3_stmt *st, int idx, const void *data, size_t len,
-                              size_t limit, bool blob_ok)
+static int store_bind_bounded(sqlite3_stmt *st, int idx, const void *data, size_t len, size_t limit,
+                              bool blob_ok)
 {
 	size_t n = store_utf8_prefix(data, len, limit);
 	if (n != (size_t)-1)
@@ -758,8 +760,8 @@ static int store_bind_bounded(sqlite3_stmt *st, int idx, const void *data, size_
 }
 
 enum store_status store_put_rejected(struct store *s, int64_t recv_ms, const char *topic,
-                                     const void *payload, size_t len,
-                                     const char *reason, const char *detail)
+                                     const void *payload, size_t len, const char *reason,
+                                     const char *detail)
 {
 	sqlite3_stmt *st = s->put_rejected;
 	int rc = 0;
@@ -815,8 +817,7 @@ enum store_status store_count_events(struct store *s, int64_t *out)
 	return st;
 }
 
-enum store_status store_state_get(struct store *s, const char *key, int64_t *value,
-                                  bool *found)
+enum store_status store_state_get(struct store *s, const char *key, int64_t *value, bool *found)
 {
 	int rc = sqlite3_bind_text(s->state_get, 1, key, -1, SQLITE_STATIC);
 	enum store_status st = STORE_OK;
@@ -885,7 +886,7 @@ enum store_status store_data_version(struct store *s, int64_t *out)
 struct store_prune {
 	struct store *s;
 	int auto_vacuum;
-	int64_t alert_at, alert_id;  /* cursor: alerts up to here were seen */
+	int64_t alert_at, alert_id;           /* cursor: alerts up to here were seen */
 	int64_t alert_at_next, alert_id_next; /* where the open step leaves it */
 	sqlite3_stmt *ev_del, *rj_del_age, *rj_max, *rj_del_id;
 	sqlite3_stmt *al_pick, *al_sinks, *al_del_outbox, *al_del, *dl_del;
@@ -905,22 +906,22 @@ struct store_prune {
  * answers the check. The cursor (at, id) moves past rows kept, so a run
  * never reads them twice. */
 static const char store_prune_pick_sql[] =
-	"SELECT a.id, a.at FROM alert a "
-	"WHERE a.at >= ?2 AND a.at < ?1 AND (a.at > ?2 OR a.id > ?3) "
-	"AND NOT EXISTS (SELECT 1 FROM outbox o JOIN delivery d ON d.id = o.delivery_id "
-	"  WHERE o.alert_id = a.id AND d.state NOT IN ('delivered', 'expired')) "
-	"AND (a.cell IS NULL OR CASE "
-	"  WHEN a.level IS NOT NULL THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
-	"    AND b.kind IN ('reading', 'recovered') AND b.at >= a.at AND b.id > a.id "
-	"    AND b.level IS NOT NULL "
-	"    AND json_extract(b.doc, '$.event_type') IS json_extract(a.doc, '$.event_type')) "
-	"  WHEN a.kind = 'overdue' THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
-	"    AND b.kind = 'overdue' AND b.at >= a.at AND b.id > a.id "
-	"    AND (a.repeat <> 0 OR b.repeat = 0)) "
-	"  WHEN a.kind = 'recovered' THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
-	"    AND b.kind = 'recovered' AND b.at >= a.at AND b.id > a.id AND b.level IS NULL) "
-	"  ELSE 1 END) "
-	"ORDER BY a.at, a.id LIMIT ?4";
+        "SELECT a.id, a.at FROM alert a "
+        "WHERE a.at >= ?2 AND a.at < ?1 AND (a.at > ?2 OR a.id > ?3) "
+        "AND NOT EXISTS (SELECT 1 FROM outbox o JOIN delivery d ON d.id = o.delivery_id "
+        "  WHERE o.alert_id = a.id AND d.state NOT IN ('delivered', 'expired')) "
+        "AND (a.cell IS NULL OR CASE "
+        "  WHEN a.level IS NOT NULL THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
+        "    AND b.kind IN ('reading', 'recovered') AND b.at >= a.at AND b.id > a.id "
+        "    AND b.level IS NOT NULL "
+        "    AND json_extract(b.doc, '$.event_type') IS json_extract(a.doc, '$.event_type')) "
+        "  WHEN a.kind = 'overdue' THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
+        "    AND b.kind = 'overdue' AND b.at >= a.at AND b.id > a.id "
+        "    AND (a.repeat <> 0 OR b.repeat = 0)) "
+        "  WHEN a.kind = 'recovered' THEN EXISTS (SELECT 1 FROM alert b WHERE b.cell = a.cell "
+        "    AND b.kind = 'recovered' AND b.at >= a.at AND b.id > a.id AND b.level IS NULL) "
+        "  ELSE 1 END) "
+        "ORDER BY a.at, a.id LIMIT ?4";
 
 struct store_prune *store_prune_new(struct store *s, char *err, size_t errlen)
 {
@@ -954,7 +955,8 @@ struct store_prune *store_prune_new(struct store *s, char *err, size_t errlen)
 		{ &p->dl_del, "DELETE FROM delivery WHERE id = ?1 AND NOT EXISTS "
 		              "(SELECT 1 FROM outbox WHERE delivery_id = ?1)" },
 		{ &p->freelist, "PRAGMA freelist_count" },
-		{ &p->vacuum, "PRAGMA incremental_vacuum(" STORE_STR(STORE_PRUNE_VACUUM_PAGES) ")" },
+		{ &p->vacuum,
+		  "PRAGMA incremental_vacuum(" STORE_STR(STORE_PRUNE_VACUUM_PAGES) ")" },
 	};
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		int rc = sqlite3_prepare_v3(s->db, sql[i].sql, -1, SQLITE_PREPARE_PERSISTENT,
@@ -981,9 +983,9 @@ void store_prune_free(struct store_prune *p)
 {
 	if (!p)
 		return;
-	sqlite3_stmt *all[] = { p->ev_del, p->rj_del_age, p->rj_max, p->rj_del_id, p->al_pick,
-	                        p->al_sinks, p->al_del_outbox, p->al_del, p->dl_del,
-	                        p->freelist, p->vacuum };
+	sqlite3_stmt *all[] = { p->ev_del,  p->rj_del_age, p->rj_max,        p->rj_del_id,
+		                p->al_pick, p->al_sinks,   p->al_del_outbox, p->al_del,
+		                p->dl_del,  p->freelist,   p->vacuum };
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		sqlite3_finalize(all[i]);
 	free(p);
@@ -1103,8 +1105,7 @@ static enum store_status store_prune_alerts(struct store_prune *p, int64_t befor
 /* One bounded delete out of the step's row budget: what it removed is
  * added to *count and taken from *left; a spent budget means more to do. */
 static enum store_status store_prune_budget(struct store *s, sqlite3_stmt *del, int64_t bound,
-                                            int *left, int64_t *count, bool *more,
-                                            const char *what)
+                                            int *left, int64_t *count, bool *more, const char *what)
 {
 	int64_t n = 0;
 	enum store_status st = store_prune_range(s, del, bound, *left, &n, what);
@@ -1164,7 +1165,8 @@ enum store_status store_prune_step(struct store_prune *p, const struct store_pru
 	 * number per step. Without auto_vacuum the pragma does nothing. */
 	if (p->auto_vacuum == 2) {
 		int64_t free_pages = 0;
-		if ((st = store_prune_scalar(s, p->freelist, &free_pages, "freelist_count")) != STORE_OK)
+		if ((st = store_prune_scalar(s, p->freelist, &free_pages, "freelist_count")) !=
+		    STORE_OK)
 			goto fail;
 		if (free_pages > 0) {
 			/* The pragma answers with a row per step of its own. */
@@ -1177,7 +1179,7 @@ enum store_status store_prune_step(struct store_prune *p, const struct store_pru
 				goto fail;
 			}
 			c.pages = free_pages < STORE_PRUNE_VACUUM_PAGES ? free_pages
-			                                                 : STORE_PRUNE_VACUUM_PAGES;
+			                                                : STORE_PRUNE_VACUUM_PAGES;
 			if (free_pages > STORE_PRUNE_VACUUM_PAGES)
 				*more = true;
 		}

@@ -104,10 +104,11 @@ enum store_status store_each_open_overdue(struct store *s, const struct config *
 	/* `+id`: the rowid must not be chosen as the range (it would walk
 	 * every cell's alerts since this one). */
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(store_db(s),
-		                        "SELECT 1 FROM alert WHERE cell = ?1 AND kind = 'recovered' "
-		                        "AND at >= ?2 AND +id > ?3 AND level IS NULL LIMIT 1",
-		                        -1, &rec, NULL);
+		rc = sqlite3_prepare_v2(
+		        store_db(s),
+		        "SELECT 1 FROM alert WHERE cell = ?1 AND kind = 'recovered' "
+		        "AND at >= ?2 AND +id > ?3 AND level IS NULL LIMIT 1",
+		        -1, &rec, NULL);
 	for (size_t i = 0; rc == SQLITE_OK && i < cfg->n_cells; i++) {
 		const char *cell = cfg->cells[i].id;
 		rc = store_probe(last, cell, NULL, 0, NULL);
@@ -124,7 +125,9 @@ enum store_status store_each_open_overdue(struct store *s, const struct config *
 		if (rc == SQLITE_DONE) {
 			rc = SQLITE_OK;
 			struct store_open_overdue row = {
-				.cell = cell, .at = v[0], .repeat = (int)repeat,
+				.cell = cell,
+				.at = v[0],
+				.repeat = (int)repeat,
 			};
 			if (cb(arg, &row) != 0)
 				break;
@@ -142,20 +145,22 @@ enum store_status store_each_open_overdue(struct store *s, const struct config *
  * the alert's doc, so each probe reads the cell's reading alerts newest
  * first until one of this type: one row when a cell has one threshold
  * type. */
-enum store_status store_each_level(struct store *s, const struct config *cfg,
-                                   store_level_cb *cb, void *arg)
+enum store_status store_each_level(struct store *s, const struct config *cfg, store_level_cb *cb,
+                                   void *arg)
 {
 	sqlite3_stmt *last = NULL, *rec = NULL;
 	int rc = sqlite3_prepare_v2(store_db(s),
 	                            "SELECT id, at, level FROM alert WHERE cell = ?1 AND "
 	                            "kind = 'reading' AND json_extract(doc, '$.event_type') = ?2 "
-	                            "ORDER BY at DESC, id DESC LIMIT 1", -1, &last, NULL);
+	                            "ORDER BY at DESC, id DESC LIMIT 1",
+	                            -1, &last, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(store_db(s),
-		                        "SELECT 1 FROM alert WHERE cell = ?1 AND kind = 'recovered' "
-		                        "AND at >= ?2 AND +id > ?3 AND level IS NOT NULL "
-		                        "AND json_extract(doc, '$.event_type') = ?4 LIMIT 1",
-		                        -1, &rec, NULL);
+		rc = sqlite3_prepare_v2(
+		        store_db(s),
+		        "SELECT 1 FROM alert WHERE cell = ?1 AND kind = 'recovered' "
+		        "AND at >= ?2 AND +id > ?3 AND level IS NOT NULL "
+		        "AND json_extract(doc, '$.event_type') = ?4 LIMIT 1",
+		        -1, &rec, NULL);
 	for (size_t i = 0; rc == SQLITE_OK && i < cfg->n_cells; i++) {
 		const char *cell = cfg->cells[i].id;
 		for (size_t e = 0; rc == SQLITE_OK && e < cfg->n_events; e++) {
@@ -169,7 +174,9 @@ enum store_status store_each_level(struct store *s, const struct config *cfg,
 				const char *w = (const char *)sqlite3_column_text(last, 2);
 				v[0] = sqlite3_column_int64(last, 1);
 				v[1] = sqlite3_column_int64(last, 0);
-				level = w && !strcmp(w, "alarm") ? 2 : w && !strcmp(w, "warn") ? 1 : 0;
+				level = w && !strcmp(w, "alarm")  ? 2
+				        : w && !strcmp(w, "warn") ? 1
+				                                  : 0;
 			}
 			store_probe_done(last);
 			if (found && level > 0) {
@@ -182,7 +189,9 @@ enum store_status store_each_level(struct store *s, const struct config *cfg,
 				break;
 			rc = SQLITE_OK;
 			struct store_level row = {
-				.cell = cell, .type = ev->name, .level = (int)level,
+				.cell = cell,
+				.type = ev->name,
+				.level = (int)level,
 			};
 			if (found && cb(arg, &row) != 0)
 				goto out;
@@ -203,7 +212,10 @@ static int store_read_pause_row(void *arg, const struct store_read_row *row)
 {
 	struct store_read_pause *p = arg;
 	struct store_pause ps = {
-		.cell = row->key, .since = row->i0, .open_ended = row->null1, .until = row->i1,
+		.cell = row->key,
+		.since = row->i0,
+		.open_ended = row->null1,
+		.until = row->i1,
 	};
 	return p->cb(p->arg, &ps);
 }
@@ -233,8 +245,10 @@ enum store_status store_each_day_cell_type(struct store *s, int64_t from, int64_
                                            store_cell_type_cb *cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = store_read_day(s, "SELECT cell, type FROM event WHERE ts >= ?1 AND ts < ?2 "
-	                        "GROUP BY cell, type", from, to, &st);
+	int rc = store_read_day(s,
+	                        "SELECT cell, type FROM event WHERE ts >= ?1 AND ts < ?2 "
+	                        "GROUP BY cell, type",
+	                        from, to, &st);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_cell_type row = {
 			.cell = (const char *)sqlite3_column_text(st, 0),
@@ -254,8 +268,10 @@ enum store_status store_each_day_type_count(struct store *s, int64_t from, int64
                                             store_type_count_cb *cb, void *arg)
 {
 	sqlite3_stmt *st = NULL;
-	int rc = store_read_day(s, "SELECT type, count(*) FROM event WHERE ts >= ?1 AND ts < ?2 "
-	                        "GROUP BY type ORDER BY type", from, to, &st);
+	int rc = store_read_day(s,
+	                        "SELECT type, count(*) FROM event WHERE ts >= ?1 AND ts < ?2 "
+	                        "GROUP BY type ORDER BY type",
+	                        from, to, &st);
 	while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_type_count row = {
 			.type = (const char *)sqlite3_column_text(st, 0),
@@ -278,8 +294,10 @@ enum store_status store_next_claim_request(struct store *s, struct store_claim_r
 {
 	sqlite3_stmt *st;
 	*found = false;
-	int rc = sqlite3_prepare_v2(store_db(s), "SELECT id, at, by, cell, alert_id FROM claim_request "
-	                            "ORDER BY id LIMIT 1", -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(store_db(s),
+	                            "SELECT id, at, by, cell, alert_id FROM claim_request "
+	                            "ORDER BY id LIMIT 1",
+	                            -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return store_status_of(s, rc, "read claim requests");
 	rc = sqlite3_step(st);
@@ -294,7 +312,8 @@ enum store_status store_next_claim_request(struct store *s, struct store_claim_r
 		out->alert_id = sqlite3_column_int64(st, 4);
 	}
 	enum store_status ret = rc == SQLITE_ROW || rc == SQLITE_DONE
-	                        ? STORE_OK : store_status_of(s, rc, "read claim requests");
+	                                ? STORE_OK
+	                                : store_status_of(s, rc, "read claim requests");
 	sqlite3_finalize(st);
 	return ret;
 }
@@ -305,7 +324,8 @@ enum store_status store_claim_request_done(struct store *s, int64_t id)
 	enum store_status ret = store_begin(s);
 	if (ret != STORE_OK)
 		return ret;
-	int rc = sqlite3_prepare_v2(store_db(s), "DELETE FROM claim_request WHERE id = ?1", -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(store_db(s), "DELETE FROM claim_request WHERE id = ?1", -1, &st,
+	                            NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_bind_int64(st, 1, id)) == SQLITE_OK)
 		rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE)

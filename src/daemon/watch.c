@@ -79,17 +79,19 @@ static long watch_params_of(struct watch *w, const struct config_cell *c, size_t
 		*cap = ncap;
 	}
 	w->params[w->n_params] = (struct deadline_params){
-		.interval_s = c->interval_s, .grace_s = c->grace_s,
-		.repeat_s = c->repeat_s, .active = c->active,
+		.interval_s = c->interval_s,
+		.grace_s = c->grace_s,
+		.repeat_s = c->repeat_s,
+		.active = c->active,
 	};
 	return (long)w->n_params++;
 }
 
 struct watch_build {
 	const struct config *cfg;
-	int64_t *known;  /* known_since */
-	int64_t *last;   /* last patrol, 0: none */
-	int64_t *ended;  /* end of a pause that is over, 0: none */
+	int64_t *known; /* known_since */
+	int64_t *last;  /* last patrol, 0: none */
+	int64_t *ended; /* end of a pause that is over, 0: none */
 	int64_t now;
 	struct deadline *dl;
 	struct alert *alert;
@@ -243,7 +245,7 @@ enum store_status watch_claim(struct watch *w, const struct alert_claim *cl, int
 }
 
 enum store_status watch_office_claims(struct watch *w, int64_t now, bool *queued, int *done,
-                                     bool *more)
+                                      bool *more)
 {
 	enum store_status st = store_begin(w->store);
 	bool found = true;
@@ -258,8 +260,9 @@ enum store_status watch_office_claims(struct watch *w, int64_t now, bool *queued
 		/* A cell no longer configured: nothing to claim. */
 		const struct config_cell *c = w->cfg ? config_cell_find(w->cfg, rq.cell) : NULL;
 		if (c) {
-			struct alert_claim cl = { .cell = c, .alert_id = rq.alert_id, .by = rq.by,
-			                          .at = rq.at };
+			struct alert_claim cl = {
+				.cell = c, .alert_id = rq.alert_id, .by = rq.by, .at = rq.at
+			};
 			st = watch_claim(w, &cl, now, queued);
 		}
 		if (st == STORE_OK)
@@ -289,8 +292,8 @@ enum store_status watch_claim_check(struct watch *w, const struct msg_record *re
 	return st;
 }
 
-enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
-                                 int64_t event_id, int64_t now, bool *queued)
+enum store_status watch_on_event(struct watch *w, const struct msg_record *rec, int64_t event_id,
+                                 int64_t now, bool *queued)
 {
 	enum store_status st = STORE_OK;
 	const struct config_cell *c = rec->cell_cfg;
@@ -314,8 +317,10 @@ enum store_status watch_on_event(struct watch *w, const struct msg_record *rec,
 	}
 	if (w->dl && rec->event_cfg->claim) {
 		struct alert_claim cl = {
-			.cell = c, .alert_id = rec->has_alert_id ? rec->alert_id : 0,
-			.by = rec->worker, .at = rec->ts,
+			.cell = c,
+			.alert_id = rec->has_alert_id ? rec->alert_id : 0,
+			.by = rec->worker,
+			.at = rec->ts,
 		};
 		if ((st = watch_claim(w, &cl, now, queued)) != STORE_OK)
 			return st;

@@ -9,8 +9,10 @@
 int span_prepare(sqlite3 *db, sqlite3_stmt **st)
 {
 	/* The primary key (cell, type) makes this a range of a few rows. */
-	return sqlite3_prepare_v3(db, "SELECT type, last_ts, last_worker FROM event_span "
-	                          "WHERE cell = ?1", -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+	return sqlite3_prepare_v3(db,
+	                          "SELECT type, last_ts, last_worker FROM event_span "
+	                          "WHERE cell = ?1",
+	                          -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }
 
 int span_last_patrol(sqlite3_stmt *st, const struct config *cfg, const char *cell,

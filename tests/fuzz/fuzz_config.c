@@ -21,7 +21,8 @@ static void fuzz_cleanup(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!path[0]) {
-		snprintf(path, sizeof(path), "/tmp/gridpatrol-fuzz-config-%ld.yaml", (long)getpid());
+		snprintf(path, sizeof(path), "/tmp/gridpatrol-fuzz-config-%ld.yaml",
+		         (long)getpid());
 		atexit(fuzz_cleanup);
 	}
 	FILE *f = fopen(path, "wb");

@@ -33,8 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	topic[tlen] = '\0';
 	struct msg_record rec;
 	char detail[MSG_DETAIL_MAX];
-	msg_parse(fuzz_cfg, topic, data + 1 + tlen, size - 1 - tlen, 1764000000000LL, &rec,
-	          detail, sizeof(detail));
+	msg_parse(fuzz_cfg, topic, data + 1 + tlen, size - 1 - tlen, 1764000000000LL, &rec, detail,
+	          sizeof(detail));
 	free(topic);
 	return 0;
 }
