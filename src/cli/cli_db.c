@@ -532,18 +532,13 @@ int cli_db_alerts_next(struct cli *c, struct cli_db_cursor *q, struct cli_db_ale
 
 /* ------------------------------------------------------------ workers */
 
-int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to, struct cli_db_cursor **out)
+/* A cursor over sql with ?1 = from and ?2 = to bound: the range queries. */
+static int cli_db_cursor_range(struct cli *c, const char *sql, const char *what, int64_t from,
+                               int64_t to, struct cli_db_cursor **out)
 {
 	struct cli_db_cursor *q;
-	/* From 60 s before the range: a check-in's previous one may be just
-	 * before it (rapid). Ordered so that each worker's cells come
-	 * together, each in patrol-time order. */
-	int code = cli_db_cursor_new(c,
-	                             "SELECT worker, cell, type, ts, "
-	                             "instr(',' || flags || ',', ',late,') > 0 FROM event "
-	                             "WHERE ts >= ?1 - 60 AND ts < ?2 "
-	                             "ORDER BY worker, cell, ts, id",
-	                             "reading events", &q);
+	int code = cli_db_cursor_new(c, sql, what, &q);
+
 	*out = NULL;
 	if (code != CLI_EXIT_OK)
 		return code;
@@ -555,6 +550,19 @@ int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to, struct cl
 	}
 	*out = q;
 	return CLI_EXIT_OK;
+}
+
+int cli_db_worker_events_open(struct cli *c, int64_t from, int64_t to, struct cli_db_cursor **out)
+{
+	/* From 60 s before the range: a check-in's previous one may be just
+	 * before it (rapid). Ordered so that each worker's cells come
+	 * together, each in patrol-time order. */
+	return cli_db_cursor_range(c,
+	                           "SELECT worker, cell, type, ts, "
+	                           "instr(',' || flags || ',', ',late,') > 0 FROM event "
+	                           "WHERE ts >= ?1 - 60 AND ts < ?2 "
+	                           "ORDER BY worker, cell, ts, id",
+	                           "reading events", from, to, out);
 }
 
 int cli_db_worker_events_next(struct cli *c, struct cli_db_cursor *q,
@@ -575,23 +583,11 @@ int cli_db_worker_events_next(struct cli *c, struct cli_db_cursor *q,
 
 int cli_db_worker_claims_open(struct cli *c, int64_t from, int64_t to, struct cli_db_cursor **out)
 {
-	struct cli_db_cursor *q;
-	int code = cli_db_cursor_new(c,
-	                             "SELECT claimed_by, claimed_at - at, resolved_at - at "
-	                             "FROM alert WHERE claimed_at >= ?1 AND claimed_at < ?2 "
-	                             "ORDER BY claimed_by, claimed_at",
-	                             "reading claims", &q);
-	*out = NULL;
-	if (code != CLI_EXIT_OK)
-		return code;
-	if (sqlite3_bind_int64(q->st, 1, from) != SQLITE_OK ||
-	    sqlite3_bind_int64(q->st, 2, to) != SQLITE_OK) {
-		code = cli_db_fail(c, "binding");
-		cli_db_cursor_close(q);
-		return code;
-	}
-	*out = q;
-	return CLI_EXIT_OK;
+	return cli_db_cursor_range(c,
+	                           "SELECT claimed_by, claimed_at - at, resolved_at - at "
+	                           "FROM alert WHERE claimed_at >= ?1 AND claimed_at < ?2 "
+	                           "ORDER BY claimed_by, claimed_at",
+	                           "reading claims", from, to, out);
 }
 
 int cli_db_worker_claims_next(struct cli *c, struct cli_db_cursor *q,
