@@ -167,8 +167,11 @@ def start(tmp_path, url, text, args=(), kind="digest", did="wechat-000200", doc=
     env.update(env_extra or {})
     p = subprocess.Popen([BRIDGE, "--group", "yunhua", *args], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    p.stdin.write((doc if doc is not None else digest_doc(text, did=did)).encode("utf-8"))
-    p.stdin.close()
+    try:
+        p.stdin.write((doc if doc is not None else digest_doc(text, did=did)).encode("utf-8"))
+        p.stdin.close()
+    except BrokenPipeError:
+        pass  # a usage error exits before reading; the daemon ignores this too
     return p
 
 
