@@ -56,6 +56,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path, monkeypatch):
+    # The bridge keeps per-robot send times; each test its own directory.
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
 @pytest.fixture
 def wecom():
     srv = FakeWeCom()
