@@ -3,7 +3,8 @@
  * before, the day after only when it has happened, the last seven days
  * across a month's end), short times with their RFC 3339 datetime, and the
  * frame: a standalone file has no navigation and no refresh, a served
- * page has both, and the title is escaped.
+ * page has both, and the title is escaped; the report's page as a file
+ * and served.
  *
  * html_page.c is pure; it is compiled into this test with render.c (its
  * escaping) and table.c (render.c's), the chrony way, as test_table does.
@@ -19,7 +20,9 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "html_page.h"
+#include "render.h"
 #include "report.h"
 
 static int64_t at(const char *date, int hh, int mm)
@@ -72,8 +75,10 @@ static void test_days(void **state)
 	assert_int_equal(html_page_days("", now, &d), -1);
 }
 
-/* What a call wrote, NUL-terminated; freed by the caller. */
-static char *written(int (*fn)(FILE *, void *), void *arg)
+/* What a call wrote, NUL-terminated; freed by the caller. Not inlined:
+ * GCC 12 then takes the result for a pointer into the local `buf`
+ * (-Wdangling-pointer), which it is not. */
+__attribute__((noinline)) static char *written(int (*fn)(FILE *, void *), void *arg)
 {
 	char *buf = NULL;
 	size_t len = 0;
@@ -189,13 +194,56 @@ static void test_time(void **state)
 	free(s);
 }
 
+static int report(FILE *f, void *arg)
+{
+	return render_report_html(f, arg);
+}
+
+/* The daily report's page: standalone as before, and served with the
+ * bar and the day links (a report with no cells is enough for the top). */
+static void test_report_page(void **state)
+{
+	(void)state;
+	struct config cfg = { .timezone = "Asia/Shanghai" };
+	struct render_report r = { .cfg = &cfg,
+		                   .lang = TIMEFMT_ZH,
+		                   .now = at("2026-12-02", 9, 30) };
+	snprintf(r.date, sizeof(r.date), "2026-12-01");
+	assert_int_equal(report_day_bounds(r.date, &r.day_start, &r.day_end), 0);
+
+	char *s = written(report, &r);
+	assert_true(strncmp(s, "<!DOCTYPE html>\n<html lang=\"zh-CN\">", 35) == 0);
+	assert_non_null(strstr(s, "<title>网格巡查日报 2026-12-01</title>"));
+	assert_non_null(strstr(s, "<h1>网格巡查日报</h1>"));
+	assert_non_null(strstr(s, "<footer>生成于 2026-12-02T09:30:00+08:00 · gridpatrol "));
+	assert_null(strstr(s, "<nav"));
+	assert_null(strstr(s, "href="));
+	free(s);
+
+	r.web = true;
+	s = written(report, &r);
+	const char *nav = strstr(s, "<nav class=\"top\">");
+	const char *days = strstr(s, "<nav class=\"days\">");
+	const char *h1 = strstr(s, "<h1>");
+	assert_non_null(nav);
+	assert_non_null(days);
+	assert_true(nav < days && days < h1);
+	assert_non_null(
+	        strstr(nav, "<a href=\"/report\" class=\"on\" aria-current=\"page\">日报</a>"));
+	assert_non_null(strstr(days, "<a href=\"/report?date=2026-11-30\" rel=\"prev\">"));
+	assert_non_null(strstr(days, "<a href=\"/report?date=2026-12-02\" rel=\"next\">"));
+	assert_non_null(strstr(days, "<a href=\"/report?date=2026-12-01\" class=\"on\">12-01</a>"));
+	/* The report does not refresh itself. */
+	assert_null(strstr(s, "http-equiv"));
+	free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_days),
-		cmocka_unit_test(test_frame),
-		cmocka_unit_test(test_day_links),
-		cmocka_unit_test(test_time),
+		cmocka_unit_test(test_days),        cmocka_unit_test(test_frame),
+		cmocka_unit_test(test_day_links),   cmocka_unit_test(test_time),
+		cmocka_unit_test(test_report_page),
 	};
 	return cmocka_run_group_tests(tests, setup_tz, NULL);
 }
