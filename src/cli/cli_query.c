@@ -150,6 +150,7 @@ static int status_html_top(const struct cli *c, FILE *f, const struct status_cel
 		                                     DEADLINE_INACTIVE };
 	const bool zh = c->lang == TIMEFMT_ZH;
 	long count[5] = { 0 };
+	char today[16];
 	int bad;
 
 	for (size_t i = 0; i < n; i++)
@@ -160,7 +161,9 @@ static int status_html_top(const struct cli *c, FILE *f, const struct status_cel
 	                                              .section = HTML_PAGE_NOW,
 	                                              .web = c->web,
 	                                              .refresh_s = STATUS_REFRESH_S }) < 0;
-	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">", zh ? "网格实时状态" : "Cells now") < 0;
+	timefmt_date(c->now, today, sizeof(today));
+	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">%s ", zh ? "网格实时状态" : "Cells now",
+	               today) < 0;
 	bad |= html_page_time(f, c->now, c->now) < 0;
 	bad |= fprintf(f, "　·　%s ", zh ? "时区" : "time zone") < 0;
 	bad |= render_html_escaped(f, c->cfg->timezone) < 0;
