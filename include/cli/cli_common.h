@@ -3,7 +3,8 @@
  * line, the loaded configuration, the database connection (read-only
  * snapshot or short read-write), time arguments ("today", "2026-11-24",
  * RFC 3339), atomic output files, and listings that print the same rows as
- * an aligned text table, JSON or CSV.
+ * an aligned text table, JSON, CSV or an HTML table (the page around it is
+ * the command's, html_page.h).
  *
  * Exit codes: 0 done; 1 something failed while working (database error,
  * disk full); 2 the request itself was wrong (unknown option, bad date,
@@ -53,6 +54,9 @@ struct cli {
 	const char *by;        /* claim --by */
 	const char *from, *to; /* workers --from, --to */
 	bool pending;
+	/* Set by `gridpatrol serve`, never by an option: the HTML pages are
+	 * served, so they get the navigation bar (and status its refresh). */
+	bool web;
 
 	/* Set up before the command runs. */
 	struct config *cfg;
@@ -64,6 +68,8 @@ struct cli {
 
 /* "gridpatrol: " + message + "\n" on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "cannot write the output: <errno>"; returns CLI_EXIT_FAIL. */
+int cli_write_fail(void);
 
 /* --- time arguments --- */
 
@@ -121,11 +127,13 @@ enum cli_col_flags {
 	CLI_COL_JSON_ONLY = 1 << 2, /* a nested JSON value; text/CSV use other columns */
 	CLI_COL_FLAT_ONLY = 1 << 3, /* text and CSV only */
 	CLI_COL_NO_TEXT = 1 << 4,   /* JSON and CSV only: too wide for a terminal */
+	CLI_COL_BADGE = 1 << 5,     /* HTML: the text in a badge of class st-<s> */
+	CLI_COL_ID = 1 << 6,        /* HTML: an id (cell, worker), never wrapped */
 };
 
 struct cli_col {
 	const char *key;     /* JSON key and CSV header */
-	const char *zh, *en; /* text-table headers */
+	const char *zh, *en; /* text-table and HTML headers */
 	unsigned flags;
 	unsigned max_width; /* text truncation, 0: none */
 };
@@ -154,7 +162,9 @@ struct cli_list *cli_list_begin(const struct cli *c, FILE *f, const char *name,
                                 const struct cli_col *cols, size_t ncols);
 /* One row, ncols values. Takes the json references even on failure. */
 int cli_list_row(struct cli_list *l, struct cli_val *vals);
-/* Finish (text: the table and a count line) and free. Returns 0 or -1. */
+/* Finish (text, HTML: the table and a count line) and free. Returns 0 or
+ * -1. An HTML listing has the columns text has; it is the table alone,
+ * between the command's html_page_begin and html_page_end. */
 int cli_list_end(struct cli_list *l, bool ok);
 
 /* Hex-escape bytes that are not printable UTF-8 ("\x00"); malloc'd. */

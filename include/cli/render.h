@@ -88,6 +88,9 @@ struct render_report {
 	const struct render_task *tasks;
 	size_t n_tasks;
 	size_t tasks_omitted;
+	/* Served by `gridpatrol serve`: the HTML page gets the navigation bar
+	 * and links to the days around it; false: a standalone file. */
+	bool web;
 };
 
 struct render_summary {

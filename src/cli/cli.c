@@ -56,10 +56,11 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "status", cli_cmd_status, OPT_LISTING, 0, false,
-	  "usage: gridpatrol [-c CONFIG] [--db PATH] status [--format text|json|csv] [-o FILE]\n"
+	{ "status", cli_cmd_status, OPT_LISTING, 0, true,
+	  "usage: gridpatrol [-c CONFIG] [--db PATH] status [--format text|json|csv|html]\n"
+	  "         [-o FILE]\n"
 	  "Every configured cell now: ok, due_soon, overdue, paused or inactive, with the\n"
-	  "last patrol and the time it is due.\n" },
+	  "last patrol and the time it is due; html: one page with the count per state.\n" },
 	{ "events", cli_cmd_events,
 	  OPT_LISTING | OPT_CELL | OPT_WORKER | OPT_TYPE | OPT_SINCE | OPT_UNTIL | OPT_LIMIT, 0,
 	  false,
@@ -73,9 +74,9 @@ static const struct command commands[] = {
 	  "         [--format text|json|csv] [-o FILE]\n"
 	  "Messages the daemon could not accept, with the reason (bad_json, bad_field,\n"
 	  "bad_topic, unknown_cell, unknown_event, too_large, too_old).\n" },
-	{ "alerts", cli_cmd_alerts, OPT_LISTING | OPT_SINCE | OPT_PENDING, 0, false,
+	{ "alerts", cli_cmd_alerts, OPT_LISTING | OPT_SINCE | OPT_PENDING, 0, true,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] alerts [--since T] [--pending]\n"
-	  "         [--format text|json|csv] [-o FILE]\n"
+	  "         [--format text|json|csv|html] [-o FILE]\n"
 	  "Alerts raised and their delivery state per sink; --pending: only alerts not yet\n"
 	  "delivered to every sink (still trying, or given up).\n" },
 	{ "report", cli_cmd_report, OPT_LISTING | OPT_DATE, 0, true,
@@ -87,9 +88,9 @@ static const struct command commands[] = {
 	  "is named SITE, or else after its file (yunhua.db: yunhua); its cells are those\n"
 	  "of the configuration that its database's cell table lists; a cell id found at\n"
 	  "more than one site is shown as SITE/CELL.\n" },
-	{ "workers", cli_cmd_workers, OPT_LISTING | OPT_DATE | OPT_FROM | OPT_TO, 0, false,
+	{ "workers", cli_cmd_workers, OPT_LISTING | OPT_DATE | OPT_FROM | OPT_TO, 0, true,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] workers [--date D | --from D --to D]\n"
-	  "         [--format text|json|csv] [-o FILE]\n"
+	  "         [--format text|json|csv|html] [-o FILE]\n"
 	  "Per worker for the day D (default today) or the days D to D: patrols, cells\n"
 	  "patrolled, events by type, late reports, claims with the median time to claim\n"
 	  "and to resolve, and rapid check-ins (< 60 s after the previous in the cell).\n"
@@ -136,7 +137,8 @@ static void usage(FILE *f)
 	        "  -c, --config FILE  configuration (default %s)\n"
 	        "      --db PATH      database (default: storage.path of the configuration);\n"
 	        "                     report takes several: --db [SITE=]PATH --db ...\n"
-	        "      --format F     text, json or csv (report: also html)\n"
+	        "      --format F     text, json or csv (report, status, alerts, workers:\n"
+	        "                     also html, one page for a browser or a printer)\n"
 	        "  -o, --output FILE  write to FILE (replaced atomically) instead of stdout\n",
 	        CONFIG_DEFAULT_PATH);
 }

@@ -1,7 +1,8 @@
 /*
  * cli_common: the plumbing under every `gridpatrol` command — time
  * arguments, the database connection, atomic output files, and listings
- * rendered as text tables, JSON or CSV from one description of columns.
+ * rendered as text tables, JSON, CSV or HTML tables from one description
+ * of columns.
  *
  * Readers open the file with SQLITE_OPEN_READONLY and hold one deferred
  * read transaction for the whole command: in WAL mode that gives a
@@ -18,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "html_page.h"
 #include "msg.h"
 #include "render.h"
 #include "report.h"
@@ -40,6 +42,12 @@ void cli_error(const char *fmt, ...)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
 	fprintf(stderr, "gridpatrol: %s\n", buf);
+}
+
+int cli_write_fail(void)
+{
+	cli_error("cannot write the output: %s", strerror(errno ? errno : EIO));
+	return CLI_EXIT_FAIL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -353,6 +361,12 @@ char *cli_escape_bytes(const void *p, size_t n)
 	return out;
 }
 
+/* HTML shows what a terminal shows: the page is read on a phone. */
+static bool html_col(const struct cli_col *col)
+{
+	return !(col->flags & (CLI_COL_JSON_ONLY | CLI_COL_NO_TEXT));
+}
+
 struct cli_list *cli_list_begin(const struct cli *c, FILE *f, const char *name,
                                 const struct cli_col *cols, size_t ncols)
 {
@@ -400,8 +414,19 @@ struct cli_list *cli_list_begin(const struct cli *c, FILE *f, const char *name,
 		break;
 	}
 	case CLI_FORMAT_JSON:
-	case CLI_FORMAT_HTML:
 		l->bad |= fprintf(f, "{\"%s\": [", name) < 0;
+		break;
+	case CLI_FORMAT_HTML:
+		l->bad |= fprintf(f, "<table class=\"list %s\"><thead><tr>", name) < 0;
+		for (size_t i = 0; i < ncols; i++) {
+			if (!html_col(&cols[i]))
+				continue;
+			l->bad |= fputs("<th>", f) == EOF ||
+			          render_html_escaped(f, c->lang == TIMEFMT_ZH ? cols[i].zh
+			                                                       : cols[i].en) < 0 ||
+			          fputs("</th>", f) == EOF;
+		}
+		l->bad |= fputs("</tr></thead>\n<tbody>\n", f) == EOF;
 		break;
 	}
 	return l;
@@ -456,6 +481,45 @@ static json_t *val_json(const struct cli_val *v)
 	return json_null();
 }
 
+/* One <tr>: the text form of each value (times as short local times with
+ * the full one in <time datetime>), escaped; an empty value as a dash. */
+static int html_row(struct cli_list *l, const struct cli_val *vals)
+{
+	char buf[64];
+	int bad = fputs("<tr>", l->f) == EOF;
+
+	for (size_t i = 0; i < l->ncols && !bad; i++) {
+		const struct cli_col *col = &l->cols[i];
+		const struct cli_val *v = &vals[i];
+		if (!html_col(col))
+			continue;
+		const char *s = v->text ? v->text : val_flat(l, v, buf, sizeof(buf));
+		const char *cls = col->flags & CLI_COL_RIGHT                            ? "n"
+		                  : col->flags & CLI_COL_ID                             ? "t"
+		                  : v->kind == CLI_V_TIME                               ? "t"
+		                  : col->flags & CLI_COL_DEVICE || col->max_width >= 40 ? "txt"
+		                                                                        : NULL;
+		if (v->kind == CLI_V_NULL || !s[0]) {
+			bad |= fputs("<td class=\"e\">—</td>", l->f) == EOF;
+			continue;
+		}
+		bad |= (cls ? fprintf(l->f, "<td class=\"%s\">", cls) < 0
+		            : fputs("<td>", l->f) == EOF);
+		if (col->flags & CLI_COL_BADGE) {
+			bad |= fputs("<span class=\"st st-", l->f) == EOF ||
+			       render_html_escaped(l->f, v->s) < 0 || fputs("\">", l->f) == EOF ||
+			       render_html_escaped(l->f, s) < 0 || fputs("</span>", l->f) == EOF;
+		} else if (v->kind == CLI_V_TIME && !v->text) {
+			bad |= html_page_time(l->f, v->i, l->c->now) < 0;
+		} else {
+			bad |= render_html_escaped(l->f, s) < 0;
+		}
+		bad |= fputs("</td>", l->f) == EOF;
+	}
+	bad |= fputs("</tr>\n", l->f) == EOF;
+	return bad ? -1 : 0;
+}
+
 int cli_list_row(struct cli_list *l, struct cli_val *vals)
 {
 	char bufs[32][64];
@@ -493,8 +557,10 @@ int cli_list_row(struct cli_list *l, struct cli_val *vals)
 		l->bad |= render_csv_eol(l->f) < 0;
 		break;
 	}
-	case CLI_FORMAT_JSON:
-	case CLI_FORMAT_HTML: {
+	case CLI_FORMAT_HTML:
+		l->bad |= html_row(l, vals) < 0;
+		break;
+	case CLI_FORMAT_JSON: {
 		json_t *o = json_object();
 		if (!o) {
 			l->bad = true;
@@ -543,8 +609,16 @@ int cli_list_end(struct cli_list *l, bool ok)
 		case CLI_FORMAT_CSV:
 			break;
 		case CLI_FORMAT_JSON:
-		case CLI_FORMAT_HTML:
 			l->bad |= fputs(l->rows ? "\n]}\n" : "]}\n", l->f) == EOF;
+			break;
+		case CLI_FORMAT_HTML:
+			l->bad |= fprintf(l->f,
+			                  l->c->lang == TIMEFMT_ZH
+			                          ? "</tbody></table>\n<p class=\"count\">共 %zu "
+			                            "条</p>\n"
+			                          : "</tbody></table>\n<p class=\"count\">%zu "
+			                            "rows</p>\n",
+			                  l->rows) < 0;
 			break;
 		}
 	}

@@ -16,7 +16,13 @@
 #include "cli_common.h"
 #include "cli_db.h"
 #include "deadline.h"
+#include "html_page.h"
+#include "render.h"
 #include "span.h"
+
+/* The served now page reloads itself this often (SPEC: "refreshing
+ * itself"); a minute is finer than any deadline's grace. */
+#define STATUS_REFRESH_S 60
 
 /* ------------------------------------------------------------------ */
 /* status                                                              */
@@ -53,6 +59,7 @@ struct status_cell {
 	char *worker;  /* of the last patrol */
 	bool has_pause;
 	int64_t pause_until; /* DEADLINE_NEVER: until resumed */
+	enum deadline_state state;
 };
 
 struct status_read {
@@ -118,24 +125,80 @@ out:
 	return code;
 }
 
-/* Every listing ends the same way: finish the table (or JSON/CSV), then
- * commit or discard the -o file; either failing fails the command. */
-static int listing_close(struct cli_list *l, struct cli_out *out, int code)
+/* Every listing ends the same way: finish the table (or JSON/CSV; HTML
+ * and its page), then commit or discard the -o file; either failing fails
+ * the command. */
+static int listing_close(const struct cli *c, struct cli_list *l, struct cli_out *out, int code)
 {
 	if (l && cli_list_end(l, code == CLI_EXIT_OK) < 0)
 		code = CLI_EXIT_FAIL;
+	if (l && out && code == CLI_EXIT_OK && c->format == CLI_FORMAT_HTML &&
+	    html_page_end(out->f, c->lang, c->now) < 0)
+		code = cli_write_fail();
 	if (out && cli_out_close(out, code == CLI_EXIT_OK) < 0)
 		code = CLI_EXIT_FAIL;
 	return code;
 }
 
+/* The now page's top: the refresh note when served, the time, and the
+ * count of cells in each state, worst first (the reader looks for what
+ * needs someone to go). */
+static int status_html_top(const struct cli *c, FILE *f, const struct status_cell *cells, size_t n)
+{
+	static const enum deadline_state order[] = { DEADLINE_OVERDUE, DEADLINE_DUE_SOON,
+		                                     DEADLINE_OK, DEADLINE_PAUSED,
+		                                     DEADLINE_INACTIVE };
+	const bool zh = c->lang == TIMEFMT_ZH;
+	long count[5] = { 0 };
+	char today[16];
+	int bad;
+
+	for (size_t i = 0; i < n; i++)
+		count[(unsigned)cells[i].state < 5 ? cells[i].state : 0]++;
+	bad = html_page_begin(f, &(struct html_page){ .lang = c->lang,
+	                                              .title = zh ? "网格实时状态"
+	                                                          : "Grid patrol: cells now",
+	                                              .section = HTML_PAGE_NOW,
+	                                              .web = c->web,
+	                                              .refresh_s = STATUS_REFRESH_S }) < 0;
+	timefmt_date(c->now, today, sizeof(today));
+	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">%s ", zh ? "网格实时状态" : "Cells now",
+	               today) < 0;
+	bad |= html_page_time(f, c->now, c->now) < 0;
+	bad |= fprintf(f, "　·　%s ", zh ? "时区" : "time zone") < 0;
+	bad |= render_html_escaped(f, c->cfg->timezone) < 0;
+	bad |= fputs("</p>\n", f) == EOF;
+	if (c->web)
+		bad |= fprintf(f,
+		               zh ? "<p class=\"refresh\">本页每 %d 秒自动刷新。</p>\n"
+		                  : "<p class=\"refresh\">This page refreshes itself every %d "
+		                    "seconds.</p>\n",
+		               STATUS_REFRESH_S) < 0;
+	bad |= fputs("<div class=\"kpis\">", f) == EOF;
+	for (size_t k = 0; k < 5; k++)
+		bad |= html_page_kpi(f, count[order[k]], state_label(order[k], c->lang),
+		                     order[k] == DEADLINE_OVERDUE ||
+		                             order[k] == DEADLINE_DUE_SOON) < 0;
+	bad |= fprintf(f,
+	               zh ? "</div>\n<p class=\"lead\">共 %zu 个网格："
+	                  : "</div>\n<p class=\"lead\">%zu cells: ",
+	               n) < 0;
+	for (size_t k = 0; k < 5; k++) {
+		const char *label = state_label(order[k], c->lang);
+		bad |= (zh ? fprintf(f, "%s%s %ld 个", k ? "，" : "", label, count[order[k]])
+		           : fprintf(f, "%s%ld %s", k ? ", " : "", count[order[k]], label)) < 0;
+	}
+	bad |= fputs(zh ? "。</p>\n" : ".</p>\n", f) == EOF;
+	return bad ? -1 : 0;
+}
+
 static const struct cli_col status_cols[] = {
-	{ "id", "网格", "Cell", 0, 0 },
+	{ "id", "网格", "Cell", CLI_COL_ID, 0 },
 	{ "name", "名称", "Name", 0, 30 },
-	{ "state", "状态", "State", 0, 0 },
+	{ "state", "状态", "State", CLI_COL_BADGE, 0 },
 	{ "last_patrol", NULL, NULL, CLI_COL_JSON_ONLY, 0 },
 	{ "last_patrol_ts", "上次巡查", "Last patrol", CLI_COL_FLAT_ONLY, 0 },
-	{ "last_patrol_worker", "巡查人", "Worker", CLI_COL_FLAT_ONLY, 0 },
+	{ "last_patrol_worker", "巡查人", "Worker", CLI_COL_FLAT_ONLY | CLI_COL_ID, 0 },
 	{ "due", "应巡查时间", "Due", 0, 0 },
 };
 
@@ -184,11 +247,17 @@ int cli_cmd_status(struct cli *c)
 			deadline_pause(dl, (uint32_t)i, s->pause_until, c->now);
 	}
 
+	for (size_t i = 0; i < n; i++)
+		cells[i].state = deadline_state(dl, (uint32_t)i, c->now);
 	if (cli_out_open(&out, c->out_path) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
 	out_open = true;
+	if (c->format == CLI_FORMAT_HTML && status_html_top(c, out.f, cells, n) < 0) {
+		code = cli_write_fail();
+		goto done;
+	}
 	l = cli_list_begin(c, out.f, "cells", status_cols,
 	                   sizeof(status_cols) / sizeof(status_cols[0]));
 	if (!l) {
@@ -197,7 +266,7 @@ int cli_cmd_status(struct cli *c)
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct config_cell *cc = &cfg->cells[i];
-		enum deadline_state state = deadline_state(dl, (uint32_t)i, c->now);
+		enum deadline_state state = cells[i].state;
 		int64_t due = deadline_due(dl, (uint32_t)i);
 		json_t *lp = json_null();
 		char ts[TIMEFMT_MAX];
@@ -232,7 +301,7 @@ int cli_cmd_status(struct cli *c)
 		}
 	}
 done:
-	code = listing_close(l, out_open ? &out : NULL, code);
+	code = listing_close(c, l, out_open ? &out : NULL, code);
 	if (cells)
 		for (size_t i = 0; i < n; i++)
 			free(cells[i].worker);
@@ -356,7 +425,7 @@ int cli_cmd_events(struct cli *c)
 		}
 	}
 done:
-	code = listing_close(l, out_open ? &out : NULL, code);
+	code = listing_close(c, l, out_open ? &out : NULL, code);
 	cli_db_cursor_close(q);
 	return cli_db_close(c, code);
 }
@@ -437,7 +506,7 @@ int cli_cmd_rejected(struct cli *c)
 		}
 	}
 done:
-	code = listing_close(l, out_open ? &out : NULL, code);
+	code = listing_close(c, l, out_open ? &out : NULL, code);
 	cli_db_cursor_close(q);
 	return cli_db_close(c, code);
 }
@@ -449,11 +518,11 @@ done:
 static const struct cli_col alert_cols[] = {
 	{ "id", "编号", "Id", CLI_COL_RIGHT, 0 },
 	{ "at", "时间", "Time", 0, 0 },
-	{ "kind", "类型", "Kind", 0, 0 },
-	{ "cell", "网格", "Cell", 0, 0 },
+	{ "kind", "类型", "Kind", CLI_COL_ID, 0 },
+	{ "cell", "网格", "Cell", CLI_COL_ID, 0 },
 	{ "repeat", "重复", "Repeat", CLI_COL_RIGHT | CLI_COL_NO_TEXT, 0 },
 	{ "text", "内容", "Text", 0, 50 },
-	{ "claimed_by", "认领人", "Claimed by", 0, 0 },
+	{ "claimed_by", "认领人", "Claimed by", CLI_COL_ID, 0 },
 	{ "claimed_at", "认领时间", "Claimed at", CLI_COL_NO_TEXT, 0 },
 	{ "to_claim_s", "认领用时", "To claim", CLI_COL_RIGHT, 0 },
 	{ "to_resolve_s", "处理用时", "To resolve", CLI_COL_RIGHT, 0 },
@@ -532,6 +601,34 @@ static int acc_emit(struct cli_list *l, struct alert_acc *a)
 	return r;
 }
 
+/* The alerts page's heading: what the listing holds (since when, only
+ * the undelivered) and the zone its times are in. */
+static int alerts_html_top(const struct cli *c, FILE *f, int64_t since)
+{
+	const bool zh = c->lang == TIMEFMT_ZH;
+	const char *title = zh ? "提醒记录" : "Alerts";
+	int bad = html_page_begin(f, &(struct html_page){ .lang = c->lang,
+	                                                  .title = title,
+	                                                  .section = HTML_PAGE_ALERTS,
+	                                                  .web = c->web }) < 0;
+	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">", title) < 0;
+	if (since != INT64_MIN) {
+		bad |= fputs(zh ? "自 " : "since ", f) == EOF;
+		bad |= html_page_time(f, since, c->now) < 0;
+		bad |= fputs(zh ? " 起　·　" : "　·　", f) == EOF;
+	}
+	if (c->pending)
+		bad |= fputs(zh ? "仅未送达的提醒　·　" : "only alerts not yet delivered　·　",
+		             f) == EOF;
+	bad |= fprintf(f, "%s ", zh ? "时区" : "time zone") < 0;
+	bad |= render_html_escaped(f, c->cfg->timezone) < 0;
+	bad |= fputs("　·　", f) == EOF;
+	bad |= fputs(zh ? "截至 " : "as of ", f) == EOF;
+	bad |= html_page_time(f, c->now, c->now) < 0;
+	bad |= fputs("</p>\n", f) == EOF;
+	return bad ? -1 : 0;
+}
+
 int cli_cmd_alerts(struct cli *c)
 {
 	int64_t since = INT64_MIN;
@@ -554,6 +651,10 @@ int cli_cmd_alerts(struct cli *c)
 		goto done;
 	}
 	out_open = true;
+	if (c->format == CLI_FORMAT_HTML && alerts_html_top(c, out.f, since) < 0) {
+		code = cli_write_fail();
+		goto done;
+	}
 	l = cli_list_begin(c, out.f, "alerts", alert_cols,
 	                   sizeof(alert_cols) / sizeof(alert_cols[0]));
 	if (!l) {
@@ -656,7 +757,7 @@ int cli_cmd_alerts(struct cli *c)
 		code = CLI_EXIT_FAIL;
 done:
 	acc_clear(&a);
-	code = listing_close(l, out_open ? &out : NULL, code);
+	code = listing_close(c, l, out_open ? &out : NULL, code);
 	cli_db_cursor_close(q);
 	return cli_db_close(c, code);
 }

@@ -590,7 +590,7 @@ int cli_cmd_report(struct cli *c)
 	struct render_note *notes = NULL;
 	struct render_task *tasks = NULL;
 	char **ids = NULL, *names = NULL;
-	struct render_report r = { .cfg = cfg, .now = c->now, .lang = c->lang };
+	struct render_report r = { .cfg = cfg, .now = c->now, .lang = c->lang, .web = c->web };
 	struct cli_out out = { 0 };
 	size_t n = 0, computed = 0, n_notes = 0, n_tasks = 0;
 	int code = CLI_EXIT_FAIL;

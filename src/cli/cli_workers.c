@@ -14,6 +14,8 @@
 
 #include "cli_common.h"
 #include "cli_db.h"
+#include "html_page.h"
+#include "render.h"
 
 /* A check-in this soon after the same worker's previous one in the same
  * cell is `rapid` (SPEC: possible gaming). */
@@ -200,7 +202,7 @@ static int scan_claims(struct cli *c, int64_t from, int64_t to, struct wsheets *
 }
 
 static const struct cli_col worker_cols[] = {
-	{ "worker", "人员", "Worker", 0, 0 },
+	{ "worker", "人员", "Worker", CLI_COL_ID, 0 },
 	{ "patrols", "巡查", "Patrols", CLI_COL_RIGHT, 0 },
 	{ "cells", "网格数", "Cells", CLI_COL_RIGHT, 0 },
 	{ "events", "上报", "Events", 0, 40 },
@@ -254,6 +256,33 @@ static int emit(struct cli *c, struct cli_list *l, struct wsheet *w)
 	return cli_list_row(l, v);
 }
 
+/* The sheet's heading: its day (with links to the days around it when
+ * served) or its range of days. */
+static int workers_html_top(const struct cli *c, FILE *f, const char *date, int64_t from,
+                            int64_t to)
+{
+	const bool zh = c->lang == TIMEFMT_ZH;
+	const char *title = zh ? "人员考核表" : "Worker sheet";
+	char first[16], last[16];
+	int bad = html_page_begin(f, &(struct html_page){ .lang = c->lang,
+	                                                  .title = title,
+	                                                  .section = HTML_PAGE_WORKERS,
+	                                                  .web = c->web }) < 0;
+	if (c->web && !c->from)
+		bad |= html_page_day_links(f, c->lang, "/workers", date, c->now) < 0;
+	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">", title) < 0;
+	timefmt_date(from, first, sizeof(first));
+	timefmt_date(to - 1, last, sizeof(last));
+	if (c->from)
+		bad |= fprintf(f, zh ? "%s 至 %s" : "%s to %s", first, last) < 0;
+	else
+		bad |= fputs(first, f) == EOF;
+	bad |= fprintf(f, "　·　%s ", zh ? "时区" : "time zone") < 0;
+	bad |= render_html_escaped(f, c->cfg->timezone) < 0;
+	bad |= fputs("</p>\n", f) == EOF;
+	return bad ? -1 : 0;
+}
+
 int cli_cmd_workers(struct cli *c)
 {
 	char date[16];
@@ -305,6 +334,10 @@ int cli_cmd_workers(struct cli *c)
 		goto done;
 	}
 	out_open = true;
+	if (c->format == CLI_FORMAT_HTML && workers_html_top(c, out.f, date, from, to) < 0) {
+		code = cli_write_fail();
+		goto done;
+	}
 	l = cli_list_begin(c, out.f, "workers", worker_cols,
 	                   sizeof(worker_cols) / sizeof(worker_cols[0]));
 	if (!l) {
@@ -319,6 +352,9 @@ int cli_cmd_workers(struct cli *c)
 done:
 	if (l && cli_list_end(l, code == CLI_EXIT_OK) < 0)
 		code = CLI_EXIT_FAIL;
+	if (l && code == CLI_EXIT_OK && c->format == CLI_FORMAT_HTML &&
+	    html_page_end(out.f, c->lang, c->now) < 0)
+		code = cli_write_fail();
 	if (out_open && cli_out_close(&out, code == CLI_EXIT_OK) < 0)
 		code = CLI_EXIT_FAIL;
 	wsheets_free(&ws);

@@ -9,7 +9,8 @@
  * anywhere (the village box may have no internet and the page may be
  * opened years later), A4 page rules, and a cell × hour chart in inline
  * SVG whose five states stay apart on a black-and-white printer because
- * they differ in pattern as well as colour.
+ * they differ in pattern as well as colour. The page's frame and style
+ * sheet are html_page's, shared with the other HTML pages.
  */
 #include "render.h"
 
@@ -19,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "build-config.h"
+#include "html_page.h"
 #include "table.h"
 
 /* ------------------------------------------------------------------ */
@@ -683,49 +684,6 @@ int render_report_csv(FILE *f, const struct render_report *r)
  * village is drawn as several charts that can. */
 #define CH_ROWS_PER_SVG 40
 
-static const char html_css[] =
-        "@page{size:A4;margin:14mm 12mm 16mm 12mm}"
-        "*{box-sizing:border-box}"
-        "html{-webkit-print-color-adjust:exact;print-color-adjust:exact}"
-        "body{font-family:\"Noto Sans CJK SC\",\"Source Han Sans SC\",\"WenQuanYi Micro Hei\","
-        "\"Microsoft YaHei\",\"PingFang SC\",\"Heiti SC\",SimHei,sans-serif;color:#1a1a1a;"
-        "background:#fff;font-size:10.5pt;line-height:1.45;margin:0 auto;max-width:190mm;"
-        "padding:10mm 6mm}"
-        "h1{font-size:20pt;margin:0 0 1.5mm;letter-spacing:.1em;text-align:center}"
-        ".meta{text-align:center;color:#555;font-size:9.5pt;margin:0 0 5mm}"
-        "h2{font-size:12.5pt;border-left:4px solid #1b5e20;padding-left:2.5mm;margin:7mm 0 3mm;"
-        "break-after:avoid;page-break-after:avoid}"
-        ".kpis{display:flex;gap:3mm;margin:0 0 3mm}"
-        ".kpi{flex:1;border:1px solid #9e9e9e;border-radius:1.5mm;padding:2mm 2mm 1.5mm;"
-        "text-align:center}"
-        ".kpi b{display:block;font-size:19pt;line-height:1.2}"
-        ".kpi span{font-size:9pt;color:#444}"
-        ".kpi.warn b{color:#b71c1c}"
-        ".lead{margin:2mm 0 0;font-size:11pt}"
-        ".legend{display:block;margin:0 0 2mm;width:100%;height:auto}"
-        ".chart{display:block;width:100%;height:auto;margin:0 0 1mm;break-inside:avoid;"
-        "page-break-inside:avoid}"
-        ".chart text{font-size:11.5px;fill:#222}"
-        ".chart .h{font-size:10px;fill:#555;text-anchor:middle}"
-        ".chart .p{text-anchor:end;font-size:10.5px}"
-        "table{width:100%;border-collapse:collapse;font-size:8.8pt}"
-        "th,td{border:1px solid #8a8a8a;padding:1mm 1.3mm;vertical-align:top}"
-        "th{background:#e3ece3;font-weight:bold;text-align:center;white-space:nowrap}"
-        "thead{display:table-header-group}"
-        "tr{break-inside:avoid;page-break-inside:avoid}"
-        "tbody tr:nth-child(even) td{background:#f7f7f7}"
-        "td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}"
-        "td.t{white-space:nowrap}"
-        "td.id{white-space:nowrap;font-family:\"DejaVu Sans "
-        "Mono\",Consolas,monospace;font-size:8.3pt}"
-        "td.bad{color:#b71c1c;font-weight:bold}"
-        ".none{color:#555;font-style:italic}"
-        ".note{color:#555;font-size:8.8pt;margin:1.5mm 0 0}"
-        ".sign{margin-top:12mm;display:flex;justify-content:space-between;font-size:10.5pt}"
-        ".sign span{display:inline-block;min-width:32mm;border-bottom:1px solid #333}"
-        "footer{margin-top:8mm;font-size:8pt;color:#777;text-align:center}"
-        "@media print{body{padding:0;max-width:none}}";
-
 /* Fill of each hour state: colour for the screen, and a pattern (hatching,
  * dots, outline) so that greyscale print keeps them apart. */
 static const char *hour_fill(enum report_hour h)
@@ -1096,14 +1054,6 @@ static int html_sites(FILE *f, const struct render_report *r)
 	return bad ? -1 : 0;
 }
 
-static int html_kpi(FILE *f, long long v, const char *label, bool warn)
-{
-	return fprintf(f, "<div class=\"kpi%s\"><b>%lld</b><span>%s</span></div>",
-	               warn && v > 0 ? " warn" : "", v, label) < 0
-	               ? -1
-	               : 0;
-}
-
 int render_report_html(FILE *f, const struct render_report *r)
 {
 	static const char *const wd_zh[] = { "日", "一", "二", "三", "四", "五", "六" };
@@ -1111,7 +1061,7 @@ int render_report_html(FILE *f, const struct render_report *r)
 		                             "Thursday", "Friday", "Saturday" };
 	const bool zh = r->lang == TIMEFMT_ZH;
 	struct render_summary s;
-	char line[512], asof[64], made[TIMEFMT_MAX], day[96];
+	char line[512], asof[64], day[96], title[128];
 	struct tm tm;
 	time_t mid = (time_t)(r->day_start + 12 * 3600);
 	int bad = 0;
@@ -1119,7 +1069,6 @@ int render_report_html(FILE *f, const struct render_report *r)
 	render_summary(r, &s);
 	fmt_summary_line(r, &s, line, sizeof(line));
 	fmt_asof(r, asof, sizeof(asof));
-	timefmt_rfc3339(r->now, made, sizeof(made));
 	if (!localtime_r(&mid, &tm))
 		return -1;
 	if (zh)
@@ -1128,12 +1077,14 @@ int render_report_html(FILE *f, const struct render_report *r)
 	else
 		snprintf(day, sizeof(day), "%s, %s", wd_en[tm.tm_wday], r->date);
 
-	bad |= fprintf(f,
-	               "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
-	               "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-	               "<title>%s %s</title>\n<style>%s</style>\n</head>\n<body>\n",
-	               zh ? "zh-CN" : "en", zh ? "网格巡查日报" : "Grid patrol report", r->date,
-	               html_css) < 0;
+	snprintf(title, sizeof(title), "%s %s", zh ? "网格巡查日报" : "Grid patrol report",
+	         r->date);
+	bad |= html_page_begin(f, &(struct html_page){ .lang = r->lang,
+	                                               .title = title,
+	                                               .section = HTML_PAGE_REPORT,
+	                                               .web = r->web }) < 0;
+	if (r->web)
+		bad |= html_page_day_links(f, r->lang, "/report", r->date, r->now) < 0;
 	bad |= fputs(html_defs, f) == EOF;
 	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">%s　·　%s ",
 	               zh ? "网格巡查日报" : "Grid patrol daily report", day,
@@ -1144,11 +1095,11 @@ int render_report_html(FILE *f, const struct render_report *r)
 	if (asof[0])
 		bad |= fprintf(f, "　·　%s", asof) < 0;
 	bad |= fputs("</p>\n<div class=\"kpis\">", f) == EOF;
-	bad |= html_kpi(f, s.cells, zh ? "网格" : "cells", false);
-	bad |= html_kpi(f, s.covered, zh ? "全天覆盖" : "fully covered", false);
-	bad |= html_kpi(f, s.never_patrolled, zh ? "当天未巡查" : "not patrolled", true);
-	bad |= html_kpi(f, s.overdue, zh ? "曾超时" : "overdue at some point", true);
-	bad |= html_kpi(f, s.events, zh ? "上报事件" : "events", false);
+	bad |= html_page_kpi(f, s.cells, zh ? "网格" : "cells", false);
+	bad |= html_page_kpi(f, s.covered, zh ? "全天覆盖" : "fully covered", false);
+	bad |= html_page_kpi(f, s.never_patrolled, zh ? "当天未巡查" : "not patrolled", true);
+	bad |= html_page_kpi(f, s.overdue, zh ? "曾超时" : "overdue at some point", true);
+	bad |= html_page_kpi(f, s.events, zh ? "上报事件" : "events", false);
 	bad |= fputs("</div>\n<p class=\"lead\">", f) == EOF;
 	bad |= render_html_escaped(f, line);
 	bad |= fputs("</p>\n", f) == EOF;
@@ -1189,7 +1140,6 @@ int render_report_html(FILE *f, const struct render_report *r)
 	                  : "<div class=\"sign\"><div>Prepared by: <span></span></div>"
 	                    "<div>Reviewed by: <span></span></div><div>Date: <span></span></div>"
 	                    "</div>\n") < 0;
-	bad |= fprintf(f, "<footer>%s %s · gridpatrol %s</footer>\n</body>\n</html>\n",
-	               zh ? "生成于" : "generated", made, GRIDPATROL_VERSION) < 0;
+	bad |= html_page_end(f, r->lang, r->now) < 0;
 	return bad ? -1 : 0;
 }
