@@ -184,7 +184,7 @@ int cli_cmd_status(struct cli *c)
 			deadline_pause(dl, (uint32_t)i, s->pause_until, c->now);
 	}
 
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
@@ -320,7 +320,7 @@ int cli_cmd_events(struct cli *c)
 		return cli_db_close(c, code);
 	if ((code = cli_db_events_open(c, &flt, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
@@ -392,7 +392,7 @@ int cli_cmd_rejected(struct cli *c)
 		return cli_db_close(c, code);
 	if ((code = cli_db_rejected_open(c, since * 1000, c->reason, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
@@ -549,7 +549,7 @@ int cli_cmd_alerts(struct cli *c)
 		return cli_db_close(c, code);
 	if ((code = cli_db_alerts_open(c, since, c->pending, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
