@@ -256,13 +256,23 @@ int web_parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *ss_l
 /* Dispatch                                                            */
 /* ------------------------------------------------------------------ */
 
+/* The parameters, by index into `params` and as bits of a route's set. */
 enum {
-	P_DATE = 1 << 0,
-	P_FROM = 1 << 1,
-	P_TO = 1 << 2,
-	P_SINCE = 1 << 3,
-	P_PENDING = 1 << 4,
-	P_TOKEN = 1 << 5,
+	I_DATE,
+	I_FROM,
+	I_TO,
+	I_SINCE,
+	I_PENDING,
+	I_TOKEN,
+	N_PARAMS
+};
+enum {
+	P_DATE = 1 << I_DATE,
+	P_FROM = 1 << I_FROM,
+	P_TO = 1 << I_TO,
+	P_SINCE = 1 << I_SINCE,
+	P_PENDING = 1 << I_PENDING,
+	P_TOKEN = 1 << I_TOKEN,
 };
 
 static const struct route {
@@ -281,27 +291,26 @@ static const struct route {
 	{ "/api/workers", WEB_ROUTE_WORKERS, true, P_DATE | P_FROM | P_TO },
 };
 
-static const struct {
-	const char *key;
-	unsigned bit;
-} params[] = {
-	{ "date", P_DATE },   { "from", P_FROM },       { "to", P_TO },
-	{ "since", P_SINCE }, { "pending", P_PENDING }, { "token", P_TOKEN },
+static const char *const params[N_PARAMS] = {
+	[I_DATE] = "date",   [I_FROM] = "from",       [I_TO] = "to",
+	[I_SINCE] = "since", [I_PENDING] = "pending", [I_TOKEN] = "token",
 };
 
-static void fail(struct web_decision *d, int status, const char *why)
+static void refuse(struct web_decision *d, int status, const char *why)
 {
 	d->status = status;
 	d->why = why;
 	d->route = WEB_ROUTE_NONE;
 }
 
-static unsigned param_bit(const struct web_arg *a)
+/* The parameter's index, or N_PARAMS for a key no page takes. */
+static int param_of(const struct web_arg *a)
 {
-	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
-		if (span_is(a->key, a->key_len, params[i].key))
-			return params[i].bit;
-	return 0;
+	int i;
+	for (i = 0; i < N_PARAMS; i++)
+		if (a->key && span_is(a->key, a->key_len, params[i]))
+			break;
+	return i;
 }
 
 /* The token, from the query, the Authorization header or the cookie.
@@ -331,7 +340,7 @@ static int check_token(const struct web_request *r, const struct web_arg *query_
 
 void web_dispatch(const struct web_request *r, struct web_decision *d)
 {
-	const struct web_arg *given[sizeof(params) / sizeof(params[0])] = { 0 };
+	const struct web_arg *given[N_PARAMS] = { 0 };
 	const struct route *rt = NULL;
 	bool from_query = false;
 
@@ -339,50 +348,45 @@ void web_dispatch(const struct web_request *r, struct web_decision *d)
 	d->status = 200;
 
 	if (!r->method || (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)) {
-		fail(d, 405, "only GET and HEAD");
+		refuse(d, 405, "only GET and HEAD");
 		return;
 	}
 	if (r->target_len > WEB_MAX_TARGET) {
-		fail(d, 413, "the URL is too long");
+		refuse(d, 413, "the URL is too long");
 		return;
 	}
 	if (r->has_body) {
-		fail(d, 413, "a request to these pages has no body");
+		refuse(d, 413, "a request to these pages has no body");
 		return;
 	}
 	if (!r->target || !r->today) {
-		fail(d, 400, "no request target");
+		refuse(d, 400, "no request target");
 		return;
 	}
 
 	/* Arguments by name, before the token check needs its own; the
 	 * checks of their values wait until the caller is known. */
 	if (r->n_args > WEB_MAX_ARGS) {
-		fail(d, 400, "too many query arguments");
+		refuse(d, 400, "too many query arguments");
 		return;
 	}
 	unsigned seen = 0;
-	bool unknown = false;
+	bool unknown = false, dup = false;
 	for (size_t i = 0; i < r->n_args; i++) {
 		const struct web_arg *a = &r->args[i];
-		unsigned bit = a->key ? param_bit(a) : 0;
-		if (!bit) {
+		int k = param_of(a);
+		if (k == N_PARAMS)
 			unknown = true;
-			continue;
-		}
-		if (seen & bit) {
-			fail(d, 400, "a query argument given twice");
-			return;
-		}
-		seen |= bit;
-		for (size_t k = 0; k < sizeof(params) / sizeof(params[0]); k++)
-			if (params[k].bit == bit)
-				given[k] = a;
+		else if (given[k])
+			dup = true; /* refused once the caller is known */
+		else
+			given[k] = a;
+		if (k < N_PARAMS)
+			seen |= 1u << k;
 	}
-	const struct web_arg *tok_arg = given[5];
 
-	if (r->token && check_token(r, tok_arg, &from_query) < 0) {
-		fail(d, 401, "this page needs the token");
+	if (r->token && check_token(r, given[I_TOKEN], &from_query) < 0) {
+		refuse(d, 401, "this page needs the token");
 		return;
 	}
 
@@ -393,19 +397,21 @@ void web_dispatch(const struct web_request *r, struct web_decision *d)
 		if (span_is(r->target, plen, routes[i].path))
 			rt = &routes[i];
 	if (!rt) {
-		fail(d, 404, "no such page");
+		refuse(d, 404, "no such page");
+		return;
+	}
+	if (dup) {
+		refuse(d, 400, "a query argument given twice");
 		return;
 	}
 	if (unknown || (seen & ~(rt->params | P_TOKEN))) {
-		fail(d, 400, "a query argument this page does not take");
+		refuse(d, 400, "a query argument this page does not take");
 		return;
 	}
-	for (size_t k = 0; k < sizeof(params) / sizeof(params[0]); k++) {
+	for (int k = 0; k < N_PARAMS; k++) {
 		const struct web_arg *a = given[k];
-		if (!a || params[k].bit == P_TOKEN)
-			continue;
-		if (a->value && a->value_len > WEB_MAX_VALUE) {
-			fail(d, 400, "a query argument is too long");
+		if (a && k != I_TOKEN && a->value && a->value_len > WEB_MAX_VALUE) {
+			refuse(d, 400, "a query argument is too long");
 			return;
 		}
 	}
@@ -413,33 +419,26 @@ void web_dispatch(const struct web_request *r, struct web_decision *d)
 	d->json = rt->json;
 
 	/* Dates. */
-	struct {
-		unsigned bit;
-		char *out;
-	} dates[] = {
-		{ P_DATE, d->date }, { P_FROM, d->from }, { P_TO, d->to }, { P_SINCE, d->since }
+	char *dates[N_PARAMS] = {
+		[I_DATE] = d->date, [I_FROM] = d->from, [I_TO] = d->to, [I_SINCE] = d->since
 	};
-	for (size_t k = 0; k < sizeof(dates) / sizeof(dates[0]); k++) {
-		const struct web_arg *a = NULL;
-		for (size_t j = 0; j < sizeof(params) / sizeof(params[0]); j++)
-			if (params[j].bit == dates[k].bit)
-				a = given[j];
-		if (!a)
+	for (int k = 0; k < N_PARAMS; k++) {
+		const struct web_arg *a = given[k];
+		if (!a || !dates[k])
 			continue;
-		if (!a->value ||
-		    web_parse_day(a->value, a->value_len, r->today, dates[k].out) < 0) {
-			fail(d, 400,
-			     "bad date (use YYYY-MM-DD from 2000-01-01 to 2100-12-31, today or "
-			     "yesterday)");
+		if (!a->value || web_parse_day(a->value, a->value_len, r->today, dates[k]) < 0) {
+			refuse(d, 400,
+			       "bad date (use YYYY-MM-DD from 2000-01-01 to 2100-12-31, today or "
+			       "yesterday)");
 			return;
 		}
 	}
-	if (given[4]) {
-		const struct web_arg *a = given[4];
+	if (given[I_PENDING]) {
+		const struct web_arg *a = given[I_PENDING];
 		if (!a->value || span_is(a->value, a->value_len, "1"))
 			d->pending = true;
 		else if (!span_is(a->value, a->value_len, "0")) {
-			fail(d, 400, "pending is 1 or 0");
+			refuse(d, 400, "pending is 1 or 0");
 			return;
 		}
 	}
@@ -447,7 +446,7 @@ void web_dispatch(const struct web_request *r, struct web_decision *d)
 	switch (rt->route) {
 	case WEB_ROUTE_REPORT:
 		if (!d->date[0] && web_parse_day("today", 5, r->today, d->date) < 0) {
-			fail(d, 400, "bad local date");
+			refuse(d, 400, "bad local date");
 			return;
 		}
 		break;
@@ -455,7 +454,7 @@ void web_dispatch(const struct web_request *r, struct web_decision *d)
 		if (!d->since[0]) {
 			long t;
 			if (date_days(r->today, strlen(r->today), &t) < 0) {
-				fail(d, 400, "bad local date");
+				refuse(d, 400, "bad local date");
 				return;
 			}
 			days_date(t - (WEB_ALERTS_DAYS - 1), d->since);
@@ -463,25 +462,25 @@ void web_dispatch(const struct web_request *r, struct web_decision *d)
 		break;
 	case WEB_ROUTE_WORKERS:
 		if (d->date[0] && (d->from[0] || d->to[0])) {
-			fail(d, 400, "workers takes date, or from and to");
+			refuse(d, 400, "workers takes date, or from and to");
 			return;
 		}
 		if (!d->from[0] != !d->to[0]) {
-			fail(d, 400, "workers needs both from and to");
+			refuse(d, 400, "workers needs both from and to");
 			return;
 		}
 		if (d->from[0]) {
 			long span = web_days_between(d->from, d->to);
 			if (span < 0) {
-				fail(d, 400, "to is before from");
+				refuse(d, 400, "to is before from");
 				return;
 			}
 			if (span + 1 > WEB_MAX_SPAN_DAYS) {
-				fail(d, 400, "at most 366 days at once");
+				refuse(d, 400, "at most 366 days at once");
 				return;
 			}
 		} else if (!d->date[0] && web_parse_day("today", 5, r->today, d->date) < 0) {
-			fail(d, 400, "bad local date");
+			refuse(d, 400, "bad local date");
 			return;
 		}
 		break;
@@ -499,7 +498,7 @@ void web_dispatch(const struct web_request *r, struct web_decision *d)
 		char sep = '?';
 		for (size_t i = 0; i < r->n_args; i++) {
 			const struct web_arg *a = &r->args[i];
-			if (param_bit(a) == P_TOKEN)
+			if (param_of(a) == I_TOKEN)
 				continue;
 			if (o < sizeof(d->location))
 				o += (size_t)snprintf(
@@ -509,7 +508,7 @@ void web_dispatch(const struct web_request *r, struct web_decision *d)
 			sep = '&';
 		}
 		if (o >= sizeof(d->location)) {
-			fail(d, 413, "the URL is too long");
+			refuse(d, 413, "the URL is too long");
 			return;
 		}
 		d->status = 303;
