@@ -342,6 +342,28 @@ def test_slow_clients_do_not_hold_the_server(make_daemon, broker, tmp_path, serv
     # The address's slots are free again.
     code, _, _ = s.get("/api/status")
     assert code == 200
+
+    # Past the overall limit (32) from five addresses: libmicrohttpd stops
+    # accepting, so a new client waits in the kernel's queue while they
+    # hold every slot, and is answered once the timeout has dropped them.
+    crowd = []
+    for a in range(10, 15):
+        for i in range(8):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=10,
+                                         source_address=(f"127.0.0.{a}", 0))
+            c.sendall(b"GET /")
+            crowd.append(c)
+    t0 = time.monotonic()
+    code, _ = s.raw(b"GET /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    timeout=timeout + 10, source="127.0.0.30")
+    waited = time.monotonic() - t0
+    print(f"with 40 idle connections from 5 addresses a new client was answered after "
+          f"{waited:.1f} s")
+    assert code == 200
+    assert timeout - 0.5 <= waited <= timeout + 3, waited
+    for c in crowd:
+        c.close()
+    assert s.proc.poll() is None
     assert s.stop() == 0
     assert d.stop() == 0
 
