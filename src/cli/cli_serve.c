@@ -174,17 +174,22 @@ static bool has_body(struct MHD_Connection *con)
 	return false;
 }
 
-static void add_common_headers(struct MHD_Response *resp)
+/* Returns false if a header could not be added (out of memory): such a
+ * response is not sent, rather than sent without its security headers. */
+static bool add_common_headers(struct MHD_Response *resp)
 {
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY, CSP);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff");
-	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	return MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_SECURITY_POLICY, CSP) ==
+	               MHD_YES &&
+	       MHD_add_response_header(resp, MHD_HTTP_HEADER_X_CONTENT_TYPE_OPTIONS, "nosniff") ==
+	               MHD_YES &&
+	       MHD_add_response_header(resp, "Referrer-Policy", "no-referrer") == MHD_YES &&
+	       MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") ==
+	               MHD_YES &&
+	       MHD_add_response_header(resp, "X-Frame-Options", "DENY") == MHD_YES;
 }
 
-/* Queue a response of `len` bytes from `body` (malloc'd, ours to free, or
- * NULL for a static text). */
+/* Queue a response of `len` bytes from `body`: malloc'd and ours to free
+ * when must_free, else a static text. */
 static enum MHD_Result respond(struct MHD_Connection *con, struct req *x, unsigned status,
                                const char *type, char *body, size_t len, bool must_free,
                                const struct web_decision *d, const char *cookie_token)
@@ -196,21 +201,27 @@ static enum MHD_Result respond(struct MHD_Connection *con, struct req *x, unsign
 			free(body);
 		return MHD_NO;
 	}
-	add_common_headers(resp);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	if (status == MHD_HTTP_UNAUTHORIZED)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-		                        "Bearer realm=\"gridpatrol\"");
-	if (status == MHD_HTTP_SEE_OTHER && d) {
+	bool ok = add_common_headers(resp) &&
+	          MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type) == MHD_YES;
+	if (ok && status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_YES;
+	if (ok && status == MHD_HTTP_UNAUTHORIZED)
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		                             "Bearer realm=\"gridpatrol\"") == MHD_YES;
+	if (ok && status == MHD_HTTP_SEE_OTHER && d) {
 		char cookie[WEB_TOKEN_MAX + 128];
 		snprintf(cookie, sizeof(cookie),
 		         WEB_COOKIE
 		         "=%s; HttpOnly; SameSite=Strict; Path=/; Max-Age=" COOKIE_MAX_AGE,
 		         cookie_token);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie);
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, d->location);
+		ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_SET_COOKIE, cookie) == MHD_YES &&
+		     MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, d->location) ==
+		             MHD_YES;
+		explicit_bzero(cookie, sizeof(cookie));
+	}
+	if (!ok) {
+		MHD_destroy_response(resp); /* frees a must_free body */
+		return MHD_NO;
 	}
 	if (x) {
 		x->status = status;
