@@ -54,9 +54,10 @@ struct cli {
 	const char *by;        /* claim --by */
 	const char *from, *to; /* workers --from, --to */
 	bool pending;
-	/* Set by `gridpatrol serve`, never by an option: the HTML pages are
-	 * served, so they get the navigation bar (and status its refresh). */
-	bool web;
+	const char *listen;     /* serve --listen ADDR:PORT */
+	const char *token_file; /* serve --token-file */
+	const char *timeout;    /* serve --timeout SECONDS */
+	bool web;               /* HTML for the served pages (nav bar, refresh) */
 
 	/* Set up before the command runs. */
 	struct config *cfg;
@@ -64,6 +65,9 @@ struct cli {
 	enum timefmt_lang lang;
 	int64_t now; /* read once: every figure of a run agrees */
 	sqlite3 *db;
+	/* Where cli_out_open writes instead of -o or stdout (serve's
+	 * per-request buffer); never closed by cli_out_close. */
+	FILE *out_stream;
 };
 
 /* "gridpatrol: " + message + "\n" on stderr. */
@@ -105,16 +109,17 @@ const char *cli_col_text(sqlite3_stmt *st, int i);
 
 /* --- output --- */
 
-/* stdout, or a temporary file next to `path` that replaces it only when
- * everything was written (a half-written report never appears under the
- * name a script or a printer queue is waiting for). */
+/* c->out_stream if set; else stdout, or a temporary file next to
+ * c->out_path that replaces it only when everything was written (a
+ * half-written report never appears under the name a script or a printer
+ * queue is waiting for). */
 struct cli_out {
 	FILE *f;
 	const char *path;
 	char *tmp;
 };
 
-int cli_out_open(struct cli_out *o, const char *path);
+int cli_out_open(struct cli_out *o, const struct cli *c);
 /* ok: flush, fsync and rename into place; otherwise remove the temporary
  * file. Returns 0, or -1 after printing the error. */
 int cli_out_close(struct cli_out *o, bool ok);
@@ -182,5 +187,7 @@ int cli_cmd_claim(struct cli *c);
 int cli_cmd_workers(struct cli *c);
 int cli_cmd_resume(struct cli *c);
 int cli_cmd_backup(struct cli *c);
+/* cli_serve.c */
+int cli_cmd_serve(struct cli *c);
 
 #endif

@@ -10,7 +10,8 @@
  * village's, and hands over to the command. `--db` may be repeated for a
  * county report over several sites; only `report` accepts more than one. The commands live in
  * cli_query.c (status, events, rejected, alerts), cli_workers.c (workers),
- * cli_report.c (report) and cli_admin.c (pause, resume, claim, backup).
+ * cli_report.c (report), cli_admin.c (pause, resume, claim, backup) and
+ * cli_serve.c (serve).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -41,6 +42,9 @@ enum opt {
 	OPT_BY = 1 << 15,
 	OPT_FROM = 1 << 16,
 	OPT_TO = 1 << 17,
+	OPT_LISTEN = 1 << 18,
+	OPT_TOKEN_FILE = 1 << 19,
+	OPT_TIMEOUT = 1 << 20,
 };
 
 #define OPT_GLOBAL (OPT_CONFIG | OPT_DB | OPT_HELP)
@@ -107,6 +111,16 @@ static const struct command commands[] = {
 	  "Claim the cell's latest open overdue, event or reading alert (or the alert\n"
 	  "ALERT_ID) for NAME: the running daemon records it within seconds, sends a\n"
 	  "claimed alert, and holds reminders for alerts.claim_for.\n" },
+	{ "serve", cli_cmd_serve, OPT_LISTEN | OPT_TOKEN_FILE | OPT_TIMEOUT, 0, false,
+	  "usage: gridpatrol [-c CONFIG] [--db PATH] serve [--listen ADDR:PORT]\n"
+	  "         [--token-file FILE] [--timeout SECONDS]\n"
+	  "A read-only web page for the office: / (every cell now), /report?date=D,\n"
+	  "/alerts?since=D&pending=1, /workers?date=D or ?from=D&to=D, and the same as\n"
+	  "JSON under /api/status, /api/report, /api/alerts, /api/workers.\n"
+	  "--listen: default 127.0.0.1:8080; any other address needs --token-file, whose\n"
+	  "token is sent as \"Authorization: Bearer TOKEN\" or once as /?token=TOKEN (a\n"
+	  "cookie then). --timeout: seconds before an idle connection is dropped\n"
+	  "(default 15). Stops on SIGTERM or SIGINT.\n" },
 	{ "backup", cli_cmd_backup, 0, 1, false,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] backup FILE\n"
 	  "A consistent copy of the database, taken while the daemon runs. FILE must not\n"
@@ -133,6 +147,7 @@ static void usage(FILE *f)
 	        "  resume    resume a paused cell\n"
 	        "  claim     claim an open alert for someone who goes\n"
 	        "  backup    consistent online copy of the database\n"
+	        "  serve     read-only web page for the office (HTTP, JSON)\n"
 	        "\n"
 	        "  -c, --config FILE  configuration (default %s)\n"
 	        "      --db PATH      database (default: storage.path of the configuration);\n"
@@ -182,6 +197,12 @@ static const char *opt_name(unsigned bit)
 		return "--from";
 	case OPT_TO:
 		return "--to";
+	case OPT_LISTEN:
+		return "--listen";
+	case OPT_TOKEN_FILE:
+		return "--token-file";
+	case OPT_TIMEOUT:
+		return "--timeout";
 	default:
 		return "?";
 	}
@@ -236,6 +257,9 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen, char
 		{ "by", required_argument, NULL, 'B' },
 		{ "from", required_argument, NULL, 'f' },
 		{ "to", required_argument, NULL, 't' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "token-file", required_argument, NULL, 'k' },
+		{ "timeout", required_argument, NULL, 'm' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -315,6 +339,18 @@ static int parse_args(int argc, char **argv, struct cli *c, unsigned *seen, char
 		case 't':
 			c->to = optarg;
 			*seen |= OPT_TO;
+			break;
+		case 'l':
+			c->listen = optarg;
+			*seen |= OPT_LISTEN;
+			break;
+		case 'k':
+			c->token_file = optarg;
+			*seen |= OPT_TOKEN_FILE;
+			break;
+		case 'm':
+			c->timeout = optarg;
+			*seen |= OPT_TIMEOUT;
 			break;
 		case ':':
 			cli_error("option '%s' needs a value", argv[optind - 1]);

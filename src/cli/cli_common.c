@@ -256,10 +256,19 @@ int cli_db_close(struct cli *c, int code)
 /* Output                                                              */
 /* ------------------------------------------------------------------ */
 
-int cli_out_open(struct cli_out *o, const char *path)
+int cli_out_open(struct cli_out *o, const struct cli *c)
 {
+	const char *path = c->out_path;
+
 	memset(o, 0, sizeof(*o));
 	o->path = path;
+	if (c->out_stream) {
+		/* `serve` hands each request its own buffer; cli_out_close
+		 * flushes it like stdout and leaves closing to the caller. */
+		o->path = NULL;
+		o->f = c->out_stream;
+		return 0;
+	}
 	if (!path || strcmp(path, "-") == 0) {
 		o->path = NULL;
 		o->f = stdout;

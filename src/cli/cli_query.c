@@ -249,7 +249,7 @@ int cli_cmd_status(struct cli *c)
 
 	for (size_t i = 0; i < n; i++)
 		cells[i].state = deadline_state(dl, (uint32_t)i, c->now);
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
@@ -389,7 +389,7 @@ int cli_cmd_events(struct cli *c)
 		return cli_db_close(c, code);
 	if ((code = cli_db_events_open(c, &flt, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
@@ -461,7 +461,7 @@ int cli_cmd_rejected(struct cli *c)
 		return cli_db_close(c, code);
 	if ((code = cli_db_rejected_open(c, since * 1000, c->reason, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
@@ -646,7 +646,7 @@ int cli_cmd_alerts(struct cli *c)
 		return cli_db_close(c, code);
 	if ((code = cli_db_alerts_open(c, since, c->pending, &q)) != CLI_EXIT_OK)
 		goto done;
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}

@@ -696,7 +696,7 @@ int cli_cmd_report(struct cli *c)
 		r.n_sites = n_sites;
 	}
 
-	if (cli_out_open(&out, c->out_path) < 0)
+	if (cli_out_open(&out, c) < 0)
 		goto done;
 	int w;
 	switch (c->format) {

@@ -329,7 +329,7 @@ int cli_cmd_workers(struct cli *c)
 		goto done;
 	qsort(ws.v, ws.n, sizeof(*ws.v), cmp_sheet);
 
-	if (cli_out_open(&out, c->out_path) < 0) {
+	if (cli_out_open(&out, c) < 0) {
 		code = CLI_EXIT_FAIL;
 		goto done;
 	}
