@@ -172,5 +172,7 @@ int cli_cmd_claim(struct cli *c);
 int cli_cmd_workers(struct cli *c);
 int cli_cmd_resume(struct cli *c);
 int cli_cmd_backup(struct cli *c);
+/* cli_chart.c */
+int cli_cmd_chart(struct cli *c);
 
 #endif
