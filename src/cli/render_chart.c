@@ -259,7 +259,8 @@ static int page_head_h(const struct render_report *r)
 void render_chart_layout(const struct render_report *r, int max_height, struct render_chart_page *p)
 {
 	int fixed = page_head_h(r) + PG_LEGEND_H + PG_CHART_HEAD + 2 + PG_FOOT;
-	int avail = max_height - fixed;
+	/* Room for the rows; none when max_height is not even the frame's. */
+	size_t avail = max_height > fixed + PG_NOTE_H ? (size_t)(max_height - fixed) : PG_NOTE_H;
 	size_t n = r->n_cells;
 
 	*p = (struct render_chart_page){ .width = RENDER_CHART_PAGE_W, .row_h = PG_ROW_H };
@@ -267,14 +268,14 @@ void render_chart_layout(const struct render_report *r, int max_height, struct r
 		p->height = fixed + PG_NOTE_H;
 		return;
 	}
-	if ((size_t)avail / PG_ROW_H >= n) {
+	if (avail / PG_ROW_H >= n) {
 		p->rows = n;
-	} else if ((size_t)avail / PG_ROW_H_MIN >= n) {
-		p->row_h = (int)((size_t)avail / n);
+	} else if (avail / PG_ROW_H_MIN >= n) {
+		p->row_h = (int)(avail / n);
 		p->rows = n;
 	} else {
 		p->row_h = PG_ROW_H_MIN;
-		p->rows = (size_t)((avail - PG_NOTE_H) / PG_ROW_H_MIN);
+		p->rows = (avail - PG_NOTE_H) / PG_ROW_H_MIN;
 	}
 	p->height = fixed + (int)p->rows * p->row_h + (p->rows < n ? PG_NOTE_H : 0);
 }
@@ -282,7 +283,7 @@ void render_chart_layout(const struct render_report *r, int max_height, struct r
 int render_chart_svg(FILE *f, const struct render_report *r, const struct render_chart_page *p)
 {
 	const bool zh = r->lang == TIMEFMT_ZH;
-	char line[512], claims[256], clock[TIMEFMT_MAX], head_attr[96], pct_attr[96];
+	char line[512], claims[256], clock[TIMEFMT_MAX], pct_attr[96];
 	int font = (p->row_h * 15 + PG_ROW_H / 2) / PG_ROW_H;
 	int y = 0, bad = 0;
 
@@ -335,8 +336,6 @@ int render_chart_svg(FILE *f, const struct render_report *r, const struct render
 		return bad ? -1 : 0;
 	}
 
-	snprintf(head_attr, sizeof(head_attr),
-	         " font-size=\"13\" fill=\"#555555\" text-anchor=\"middle\"");
 	snprintf(pct_attr, sizeof(pct_attr), " font-size=\"%d\" text-anchor=\"end\"",
 	         font > 9 ? font - 1 : font);
 	const struct geom g = {
@@ -352,7 +351,7 @@ int render_chart_svg(FILE *f, const struct render_report *r, const struct render
 		.rect_dy = p->row_h / 13,
 		.rect_gap = 2 * (p->row_h / 13) + 1,
 		.label_cols = 36,
-		.head_attr = head_attr,
+		.head_attr = " font-size=\"13\" fill=\"#555555\" text-anchor=\"middle\"",
 		.pct_attr = pct_attr,
 	};
 	/* Text without antialiasing in the rows: its shades of grey made up
