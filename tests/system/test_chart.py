@@ -8,6 +8,7 @@ bars of each cell in their state colours hour by hour, and ink in the
 label column of every row, where the Chinese names are drawn.
 """
 import os
+import pty
 import random
 import resource
 import signal
@@ -191,6 +192,15 @@ def test_chart_errors(make_daemon, broker, tmp_path):
         assert err.count("\n") == 1 and err.startswith("gridpatrol: "), err
     assert b"-o FILE.png" in chart(d, check=False).stderr
     assert not os.path.exists(tmp_path / "a.png")
+    # `-o -` onto a terminal is refused like no -o at all.
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([GRIDPATROL, "-c", d.conf, "chart", "--date", day, "-o", "-"],
+                           stdout=slave, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert r.returncode == 2 and b"-o FILE.png" in r.stderr, (r.returncode, r.stderr)
 
     # A folder that does not exist: exit 1, nothing created.
     missing = tmp_path / "no-such-dir" / "c.png"
