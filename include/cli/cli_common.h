@@ -189,5 +189,7 @@ int cli_cmd_resume(struct cli *c);
 int cli_cmd_backup(struct cli *c);
 /* cli_serve.c */
 int cli_cmd_serve(struct cli *c);
+/* cli_chart.c */
+int cli_cmd_chart(struct cli *c);
 
 #endif

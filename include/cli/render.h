@@ -111,6 +111,12 @@ int render_report_json(FILE *f, const struct render_report *r);
 int render_report_csv(FILE *f, const struct render_report *r);
 int render_report_html(FILE *f, const struct render_report *r);
 
+/* The summary sentence of every format ("网格 4 个：全天覆盖 1 个，…；事件共
+ * 9 条。") without the claims, and the claims sentence alone ("" on a day
+ * without task alerts), for layouts that set them on separate lines. */
+void render_summary_text(const struct render_report *r, char *buf, size_t len);
+void render_claims_text(const struct render_report *r, char *buf, size_t len);
+
 /* --- pieces the listings share --- */
 
 /* The UTF-8 byte order mark that makes spreadsheet programs read CSV as
@@ -132,5 +138,12 @@ int render_html_escaped(FILE *f, const char *s);
 /* Short local clock "09:12" for a time on the report day, "11-23 17:00"
  * otherwise. */
 void render_clock(int64_t t, int64_t day_start, char *buf, size_t len);
+
+/* A cell's covered_pct as every format shows it: "55.6%", "—" for null. */
+void render_pct(const struct report_cell *c, char *buf, size_t len);
+
+/* "site · name" in a county report (name alone otherwise), cut to width
+ * display columns; malloc'd, NULL when out of memory. */
+char *render_site_label(const char *site, const char *name, size_t width);
 
 #endif

@@ -10,8 +10,8 @@
  * village's, and hands over to the command. `--db` may be repeated for a
  * county report over several sites; only `report` accepts more than one. The commands live in
  * cli_query.c (status, events, rejected, alerts), cli_workers.c (workers),
- * cli_report.c (report), cli_admin.c (pause, resume, claim, backup) and
- * cli_serve.c (serve).
+ * cli_report.c (report), cli_chart.c (chart), cli_admin.c (pause, resume, claim,
+ * backup) and cli_serve.c (serve).
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -92,6 +92,12 @@ static const struct command commands[] = {
 	  "is named SITE, or else after its file (yunhua.db: yunhua); its cells are those\n"
 	  "of the configuration that its database's cell table lists; a cell id found at\n"
 	  "more than one site is shown as SITE/CELL.\n" },
+	{ "chart", cli_cmd_chart, OPT_OUTPUT | OPT_DATE, 0, false,
+	  "usage: gridpatrol [-c CONFIG] [--db PATH] chart [--date YYYY-MM-DD|today|yesterday]\n"
+	  "         -o FILE.png\n"
+	  "The day's cell x hour coverage chart (default: today so far) as a PNG, 1080\n"
+	  "pixels wide with Chinese labels, for a WeChat image message. -o is required\n"
+	  "(-o - writes to a pipe); FILE is replaced only once the PNG is complete.\n" },
 	{ "workers", cli_cmd_workers, OPT_LISTING | OPT_DATE | OPT_FROM | OPT_TO, 0, true,
 	  "usage: gridpatrol [-c CONFIG] [--db PATH] workers [--date D | --from D --to D]\n"
 	  "         [--format text|json|csv|html] [-o FILE]\n"
@@ -138,6 +144,7 @@ static void usage(FILE *f)
 	        "Review and administer gridpatrold's database.\n"
 	        "\n"
 	        "  report    daily coverage (text, json, csv, printable html)\n"
+	        "  chart     the day's coverage chart as a PNG (for WeChat)\n"
 	        "  status    every cell now: ok, due soon, overdue, paused, inactive\n"
 	        "  events    accepted events\n"
 	        "  rejected  rejected messages with reasons\n"

@@ -29,6 +29,7 @@
 
 #include "cli_common.h"
 #include "cli_db.h"
+#include "cli_report.h"
 #include "render.h"
 #include "report.h"
 #include "strmap.h"
@@ -579,22 +580,60 @@ static int county_ids(const struct cli *c, const struct site *sites, size_t n_si
 	return 0;
 }
 
-int cli_cmd_report(struct cli *c)
+/* What a built report's render_report points into. */
+struct cli_report_own {
+	struct site *sites;
+	size_t n_sites;
+	struct render_site *rsites;
+	struct render_cell *cells;
+	size_t n, computed;
+	struct render_note *notes;
+	struct render_task *tasks;
+	char **ids, *names;
+};
+
+void cli_report_free(struct cli_report *rep)
+{
+	struct cli_report_own *o = rep->own;
+	if (!o)
+		return;
+	for (size_t i = 0; i < o->computed; i++)
+		report_cell_free(&o->cells[i].rc);
+	if (o->ids)
+		for (size_t i = 0; i < o->n; i++)
+			free(o->ids[i]);
+	free(o->ids);
+	free(o->cells);
+	free(o->notes);
+	free(o->tasks);
+	for (size_t s = 0; o->sites && s < o->n_sites; s++)
+		if (o->sites[s].gathered)
+			gather_free(&o->sites[s].g);
+	free(o->sites);
+	free(o->names);
+	free(o->rsites);
+	free(o);
+	rep->own = NULL;
+}
+
+int cli_report_build(struct cli *c, struct cli_report *rep)
 {
 	const struct config *cfg = c->cfg;
 	const bool county = c->n_dbs > 1;
 	const size_t n_sites = county ? (size_t)c->n_dbs : 1;
-	struct site *sites = calloc(n_sites, sizeof(*sites));
-	struct render_site *rsites = calloc(n_sites, sizeof(*rsites));
-	struct render_cell *cells = NULL;
-	struct render_note *notes = NULL;
-	struct render_task *tasks = NULL;
-	char **ids = NULL, *names = NULL;
+	struct cli_report_own *o = calloc(1, sizeof(*o));
 	struct render_report r = { .cfg = cfg, .now = c->now, .lang = c->lang, .web = c->web };
-	struct cli_out out = { 0 };
-	size_t n = 0, computed = 0, n_notes = 0, n_tasks = 0;
+	size_t n = 0, n_notes = 0, n_tasks = 0;
 	int code = CLI_EXIT_FAIL;
 
+	*rep = (struct cli_report){ .own = o };
+	if (!o) {
+		cli_error("out of memory");
+		return CLI_EXIT_FAIL;
+	}
+	struct site *sites = o->sites = calloc(n_sites, sizeof(*sites));
+	struct render_site *rsites = o->rsites = calloc(n_sites, sizeof(*rsites));
+	o->n_sites = n_sites;
 	if (!sites || !rsites) {
 		cli_error("out of memory");
 		goto done;
@@ -603,9 +642,8 @@ int cli_cmd_report(struct cli *c)
 		code = CLI_EXIT_USAGE;
 		goto done;
 	}
-	if (county && (code = sites_parse(c, sites, n_sites, &names)) != CLI_EXIT_OK)
+	if (county && (code = sites_parse(c, sites, n_sites, &o->names)) != CLI_EXIT_OK)
 		goto done;
-
 	for (size_t s = 0; s < n_sites; s++) {
 		if (county)
 			c->db_path = sites[s].path;
@@ -638,10 +676,11 @@ int cli_cmd_report(struct cli *c)
 	}
 
 	code = CLI_EXIT_FAIL;
-	cells = calloc(n ? n : 1, sizeof(*cells));
-	ids = calloc(n ? n : 1, sizeof(*ids));
-	notes = calloc(n_notes ? n_notes : 1, sizeof(*notes));
-	tasks = calloc(n_tasks ? n_tasks : 1, sizeof(*tasks));
+	o->n = n;
+	struct render_cell *cells = o->cells = calloc(n ? n : 1, sizeof(*cells));
+	char **ids = o->ids = calloc(n ? n : 1, sizeof(*ids));
+	struct render_note *notes = o->notes = calloc(n_notes ? n_notes : 1, sizeof(*notes));
+	struct render_task *tasks = o->tasks = calloc(n_tasks ? n_tasks : 1, sizeof(*tasks));
 	if (!cells || !ids || !notes || !tasks ||
 	    (county && county_ids(c, sites, n_sites, cells, ids) < 0)) {
 		cli_error("out of memory");
@@ -661,7 +700,7 @@ int cli_cmd_report(struct cli *c)
 				cli_error("out of memory");
 				goto done;
 			}
-			computed = ++k;
+			o->computed = ++k;
 		}
 		for (size_t j = 0; j < g->n_notes; j++) {
 			notes[n_notes] = g->notes[j];
@@ -696,41 +735,44 @@ int cli_cmd_report(struct cli *c)
 		r.n_sites = n_sites;
 	}
 
+	rep->r = r;
+	code = CLI_EXIT_OK;
+done:
+	if (code != CLI_EXIT_OK)
+		cli_report_free(rep);
+	return code;
+}
+
+int cli_cmd_report(struct cli *c)
+{
+	struct cli_report rep;
+	struct cli_out out = { 0 };
+	int code = cli_report_build(c, &rep);
+	if (code != CLI_EXIT_OK)
+		return code;
+	const struct render_report *r = &rep.r;
+	code = CLI_EXIT_FAIL;
 	if (cli_out_open(&out, c) < 0)
 		goto done;
 	int w;
 	switch (c->format) {
 	case CLI_FORMAT_JSON:
-		w = render_report_json(out.f, &r);
+		w = render_report_json(out.f, r);
 		break;
 	case CLI_FORMAT_CSV:
-		w = render_report_csv(out.f, &r);
+		w = render_report_csv(out.f, r);
 		break;
 	case CLI_FORMAT_HTML:
-		w = render_report_html(out.f, &r);
+		w = render_report_html(out.f, r);
 		break;
 	default:
-		w = render_report_text(out.f, &r);
+		w = render_report_text(out.f, r);
 		break;
 	}
 	if (w < 0)
 		cli_error(ferror(out.f) ? "cannot write the report" : "out of memory");
 	code = cli_out_close(&out, w == 0) < 0 || w < 0 ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 done:
-	for (size_t i = 0; i < computed; i++)
-		report_cell_free(&cells[i].rc);
-	if (ids)
-		for (size_t i = 0; i < n; i++)
-			free(ids[i]);
-	free(ids);
-	free(cells);
-	free(notes);
-	free(tasks);
-	for (size_t s = 0; sites && s < n_sites; s++)
-		if (sites[s].gathered)
-			gather_free(&sites[s].g);
-	free(sites);
-	free(names);
-	free(rsites);
+	cli_report_free(&rep);
 	return code;
 }

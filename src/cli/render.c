@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "html_page.h"
+#include "render_chart.h"
 #include "table.h"
 
 /* ------------------------------------------------------------------ */
@@ -267,7 +268,7 @@ static void fmt_readings(const struct report_cell *c, const char *unit, char *bu
 		snprintf(buf, len, "%s–%s%s", a, b, unit ? unit : "");
 }
 
-static void fmt_pct(const struct report_cell *c, char *buf, size_t len)
+void render_pct(const struct report_cell *c, char *buf, size_t len)
 {
 	if (c->has_covered)
 		snprintf(buf, len, "%.1f%%", c->covered_pct);
@@ -342,6 +343,21 @@ static void fmt_summary_line(const struct render_report *r, const struct render_
 	}
 }
 
+void render_summary_text(const struct render_report *r, char *buf, size_t len)
+{
+	struct render_summary s;
+	render_summary(r, &s);
+	s.claimed = s.unclaimed = 0;
+	fmt_summary_line(r, &s, buf, len);
+}
+
+void render_claims_text(const struct render_report *r, char *buf, size_t len)
+{
+	struct render_summary s;
+	render_summary(r, &s);
+	fmt_claims(r, &s, buf, len);
+}
+
 /* ------------------------------------------------------------------ */
 /* Text                                                                */
 /* ------------------------------------------------------------------ */
@@ -412,7 +428,7 @@ int render_report_text(FILE *f, const struct render_report *r)
 		fmt_when(c->has_patrol, c->first, r->day_start, first, sizeof(first));
 		fmt_when(c->has_patrol, c->last, r->day_start, last, sizeof(last));
 		fmt_dur(c->longest_gap_s, r->lang, gap, sizeof(gap));
-		fmt_pct(c, pct, sizeof(pct));
+		render_pct(c, pct, sizeof(pct));
 		fmt_dur(c->overdue_s, r->lang, over, sizeof(over));
 		fmt_readings(c, unit, readings, sizeof(readings));
 		snprintf(alerts, sizeof(alerts), "%d", c->alerts);
@@ -673,75 +689,8 @@ int render_report_csv(FILE *f, const struct render_report *r)
 /* HTML                                                                */
 /* ------------------------------------------------------------------ */
 
-/* Chart geometry, in SVG user units (the SVG scales to the page width). */
-#define CH_LABEL_W 210
-#define CH_HOUR_W 22
-#define CH_PCT_W 58
-#define CH_ROW_H 19
-#define CH_TOP 22
-#define CH_WIDTH (CH_LABEL_W + 24 * CH_HOUR_W + CH_PCT_W)
-/* Rows per SVG: one SVG cannot break across printed pages, so a long
- * village is drawn as several charts that can. */
-#define CH_ROWS_PER_SVG 40
-
-/* Fill of each hour state: colour for the screen, and a pattern (hatching,
- * dots, outline) so that greyscale print keeps them apart. */
-static const char *hour_fill(enum report_hour h)
-{
-	switch (h) {
-	case REPORT_HOUR_PATROLLED:
-		return "fill=\"#1b5e20\"";
-	case REPORT_HOUR_COVERED:
-		return "fill=\"#a5d6a7\"";
-	case REPORT_HOUR_OVERDUE:
-		return "fill=\"url(#gp-over)\"";
-	case REPORT_HOUR_INACTIVE:
-		return "fill=\"url(#gp-inact)\"";
-	case REPORT_HOUR_FUTURE:
-		break;
-	}
-	return "fill=\"#ffffff\" stroke=\"#9e9e9e\" stroke-width=\"0.8\" stroke-dasharray=\"2 "
-	       "1.5\"";
-}
-
-static const char html_defs[] =
-        "<svg width=\"0\" height=\"0\" style=\"position:absolute\" aria-hidden=\"true\"><defs>"
-        "<pattern id=\"gp-over\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" "
-        "patternTransform=\"rotate(45)\"><rect width=\"5\" height=\"5\" fill=\"#f6b9b9\"/>"
-        "<rect width=\"2.2\" height=\"5\" fill=\"#b71c1c\"/></pattern>"
-        "<pattern id=\"gp-inact\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\">"
-        "<rect width=\"4\" height=\"4\" fill=\"#f2f2f2\"/>"
-        "<circle cx=\"2\" cy=\"2\" r=\"0.6\" fill=\"#8f8f8f\"/></pattern>"
-        "</defs></svg>\n";
-
-static int html_legend(FILE *f, bool zh)
-{
-	static const enum report_hour order[] = {
-		REPORT_HOUR_PATROLLED, REPORT_HOUR_COVERED, REPORT_HOUR_OVERDUE,
-		REPORT_HOUR_INACTIVE,  REPORT_HOUR_FUTURE,
-	};
-	static const char *const zh_l[] = { "有巡查", "已覆盖（未超时）", "超时未巡查",
-		                            "非巡查时段 / 暂停", "尚未到来" };
-	static const char *const en_l[] = { "Patrolled", "Covered (not overdue)", "Overdue",
-		                            "Inactive / paused", "Not yet" };
-	int bad = fprintf(f,
-	                  "<svg class=\"legend\" viewBox=\"0 0 %d 18\" role=\"img\" "
-	                  "xmlns=\"http://www.w3.org/2000/svg\">",
-	                  CH_WIDTH) < 0;
-	int x = 0;
-	for (size_t i = 0; i < 5; i++) {
-		bad |= fprintf(f,
-		               "<rect x=\"%d\" y=\"3\" width=\"22\" height=\"12\" %s/>"
-		               "<text x=\"%d\" y=\"13\" font-size=\"11\" fill=\"#222\">%s</text>",
-		               x + 1, hour_fill(order[i]), x + 28, zh ? zh_l[i] : en_l[i]) < 0;
-		x += zh ? 150 : 152;
-	}
-	bad |= fputs("</svg>\n", f) == EOF;
-	return bad ? -1 : 0;
-}
-
 /* "site · name" in a county report, truncated to width; malloc'd. */
-static char *site_label(const char *site, const char *name, size_t width)
+char *render_site_label(const char *site, const char *name, size_t width)
 {
 	if (!site)
 		return table_truncate(name, width);
@@ -756,56 +705,6 @@ static char *site_label(const char *site, const char *name, size_t width)
 	char *out = table_truncate(s.p, width);
 	free(s.p);
 	return out;
-}
-
-static int html_chart(FILE *f, const struct render_report *r, size_t from, size_t to)
-{
-	int h = CH_TOP + (int)(to - from) * CH_ROW_H + 2;
-	int bad = fprintf(f,
-	                  "<svg class=\"chart\" viewBox=\"0 0 %d %d\" role=\"img\" "
-	                  "xmlns=\"http://www.w3.org/2000/svg\">",
-	                  CH_WIDTH, h) < 0;
-
-	for (int hr = 0; hr < 24; hr++)
-		bad |= fprintf(f, "<text class=\"h\" x=\"%d\" y=\"15\">%d</text>",
-		               CH_LABEL_W + hr * CH_HOUR_W + CH_HOUR_W / 2, hr) < 0;
-	bad |= fprintf(f, "<text class=\"h\" x=\"%d\" y=\"15\" style=\"text-anchor:end\">%s</text>",
-	               CH_WIDTH - 2, r->lang == TIMEFMT_ZH ? "覆盖率" : "covered") < 0;
-	for (size_t i = from; !bad && i < to; i++) {
-		const struct render_cell *rc = &r->cells[i];
-		int y = CH_TOP + (int)(i - from) * CH_ROW_H;
-		char *label = site_label(rc->site, rc->cell->name, 30);
-		char pct[16];
-		if (!label)
-			return -1;
-		bad |= fprintf(f, "<text x=\"0\" y=\"%d\">", y + 13) < 0;
-		bad |= render_html_escaped(f, label);
-		bad |= fputs("</text>", f) == EOF;
-		free(label);
-		/* One rectangle per run of equal hours keeps a 1,000-cell page
-		 * small; the hour ticks are drawn over them afterwards. */
-		for (int a = 0; a < 24;) {
-			int b = a + 1;
-			while (b < 24 && rc->rc.hours[b] == rc->rc.hours[a])
-				b++;
-			bad |= fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" %s/>",
-			               CH_LABEL_W + a * CH_HOUR_W, y + 1, (b - a) * CH_HOUR_W,
-			               CH_ROW_H - 3, hour_fill(rc->rc.hours[a])) < 0;
-			a = b;
-		}
-		fmt_pct(&rc->rc, pct, sizeof(pct));
-		bad |= fprintf(f, "<text class=\"p\" x=\"%d\" y=\"%d\">%s</text>", CH_WIDTH - 2,
-		               y + 13, pct) < 0;
-	}
-	/* Hour ticks: thin white lines between hours, darker every 6 hours. */
-	for (int hr = 1; !bad && hr < 24; hr++)
-		bad |= fprintf(f,
-		               "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"%s\" "
-		               "stroke-width=\"%s\"/>",
-		               CH_LABEL_W + hr * CH_HOUR_W, CH_TOP, CH_LABEL_W + hr * CH_HOUR_W,
-		               h - 2, hr % 6 ? "#ffffff" : "#444444", hr % 6 ? "1" : "0.8") < 0;
-	bad |= fputs("</svg>\n", f) == EOF;
-	return bad ? -1 : 0;
 }
 
 static int html_td(FILE *f, const char *cls, const char *text)
@@ -838,7 +737,7 @@ static int html_cells_table(FILE *f, const struct render_report *r)
 		fmt_when(c->has_patrol, c->first, r->day_start, first, sizeof(first));
 		fmt_when(c->has_patrol, c->last, r->day_start, last, sizeof(last));
 		fmt_dur(c->longest_gap_s, r->lang, gap, sizeof(gap));
-		fmt_pct(c, pct, sizeof(pct));
+		render_pct(c, pct, sizeof(pct));
 		fmt_dur(c->overdue_s, r->lang, over, sizeof(over));
 		fmt_readings(c, unit, readings, sizeof(readings));
 		join_workers(&workers, c, zh ? "、" : ", ");
@@ -922,7 +821,7 @@ static int html_notes(FILE *f, const struct render_report *r)
 		char when[32], why[160];
 		render_clock(n->ts, r->day_start, when, sizeof(when));
 		note_why(r, n, why, sizeof(why));
-		char *cell = site_label(n->site, n->cell->name, 200);
+		char *cell = render_site_label(n->site, n->cell->name, 200);
 		if (!cell)
 			return -1;
 		bad |= fputs("<tr>", f) == EOF;
@@ -991,7 +890,7 @@ static int html_tasks(FILE *f, const struct render_report *r)
 			fmt_since(t->at, t->resolved_at, r->lang, done, sizeof(done));
 		else
 			snprintf(done, sizeof(done), zh ? "未结束" : "open");
-		char *cell = site_label(t->site, cc ? cc->name : t->cell, 200);
+		char *cell = render_site_label(t->site, cc ? cc->name : t->cell, 200);
 		if (!cell)
 			return -1;
 		bad |= fputs("<tr>", f) == EOF;
@@ -1085,7 +984,7 @@ int render_report_html(FILE *f, const struct render_report *r)
 	                                               .web = r->web }) < 0;
 	if (r->web)
 		bad |= html_page_day_links(f, r->lang, "/report", r->date, r->now) < 0;
-	bad |= fputs(html_defs, f) == EOF;
+	bad |= render_chart_defs(f);
 	bad |= fprintf(f, "<h1>%s</h1>\n<p class=\"meta\">%s　·　%s ",
 	               zh ? "网格巡查日报" : "Grid patrol daily report", day,
 	               zh ? "时区" : "time zone") < 0;
@@ -1111,11 +1010,12 @@ int render_report_html(FILE *f, const struct render_report *r)
 		bad |= fprintf(f, "<p class=\"none\">%s</p>\n",
 		               zh ? "配置中没有网格。" : "No cells are configured.") < 0;
 	} else {
-		bad |= html_legend(f, zh);
-		for (size_t i = 0; !bad && i < r->n_cells; i += CH_ROWS_PER_SVG) {
-			size_t to = i + CH_ROWS_PER_SVG < r->n_cells ? i + CH_ROWS_PER_SVG
-			                                             : r->n_cells;
-			bad |= html_chart(f, r, i, to);
+		bad |= render_chart_legend(f, zh);
+		for (size_t i = 0; !bad && i < r->n_cells; i += RENDER_CHART_ROWS_PER_SVG) {
+			size_t to = i + RENDER_CHART_ROWS_PER_SVG < r->n_cells
+			                    ? i + RENDER_CHART_ROWS_PER_SVG
+			                    : r->n_cells;
+			bad |= render_chart_rows(f, r, i, to);
 		}
 	}
 	bad |= fprintf(f, "<h2>%s</h2>\n", zh ? "各网格明细" : "Cells") < 0;
