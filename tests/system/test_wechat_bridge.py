@@ -241,7 +241,11 @@ def test_url_file_with_crlf_line_end_still_works(wecom, tmp_path):
     assert len(wecom.requests) == 1
 
 
-def test_control_character_refused_in_a_dry_run_too(wecom):
-    r = run(["--dry-run"], env_extra={"WECHAT_WEBHOOK_URL": wecom.url + "\nverbose"})
+@pytest.mark.parametrize("bad,why", [("\nverbose", b"control character"),
+                                     ('"', b"quote or backslash"),
+                                     ("\\", b"quote or backslash")])
+def test_bad_url_refused_in_a_dry_run_too(wecom, bad, why):
+    r = run(["--dry-run"], env_extra={"WECHAT_WEBHOOK_URL": wecom.url + bad})
     assert r.returncode == 2
-    assert b"control character" in r.stderr
+    assert why in r.stderr
+    assert r.stdout == b""
