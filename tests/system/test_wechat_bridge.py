@@ -198,3 +198,54 @@ def test_key_not_in_arguments(wecom, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     assert KEY not in out.read_text()
     assert KEY in (tmp_path / "argv.stdin").read_text()
+
+
+# Each would end the quoted url in curl's config (newline, CR), cut it
+# (NUL) or is no part of a URL; after the newline, curl would read options.
+BAD = ["\n", "\r", "\x00", "\t", "\x1b", "\x7f", " "]
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[hex(ord(c)) for c in BAD])
+@pytest.mark.parametrize("source", ["env", "file", "credential"])
+def test_control_character_in_url_is_refused(wecom, tmp_path, source, bad):
+    url = wecom.url + bad + "output = " + str(tmp_path / "written")
+    if source == "env":
+        if bad == "\x00":
+            pytest.skip("an environment variable cannot hold a NUL")
+        r = run(env_extra={"WECHAT_WEBHOOK_URL": url})
+    else:
+        f = tmp_path / "wechat-webhook"
+        f.write_bytes(url.encode() + b"\n")
+        if source == "file":
+            r = run(["--webhook-file", str(f)])
+        else:
+            r = run(env_extra={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert not (tmp_path / "written").exists()
+    if source != "env" and bad == "\n":
+        # A file's URL is its first non-blank line: the next one is not read.
+        assert r.returncode == 0, r.stderr.decode()
+        assert [q["path"] for q in wecom.requests] == [f"/cgi-bin/webhook/send?key={KEY}"]
+        return
+    assert r.returncode == 2, r.stderr.decode()
+    assert b"control character" in r.stderr
+    assert wecom.requests == []
+
+
+def test_url_file_with_crlf_line_end_still_works(wecom, tmp_path):
+    # A CR at the end of the line (a file saved on Windows) is trimmed as
+    # white space; only one inside the URL is refused.
+    f = tmp_path / "webhook"
+    f.write_bytes(b"\r\n" + wecom.url.encode() + b"\r\n")
+    r = run(["--webhook-file", str(f)])
+    assert r.returncode == 0, r.stderr.decode()
+    assert len(wecom.requests) == 1
+
+
+@pytest.mark.parametrize("bad,why", [("\nverbose", b"control character"),
+                                     ('"', b"quote or backslash"),
+                                     ("\\", b"quote or backslash")])
+def test_bad_url_refused_in_a_dry_run_too(wecom, bad, why):
+    r = run(["--dry-run"], env_extra={"WECHAT_WEBHOOK_URL": wecom.url + bad})
+    assert r.returncode == 2
+    assert why in r.stderr
+    assert r.stdout == b""

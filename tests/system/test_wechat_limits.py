@@ -6,7 +6,9 @@ WeCom; the tests give the bridge and the fake the same shorter window with
 --rate so that pacing shows in seconds, not minutes).
 
 The fake is http.server on a free loopback port, in a thread; it records
-every request with its arrival time and its answer, in order. The bridge
+every request with its arrival time and its answer, in order. It can be
+slow (each answer after a delay) and can hold one request unanswered until
+its client hangs up, as a link does when the daemon kills the bridge. The bridge
 runs as gridpatrold runs it: the delivery JSON on stdin, GRIDPATROL_* in the
 environment, a chart from a stub `gridpatrol` (or the real one, when it has
 the `chart` command).
@@ -17,6 +19,10 @@ import hashlib
 import http.server
 import json
 import os
+import select
+import signal
+import socket
+import stat
 import struct
 import subprocess
 import threading
@@ -44,6 +50,9 @@ class FakeRobot(http.server.ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.log = []            # every request: t, key, msg (or None), errcode
         self.force_45009 = 0     # answer 45009 to this many requests first (-1: always)
+        self.arrived = []        # the arrival time of every request, answered or not
+        self.delay = 0.0         # seconds before each answer
+        self.hold = None         # the index of a request held until its client is gone
 
     @property
     def url(self):
@@ -97,10 +106,32 @@ class FakeRobot(http.server.ThreadingHTTPServer):
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
+    def gone(self, timeout):
+        """True once the client has closed the connection (within timeout)."""
+        r, _, _ = select.select([self.connection], [], [], timeout)
+        try:
+            return bool(r) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         key = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query).get("key", [""])[0]
         srv = self.server
+        with srv.lock:
+            index = len(srv.arrived)
+            srv.arrived.append(time.time())
+        # A request whose client went away before the answer was never
+        # taken: recorded with errcode None, so not among accepted().
+        if index == srv.hold:
+            assert self.gone(60), "the held client never hung up"
+            with srv.lock:
+                srv.log.append({"t": time.time(), "key": key, "msg": None, "errcode": None})
+            return
+        if srv.delay and self.gone(srv.delay):
+            with srv.lock:
+                srv.log.append({"t": time.time(), "key": key, "msg": None, "errcode": None})
+            return
         code, why, msg = srv.judge(key, raw)
         with srv.lock:
             # Counted under the same lock as the window check: two requests
@@ -157,7 +188,7 @@ def digest_doc(text, date="2026-11-24", did="wechat-000200", with_date=True):
 
 
 def start(tmp_path, url, text, args=(), kind="digest", did="wechat-000200", doc=None,
-          env_extra=None):
+          env_extra=None, group=False):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GRIDPATROL_", "WECHAT_", "CREDENTIALS_DIRECTORY",
                                 "STATE_DIRECTORY"))}
@@ -165,8 +196,10 @@ def start(tmp_path, url, text, args=(), kind="digest", did="wechat-000200", doc=
                 "GRIDPATROL_KIND": kind, "WECHAT_WEBHOOK_URL": url,
                 "STATE_DIRECTORY": str(tmp_path / "state")})
     env.update(env_extra or {})
+    # group: its own process group, as the daemon runs it (and kills it).
     p = subprocess.Popen([BRIDGE, "--group", "yunhua", *args], stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                         start_new_session=group)
     try:
         p.stdin.write((doc if doc is not None else digest_doc(text, did=did)).encode("utf-8"))
         p.stdin.close()
@@ -498,3 +531,181 @@ def test_the_fake_enforces_the_limits(wecom):
     assert post(msg("text", "巡" * 682)) == 0              # 2046 bytes
     assert post(msg("markdown", "巡" * 1365)) == 0         # 4095 bytes
     assert post(msg("text", "third")) == 45009
+
+
+def wait_for(cond, timeout=30.0, what="condition"):
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def pieces(text, n, size=600):
+    return "\n".join(f"第{i}段 " + text * size for i in range(n))
+
+
+def firsts(w):
+    return [m["text"]["content"].split(" ")[0] for m in w.accepted()]
+
+
+def test_run_killed_by_the_daemon_is_not_repeated(tmp_path, wecom):
+    # A slow robot, and the daemon's timeout: SIGKILL to the process group
+    # while the third piece waits for its answer. The retry must post the
+    # third to fifth pieces only: the first two were recorded as they went.
+    w = wecom()
+    w.delay, w.hold = 0.2, 2
+    text = pieces("巡", 5)
+    doc = json.dumps({"text": text})
+    p = start(tmp_path, w.url, text, ["--no-chart"], kind="overdue", doc=doc, group=True)
+    wait_for(lambda: len(w.arrived) >= 3, what="the third piece")
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(10)
+    p.stdout.close()
+    p.stderr.close()
+    assert p.returncode == -signal.SIGKILL
+    wait_for(lambda: len(w.log) == 3, what="the held request to end")
+    assert firsts(w) == ["第0段", "第1段"]
+    w.hold, w.delay = None, 0.0
+    rc, out, err = run(tmp_path, w.url, text, ["--no-chart"], kind="overdue", doc=doc)
+    assert rc == 0, err
+    assert "2 of 5" in out
+    assert firsts(w) == ["第0段", "第1段", "第2段", "第3段", "第4段"]
+    # Done: a further try (the daemon's crash case) starts afresh, as before.
+    state = json.loads(next((tmp_path / "state").glob("*.json")).read_text())
+    assert state["partial"] == {}
+
+
+def test_budget_bounds_a_slow_robot_and_the_retry_goes_on(tmp_path, wecom):
+    # 0.5 s an answer, 8 pieces, --budget 3: the run stops in time on its
+    # own (exit 1, not the daemon's kill) and the retry posts the rest.
+    w = wecom()
+    w.delay = 0.5
+    text = pieces("巡", 8)
+    doc = json.dumps({"text": text})
+    t0 = time.monotonic()
+    rc, out, err = run(tmp_path, w.url, text, ["--no-chart", "--budget", "3"],
+                       kind="overdue", doc=doc)
+    took = time.monotonic() - t0
+    assert rc == 1
+    assert "--budget 3 s" in err
+    assert took < 3.5
+    got = len(w.accepted())
+    assert 1 <= got < 8 and None not in w.codes()
+    w.delay = 0.0
+    rc, out, err = run(tmp_path, w.url, text, ["--no-chart"], kind="overdue", doc=doc)
+    assert rc == 0, err
+    assert f"{got} of 8" in out
+    assert firsts(w) == [f"第{i}段" for i in range(8)]
+
+
+def test_budget_includes_the_chart(tmp_path, wecom):
+    # A chart that never finishes gets half of what is left of the budget,
+    # not --max-time: the text still goes out, and the run ends in time.
+    w = wecom()
+    stub = tmp_path / "gridpatrol-slow"
+    stub.write_text("#!/bin/sh\nexec sleep 60\n")
+    stub.chmod(0o755)
+    t0 = time.monotonic()
+    rc, out, err = run(tmp_path, w.url, "【今日巡查】2026-11-24：…",
+                       ["--gridpatrol", str(stub), "--max-time", "10", "--budget", "4"])
+    took = time.monotonic() - t0
+    assert rc == 0, err
+    assert "gridpatrol chart ran past" in out
+    assert w.codes() == [0]
+    assert took < 4
+
+
+def test_chart_posted_before_a_kill_is_not_repeated(tmp_path, wecom):
+    # Killed while the chart's request is held: the retry posts the chart
+    # again (it never got in) and not the text.
+    w = wecom()
+    w.hold = 1
+    stub = stub_gridpatrol(tmp_path)
+    text = "【今日巡查】2026-11-24：5 个网格中 4 个已巡查。"
+    p = start(tmp_path, w.url, text, ["--gridpatrol", stub], group=True)
+    wait_for(lambda: len(w.arrived) >= 2, what="the chart's request")
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(10)
+    p.stdout.close()
+    p.stderr.close()
+    wait_for(lambda: len(w.log) == 2, what="the held request to end")
+    w.hold = None
+    rc, out, err = run(tmp_path, w.url, text, ["--gridpatrol", stub])
+    assert rc == 0, err
+    assert "1 of 1" in out
+    assert [m["msgtype"] for m in w.accepted()] == ["text", "image"]
+
+
+def test_bad_budget_is_usage_error(tmp_path, wecom):
+    w = wecom()
+    for bad in ("0", "", "x", "2.5", "-1"):
+        rc, out, err = run(tmp_path, w.url, "测试", ["--budget", bad], kind="overdue")
+        assert rc == 2, bad
+    assert w.log == []
+
+
+def robot_name(w, suffix):
+    return "wechat-bridge-%s%s" % (hashlib.sha256(w.url.encode()).hexdigest()[:16], suffix)
+
+
+def test_state_directory_is_made_private(tmp_path, wecom):
+    w = wecom()
+    rc, out, err = run(tmp_path, w.url, "测试", kind="overdue", doc='{"text":"测试"}')
+    assert rc == 0, err
+    st = os.lstat(tmp_path / "state")
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+    for name in os.listdir(tmp_path / "state"):
+        assert stat.S_IMODE(os.lstat(tmp_path / "state" / name).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("case", ["group_writable", "world_writable", "other_owner",
+                                  "symlink", "file"])
+def test_unsafe_state_directory_is_refused(tmp_path, wecom, case):
+    w = wecom()
+    state = tmp_path / "state"
+    if case == "symlink":
+        (tmp_path / "real").mkdir(mode=0o700)
+        state.symlink_to(tmp_path / "real")
+    elif case == "file":
+        state.write_text("")
+    else:
+        state.mkdir()
+        os.chmod(state, {"group_writable": 0o770, "world_writable": 0o702,
+                         "other_owner": 0o700}[case])
+        if case == "other_owner":
+            if os.getuid() != 0:
+                pytest.skip("needs root to give the directory to another user")
+            os.chown(state, 65534, 65534)
+    rc, out, err = run(tmp_path, w.url, "测试", kind="overdue", doc='{"text":"测试"}')
+    assert rc == 2, out + err
+    assert "state directory" in err
+    if case.endswith("writable"):
+        assert "writable by group or others" in err
+    assert w.log == []
+
+
+@pytest.mark.parametrize("where", [".json.tmp", ".json"])
+@pytest.mark.parametrize("victim_exists", [True, False])
+def test_symlink_in_the_state_directory_is_not_written_through(tmp_path, wecom, where,
+                                                              victim_exists):
+    # Planted before the run (only possible when the directory was shared):
+    # the bridge must replace the link, never write what it points to.
+    w = wecom()
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    if victim_exists:
+        victim.write_text("precious\n")
+    link = state / robot_name(w, where)
+    link.symlink_to(victim)
+    rc, out, err = run(tmp_path, w.url, "测试", kind="overdue", doc='{"text":"测试"}')
+    assert rc == 0, err
+    assert w.codes() == [0]
+    if victim_exists:
+        assert victim.read_text() == "precious\n"
+    else:
+        assert not os.path.lexists(victim)
+    path = state / robot_name(w, ".json")
+    assert stat.S_ISREG(os.lstat(path).st_mode)
+    assert json.loads(path.read_text())["sent"]
+    assert not os.path.lexists(state / robot_name(w, ".json.tmp"))
