@@ -67,20 +67,6 @@ struct req {
 	char method[16];
 };
 
-static void serve_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void serve_log(const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	for (char *p = buf; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = ' ';
-	fprintf(stderr, "gridpatrol: serve: %s\n", buf);
-}
-
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char buf[512];
@@ -88,7 +74,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(buf);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		buf[--n] = '\0';
-	serve_log("libmicrohttpd: %s", buf);
+	cli_error("serve: libmicrohttpd: %s", buf);
 }
 
 static double ms_since(const struct timespec *t0)
@@ -133,7 +119,7 @@ static void on_completed(void *cls, struct MHD_Connection *con, void **con_cls,
 			plen = 200;
 		char *path = cli_escape_bytes(x->target, plen);
 		char *method = cli_escape_bytes(x->method, strlen(x->method));
-		serve_log("%s %s %u %zu %.1fms%s", method ? method : "?", path ? path : "?",
+		cli_error("serve: %s %s %u %zu %.1fms%s", method ? method : "?", path ? path : "?",
 		          x->status, x->bytes, ms_since(&x->start),
 		          toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (not completed)");
 		free(path);
@@ -424,9 +410,11 @@ static int read_token(struct serve *s, const char *path)
 	s->token_len = len;
 	explicit_bzero(buf, sizeof(buf));
 	if (sb.st_mode & S_IROTH)
-		serve_log("warning: the token file %s is readable by every user (chmod o-r)", path);
+		cli_error("serve: warning: the token file %s is readable by every user (chmod o-r)",
+		          path);
 	if (len < 16)
-		serve_log("warning: the token in %s is short (%zu bytes); 32 random characters "
+		cli_error("serve: warning: the token in %s is short (%zu bytes); 32 random "
+		          "characters "
 		          "are better",
 		          path, len);
 	return CLI_EXIT_OK;
@@ -511,16 +499,18 @@ int cli_cmd_serve(struct cli *c)
 		          errno ? strerror(errno) : "libmicrohttpd refused to start");
 		return CLI_EXIT_FAIL;
 	}
-	serve_log("listening on http://%s/ (%s, %u connections, %u per address, %us timeout)",
-	          listen, s.need_token ? "token required" : "no token: loopback only",
-	          (unsigned)SERVE_CONNECTIONS, (unsigned)SERVE_PER_IP, timeout);
+	cli_error(
+	        "serve: listening on http://%s/ (%s, %u connections, %u per address, %us timeout)",
+	        listen, s.need_token ? "token required" : "no token: loopback only",
+	        (unsigned)SERVE_CONNECTIONS, (unsigned)SERVE_PER_IP, timeout);
 
 	for (;;) {
 		int sig;
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			serve_log("SIGHUP ignored: the configuration is read at start (restart to "
+			cli_error("serve: SIGHUP ignored: the configuration is read at start "
+			          "(restart to "
 			          "reload)");
 			continue;
 		}
@@ -528,6 +518,6 @@ int cli_cmd_serve(struct cli *c)
 	}
 	MHD_stop_daemon(d);
 	explicit_bzero(s.token, sizeof(s.token));
-	serve_log("stopped");
+	cli_error("serve: stopped");
 	return CLI_EXIT_OK;
 }

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import paho.mqtt.client as mqtt
 
 import test_cli as fx
-from harness import wait_for
+from harness import png_decode, png_header, wait_for
 
 GRIDPATROL = os.environ.get("GRIDPATROL", "gridpatrol")
 WECHAT_MAX = 2 * 1024 * 1024  # WeCom's limit on an image message
@@ -31,58 +31,6 @@ COVERED = (0xa5, 0xd6, 0xa7)
 OVER_DARK, OVER_LIGHT = (0xb7, 0x1c, 0x1c), (0xf6, 0xb9, 0xb9)  # the hatching
 INACTIVE = (0xf2, 0xf2, 0xf2)
 BAR_COLOURS = {PATROLLED, COVERED, OVER_DARK, OVER_LIGHT, INACTIVE}
-
-
-def png_header(data):
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
-    n, kind = struct.unpack(">I4s", data[8:16])
-    assert kind == b"IHDR" and n == 13
-    w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
-    return w, h, depth, ctype, interlace
-
-
-def png_decode(data):
-    """(width, height, rows): rows[y] is a bytes of RGB triples."""
-    w, h, depth, ctype, interlace = png_header(data)
-    assert depth == 8 and ctype in (2, 6) and interlace == 0, (depth, ctype, interlace)
-    bpp = 3 if ctype == 2 else 4
-    pos, idat = 8, []
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        assert zlib.crc32(kind + body) == struct.unpack(">I", data[pos + 8 + n:pos + 12 + n])[0]
-        if kind == b"IDAT":
-            idat.append(body)
-        pos += 12 + n
-    raw = zlib.decompress(b"".join(idat))
-    stride = w * bpp
-    assert len(raw) == h * (stride + 1)
-    prev = bytearray(stride)
-    rows = []
-    for y in range(h):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        if f == 2:
-            line = bytearray((a + b) & 255 for a, b in zip(line, prev))
-        elif f in (1, 3, 4):
-            for i in range(stride):
-                a = line[i - bpp] if i >= bpp else 0
-                b = prev[i]
-                if f == 1:
-                    line[i] = (line[i] + a) & 255
-                elif f == 3:
-                    line[i] = (line[i] + (a + b) // 2) & 255
-                else:
-                    c = prev[i - bpp] if i >= bpp else 0
-                    p = a + b - c
-                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                    line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        else:
-            assert f == 0, f
-        prev = line
-        rows.append(bytes(line) if bpp == 3 else
-                    bytes(b for i, b in enumerate(line) if i % 4 != 3))
-    return w, h, rows
 
 
 def px(rows, x, y):

@@ -11,15 +11,13 @@ import json
 import os
 import shutil
 import sqlite3
-import struct
 import subprocess
 import time
-import zlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from harness import DEFAULT_EVENTS, Recorder, publish, record_sink, wait_for
+from harness import DEFAULT_EVENTS, Recorder, png_decode, png_header, publish, record_sink, wait_for
 
 GRIDPATROL = os.environ.get("GRIDPATROL", "gridpatrol")
 CHROMIUM = "/usr/bin/chromium"
@@ -194,51 +192,11 @@ def dom_of(page, tmp_path):
     return p
 
 
-def png_rows(path):
-    """(width, height, bytes per pixel, rows of raw pixel bytes) of an 8-bit
-    RGB/RGBA PNG (what Chromium writes)."""
-    data = open(path, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    pos, idat = 8, b""
-    while pos < len(data):
-        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + n]
-        if kind == b"IHDR":
-            w, h, depth, ctype = struct.unpack(">IIBB", body[:10])
-            assert depth == 8 and ctype in (2, 6), (depth, ctype)
-            bpp = 3 if ctype == 2 else 4
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + n
-    raw = zlib.decompress(idat)
-    stride = w * bpp
-    prev = bytearray(stride)
-    rows = []
-    for y in range(h):
-        f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if f == 1:
-                line[i] = (line[i] + a) & 255
-            elif f == 2:
-                line[i] = (line[i] + b) & 255
-            elif f == 3:
-                line[i] = (line[i] + (a + b) // 2) & 255
-            elif f == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
-        rows.append(bytes(line))
-        prev = line
-    return w, h, bpp, rows
-
-
 def ink_extent(path):
     """(rightmost x of any non-white pixel, number of rows with ink)."""
-    w, h, bpp, rows = png_rows(path)
+    with open(path, "rb") as f:
+        w, h, rows = png_decode(f.read())
+    bpp = 3
     right, inked = -1, 0
     for line in rows:
         row_right = -1
@@ -260,7 +218,8 @@ def check_phone(page, tmp_path, name, keep):
     shot = os.path.join(keep, f"{name}.png")
     r = chromium(page, tmp_path, f"--window-size={PHONE_W},{PHONE_H}", f"--screenshot={shot}")
     assert os.path.exists(shot), r.stderr[-2000:]
-    w, h, _, _ = png_rows(shot)
+    with open(shot, "rb") as f:
+        w, h = png_header(f.read(64))[:2]
     assert (w, h) == (PHONE_W, PHONE_H)
     tall = os.path.join(keep, f"{name}-full.png")
     r = chromium(page, tmp_path, f"--window-size={PHONE_W},{TALL_H}", "--hide-scrollbars",
